@@ -1,0 +1,79 @@
+"""CPython's own behaviour suite for the primitives (Lib/test/lock_tests.py), bound to
+tracethread's classes the way CPython's test_threading.py binds it to its own.
+
+Run in a subprocess by tests/test_conformance.py (a broken primitive can hang a test):
+    TRACETHREAD_CONFORMANCE=plain|installed python -m pytest tests/lock_conformance.py
+``plain`` binds the classes directly; ``installed`` runs with ``tracethread.install()`` active
+and binds the names through the ``threading`` module, as unmodified code sees them.
+"""
+
+import os
+import threading
+import unittest
+
+import pytest
+
+lock_tests = pytest.importorskip(
+    "test.lock_tests",
+    reason="this interpreter ships without CPython's test package (test.lock_tests)")
+
+import tracethread  # noqa: E402
+
+MODE = os.environ.get("TRACETHREAD_CONFORMANCE", "plain")
+
+
+def setUpModule():
+    if MODE == "installed":
+        tracethread.install()
+        assert threading.Lock is tracethread.Lock
+
+
+def tearDownModule():
+    if MODE == "installed":
+        tracethread.uninstall()
+
+
+def _bind(name):
+    if MODE == "installed":
+        return staticmethod(lambda *a, **k: getattr(threading, name)(*a, **k))
+    return staticmethod(getattr(tracethread, name))
+
+
+class LockTests(lock_tests.LockTests):
+    locktype = _bind("Lock")
+
+
+class RLockTests(lock_tests.RLockTests):
+    locktype = _bind("RLock")
+
+
+class EventTests(lock_tests.EventTests):
+    eventtype = _bind("Event")
+
+
+class ConditionAsRLockTests(lock_tests.RLockTests):
+    # Condition uses an RLock by default and exports its API.
+    locktype = _bind("Condition")
+
+    def test_recursion_count(self):
+        self.skipTest("Condition does not expose _recursion_count()")
+
+
+class ConditionTests(lock_tests.ConditionTests):
+    condtype = _bind("Condition")
+
+
+class SemaphoreTests(lock_tests.SemaphoreTests):
+    semtype = _bind("Semaphore")
+
+
+class BoundedSemaphoreTests(lock_tests.BoundedSemaphoreTests):
+    semtype = _bind("BoundedSemaphore")
+
+
+class BarrierTests(lock_tests.BarrierTests):
+    barriertype = _bind("Barrier")
+
+
+if __name__ == "__main__":
+    unittest.main()

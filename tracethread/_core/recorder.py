@@ -1,0 +1,275 @@
+"""The record stream: a bounded buffer filled on the hot path, drained to sinks off it.
+
+Design
+------
+* Hot paths append one plain tuple per operation to ``buffer`` (a ``deque`` with a
+  ``maxlen``: ``append`` is atomic under the GIL and never blocks). Each tuple starts with
+  a global sequence number from ``itertools.count`` (atomic in C), so records have a total
+  order across threads and a drain can tell exactly how many were overwritten before it got
+  to them: the gaps in the sequence are the drops, counted in ``stats()['dropped']``.
+* Draining (``flush()``, the background drainer thread while sinks exist, and ``atexit``)
+  turns tuples into ``Record`` objects and hands them to the sinks in batches. Draining is
+  serialised by a raw lock and runs with the draining thread's ``guard`` set, so whatever a
+  sink does with locks (the OTel SDK takes many) is neither recorded nor able to recurse.
+* A sink that raises is reported once on stderr and its later errors are only counted:
+  the tracer must never break the program it watches.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import itertools
+import os
+import sys
+from typing import Any, Iterable, Protocol
+
+from . import _raw
+from .records import Record, ThreadState, materialize
+
+DEFAULT_BUFFER_SIZE = 65_536
+DRAIN_INTERVAL_S = 0.05
+
+buffer: collections.deque = collections.deque(maxlen=DEFAULT_BUFFER_SIZE)
+next_seq = itertools.count(1).__next__
+
+_tls = _raw.local()
+_drain_lock = _raw.allocate_lock()
+_sinks: list[Any] = []
+_last_seq = 0
+_counters = {"records": 0, "dropped": 0, "sink_errors": 0}
+# Records overwritten while no sink was attached were not lost to anyone: not counted.
+_baseline = [0]
+_failed_sinks: set[int] = set()
+_drainer_wake = _raw.allocate_lock()
+_drainer_running = False
+_atexit_registered = False
+
+
+class Sink(Protocol):
+    """Receives records in order, in batches, on a thread where nothing is recorded."""
+
+    def handle(self, records: list[Record]) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------
+# Thread state
+
+def new_state() -> ThreadState:
+    """Create this thread's state on its first operation."""
+    ident = _raw.get_ident()
+    t = _raw.std_active.get(ident)
+    name = t.name if t is not None else f"thread-{ident}"
+    st = ThreadState(ident, _raw.get_native_id(), name)
+    _tls.st = st
+    return st
+
+
+def current_state() -> ThreadState:
+    try:
+        return _tls.st
+    except AttributeError:
+        return new_state()
+
+
+def tls():
+    """The thread-local whose ``st`` attribute holds the thread's state (hot paths read
+    it directly: ``try: st = tls.st except AttributeError: st = new_state()``)."""
+    return _tls
+
+
+class guarded:
+    """Context manager: operations of this thread inside it are not recorded, and
+    primitives constructed inside it are plain stdlib ones. Re-entrant."""
+
+    __slots__ = ("_st", "_prev")
+
+    def __enter__(self) -> "guarded":
+        st = self._st = current_state()
+        self._prev = st.guard
+        st.guard = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._st.guard = self._prev
+
+
+def is_guarded() -> bool:
+    return current_state().guard
+
+
+# ---------------------------------------------------------------------------------------
+# Sinks and draining
+
+def add_sink(sink: Sink) -> None:
+    """Attach a sink. It receives the records of operations from now on."""
+    global _atexit_registered
+    with _drain_lock:
+        # Records made before the sink existed are not for it.
+        _drain_locked()
+        if not _sinks:
+            _baseline[0] = max(0, _last_seq - _counters["records"])
+        _sinks.append(sink)
+    if not _atexit_registered:
+        _atexit_registered = True
+        atexit.register(flush)
+    _ensure_drainer()
+
+
+def remove_sink(sink: Sink) -> None:
+    """Detach a sink after delivering it everything recorded so far."""
+    with _drain_lock:
+        _drain_locked()
+        try:
+            _sinks.remove(sink)
+        except ValueError:
+            pass
+
+
+def sinks() -> tuple:
+    return tuple(_sinks)
+
+
+def flush() -> None:
+    """Deliver every buffered record to the sinks now."""
+    with _drain_lock:
+        _drain_locked()
+
+
+def _drain_locked() -> None:
+    global _last_seq
+    if not buffer:
+        return
+    st = current_state()
+    prev = st.guard
+    st.guard = True
+    try:
+        popleft = buffer.popleft
+        raws = []
+        append = raws.append
+        while True:
+            try:
+                append(popleft())
+            except IndexError:
+                break
+        if not raws:
+            return
+        # The highest number seen minus the records seen is what never arrived: dropped
+        # (a record whose number was taken just before a drain and appended just after it
+        # arrives in the next drain and stops counting as missing then).
+        _counters["records"] += len(raws)
+        top = _last_seq
+        for raw in raws:
+            if raw[0] > top:
+                top = raw[0]
+        _last_seq = top
+        _counters["dropped"] = max(0, top - _counters["records"] - _baseline[0])
+        if not _sinks:
+            return
+        raws.sort(key=_first)
+        records = [materialize(r) for r in raws]
+        for sink in tuple(_sinks):
+            try:
+                sink.handle(records)
+            except Exception as exc:  # noqa: BLE001 - a sink must never break the program
+                _sink_failed(sink, exc)
+    finally:
+        st.guard = prev
+
+
+def _sink_failed(sink: Sink, exc: BaseException) -> None:
+    _counters["sink_errors"] += 1
+    key = id(sink)
+    if key in _failed_sinks:
+        return
+    _failed_sinks.add(key)
+    try:
+        sys.stderr.write(
+            f"tracethread: sink {type(sink).__name__} failed and its records are being "
+            f"skipped ({type(exc).__name__}: {exc}); further errors are only counted.\n")
+    except Exception:  # noqa: BLE001 - stderr may be closed at exit
+        pass
+
+
+def _first(raw: tuple) -> int:
+    return raw[0]
+
+
+def stats() -> dict[str, int]:
+    """Counters of the record stream: records delivered, dropped (buffer overflow before a
+    drain reached them), sink errors."""
+    return dict(_counters)
+
+
+def set_buffer_size(size: int) -> None:
+    """Bound the buffer to ``size`` records (what overflows is dropped and counted)."""
+    global buffer
+    if size < 1:
+        raise ValueError("buffer size must be at least 1")
+    with _drain_lock:
+        _drain_locked()
+        old = buffer
+        buffer = collections.deque(maxlen=size)
+        _publish_buffer(buffer)
+        old.clear()
+
+
+_buffer_listeners: list[Any] = []
+
+
+def on_buffer_change(callback) -> None:
+    """Primitives bind ``buffer.append`` at import for speed; they re-bind through this."""
+    _buffer_listeners.append(callback)
+
+
+def _publish_buffer(buf: collections.deque) -> None:
+    for cb in _buffer_listeners:
+        cb(buf)
+
+
+# ---------------------------------------------------------------------------------------
+# Background drainer: a raw thread (never in threading.enumerate()), alive while sinks are.
+
+def _ensure_drainer() -> None:
+    global _drainer_running
+    with _drain_lock:
+        if _drainer_running or not _sinks:
+            return
+        _drainer_running = True
+    if not _drainer_wake.locked():
+        _drainer_wake.acquire()
+    _raw.start_new_thread(_drainer_main, ())
+
+
+def _drainer_main() -> None:
+    global _drainer_running
+    st = current_state()
+    st.guard = True
+    st.name = "tracethread-drainer"
+    try:
+        while True:
+            _drainer_wake.acquire(True, DRAIN_INTERVAL_S)
+            with _drain_lock:
+                if not _sinks:
+                    _drainer_running = False
+                    return
+                _drain_locked()
+    except BaseException:  # noqa: BLE001 - interpreter shutdown
+        _drainer_running = False
+
+
+def _after_fork_in_child() -> None:
+    global _drain_lock, _drainer_wake, _drainer_running
+    _drain_lock = _raw.allocate_lock()
+    _drainer_wake = _raw.allocate_lock()
+    _drainer_running = False
+    if _sinks:
+        _ensure_drainer()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def reset_for_tests(records: Iterable[Any] = ()) -> None:  # pragma: no cover - debugging aid
+    buffer.clear()

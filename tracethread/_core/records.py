@@ -1,0 +1,201 @@
+"""What the core records: the primitive, the thread, the site, and the record itself.
+
+Hot paths append a plain tuple (``RAW_FIELDS`` order) to the buffer; a ``Record`` is built
+from it only when the buffer is drained, off the hot path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import sysconfig
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from . import _raw
+
+# Operation names. One constant per operation; sinks and tests use these, never literals.
+LOCK_ACQUIRE = "lock.acquire"
+LOCK_RELEASE = "lock.release"
+RLOCK_ACQUIRE = "rlock.acquire"
+RLOCK_RELEASE = "rlock.release"
+SEMAPHORE_ACQUIRE = "semaphore.acquire"
+SEMAPHORE_RELEASE = "semaphore.release"
+CONDITION_WAIT = "condition.wait"
+CONDITION_NOTIFY = "condition.notify"
+CONDITION_NOTIFY_ALL = "condition.notify_all"
+EVENT_SET = "event.set"
+EVENT_CLEAR = "event.clear"
+EVENT_WAIT = "event.wait"
+BARRIER_WAIT = "barrier.wait"
+BARRIER_RESET = "barrier.reset"
+BARRIER_ABORT = "barrier.abort"
+THREAD_START = "thread.start"
+THREAD_RUN_BEGIN = "thread.run.begin"
+THREAD_RUN_END = "thread.run.end"
+THREAD_JOIN = "thread.join"
+
+ALL_OPS = (
+    LOCK_ACQUIRE, LOCK_RELEASE, RLOCK_ACQUIRE, RLOCK_RELEASE, SEMAPHORE_ACQUIRE,
+    SEMAPHORE_RELEASE, CONDITION_WAIT, CONDITION_NOTIFY, CONDITION_NOTIFY_ALL, EVENT_SET,
+    EVENT_CLEAR, EVENT_WAIT, BARRIER_WAIT, BARRIER_RESET, BARRIER_ABORT, THREAD_START,
+    THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_JOIN,
+)
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A place in the source: where a primitive was created or an operation blocked."""
+
+    file: str
+    line: int
+    function: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+_primitive_ids = itertools.count(1)
+
+
+class PrimitiveInfo:
+    """Identity of one primitive. Its ``id`` comes from a counter and is never reused
+    (``id()`` of a dead object is). Records hold this, not the primitive, so a primitive is
+    garbage-collected normally while its records wait in the buffer."""
+
+    __slots__ = ("id", "kind", "name", "site", "__weakref__")
+
+    def __init__(self, kind: str, name: str, site: Site | None) -> None:
+        self.id = next(_primitive_ids)
+        self.kind = kind
+        self.name = name
+        self.site = site
+
+    def __repr__(self) -> str:
+        return f"PrimitiveInfo(id={self.id}, kind={self.kind!r}, name={self.name!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    """The thread an operation ran in."""
+
+    ident: int
+    native_id: int
+    name: str
+
+
+class ThreadState:
+    """Per-thread state of the core, reached through a thread-local (so it dies with its
+    thread and a reused ident never inherits it)."""
+
+    __slots__ = ("ident", "native_id", "name", "guard", "waiting", "probe", "_info")
+
+    def __init__(self, ident: int, native_id: int, name: str) -> None:
+        self.ident = ident
+        self.native_id = native_id
+        self.name = name
+        self.guard = False  # True while this thread runs tracer code (sinks, exporters)
+        self.waiting: PrimitiveInfo | None = None  # what it is blocked on, if anything
+        self.probe: Any = None  # a raw lock only this thread touches (argument checks)
+        self._info: ThreadInfo | None = None
+
+    def info(self) -> ThreadInfo:
+        info = self._info
+        if info is None or info.name != self.name:
+            info = self._info = ThreadInfo(self.ident, self.native_id, self.name)
+        return info
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One operation on one primitive.
+
+    ``start_ns``/``end_ns`` are ``time.monotonic_ns()`` values: when the operation was
+    requested and when it returned (equal for operations that never wait). ``ok`` is the
+    operation's outcome (acquired, notified or set before the timeout, thread finished,
+    barrier passed); ``blocked`` says whether the thread had to wait; ``site`` is the call
+    site, captured only for operations that blocked. ``held_ns`` is set on releases: how
+    long the lock was held. ``details`` holds the few operation-specific values documented
+    in ``docs/records.md``.
+    """
+
+    seq: int
+    op: str
+    primitive: PrimitiveInfo
+    thread: ThreadInfo
+    start_ns: int
+    end_ns: int
+    ok: bool | None
+    blocked: bool
+    held_ns: int | None
+    site: Site | None
+    details: Mapping[str, Any]
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+    @property
+    def timed_out(self) -> bool:
+        """A bounded wait that ended without getting what it waited for."""
+        return self.ok is False and self.blocked and self.details.get("timeout") is not None
+
+
+def materialize(raw: tuple) -> Record:
+    seq, op, info, st, t0, t1, ok, blocked, held, site, details = raw
+    return Record(seq, op, info, st.info(), t0, t1, ok, blocked, held, site,
+                  EMPTY if details is None else details)
+
+
+# ---------------------------------------------------------------------------------------
+# Sites
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_STDLIB_DIR = sysconfig.get_paths()["stdlib"] + os.sep
+_PURELIB_DIR = sysconfig.get_paths()["purelib"] + os.sep
+_site_cache: dict[tuple[Any, int], Site] = {}
+_SITE_CACHE_MAX = 50_000
+
+
+def _short_path(path: str) -> str:
+    """A path that is stable across machines and runs: relative to the working directory,
+    the stdlib or site-packages when under them."""
+    cwd = os.getcwd() + os.sep
+    for base in (cwd, _PURELIB_DIR, _STDLIB_DIR):
+        if path.startswith(base):
+            return path[len(base):]
+    return path
+
+
+def caller_site(depth: int = 2) -> Site | None:
+    """The first frame outside tracethread, starting ``depth`` frames up."""
+    try:
+        f = sys._getframe(depth)
+    except ValueError:
+        return None
+    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+        f = f.f_back
+    if f is None:
+        return None
+    code = f.f_code
+    key = (code, f.f_lineno)
+    site = _site_cache.get(key)
+    if site is None:
+        site = Site(_short_path(code.co_filename), f.f_lineno, code.co_name)
+        if len(_site_cache) >= _SITE_CACHE_MAX:
+            _site_cache.clear()
+        _site_cache[key] = site
+    return site
+
+
+def called_from_threading(depth: int = 2) -> bool:
+    """True when the constructor was called by the stdlib threading module itself (its
+    Thread bookkeeping builds Events and Conditions we must leave raw)."""
+    try:
+        return sys._getframe(depth).f_code.co_filename == _raw.THREADING_FILE
+    except ValueError:
+        return False

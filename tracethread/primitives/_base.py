@@ -1,0 +1,140 @@
+"""What every primitive shares: the metaclass that keeps stdlib ``isinstance`` checks true,
+construction rules (raw objects for the tracer itself and threading's own bookkeeping),
+names from creation sites, and the frozen statistics records."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from .._core import _raw
+from .._core import recorder as _rec
+from .._core.records import PrimitiveInfo, Site, ThreadInfo, called_from_threading, caller_site
+
+now_ns = time.monotonic_ns
+seq = _rec.next_seq
+tls = _rec.tls()
+new_state = _rec.new_state
+current_state = _rec.current_state
+
+
+def default_name(site: Site | None, kind: str) -> str:
+    return str(site) if site is not None else f"<{kind}>"
+
+
+def make_info(kind: str, name: str | None) -> PrimitiveInfo:
+    # caller_site skips every tracethread frame, so this is the user's constructor call.
+    site = caller_site(2)
+    if name is None:
+        name = default_name(site, kind)
+    elif not isinstance(name, str):
+        raise TypeError(f"name must be a str, not {type(name).__name__}")
+    return PrimitiveInfo(kind, name, site)
+
+
+def use_raw() -> bool:
+    """Should a constructor return the stdlib's own, untraced object? Yes inside tracer code
+    (the guard: sinks, exporters, the OTel SDK) and when the stdlib ``threading`` module
+    builds one for its own bookkeeping (``Thread._started`` and the like)."""
+    return current_state().guard or called_from_threading(3)
+
+
+class StdCompatMeta(type):
+    """``isinstance(obj, tracethread.X)`` is also true for the stdlib's ``X``.
+
+    After ``install()`` the name ``threading.Event`` means ``tracethread.Event``; objects the
+    stdlib made before that (``threading.main_thread()``, a module-level Event) must still
+    pass the ``isinstance`` checks they passed before. Only the base classes themselves
+    accept their stdlib twins, never user subclasses.
+    """
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        if type.__instancecheck__(cls, obj):
+            return True
+        twins = cls.__dict__.get("_std_twins")
+        return bool(twins) and isinstance(obj, twins)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        if type.__subclasscheck__(cls, sub):
+            return True
+        twins = cls.__dict__.get("_std_twins")
+        return bool(twins) and isinstance(sub, type) and issubclass(sub, twins)
+
+
+# Details shared by many records: read-only and allocated once.
+D_FAST_ACQUIRE = MappingProxyType({"blocking": True, "timeout": None})
+D_TRY_ACQUIRE = MappingProxyType({"blocking": False, "timeout": None})
+
+
+def acquire_details(blocking: Any, timeout: Any, **extra: Any) -> MappingProxyType:
+    d = {"blocking": bool(blocking),
+         "timeout": None if (timeout is None or timeout == -1) else float(timeout)}
+    d.update(extra)
+    return MappingProxyType(d)
+
+
+def validate_lock_args(st: Any, blocking: Any, timeout: Any) -> None:
+    """Raise exactly what ``_thread.lock.acquire(blocking, timeout)`` raises for bad
+    arguments, by asking a raw lock that only this thread ever touches (so it is always
+    free and the call never waits)."""
+    probe = st.probe
+    if probe is None:
+        probe = st.probe = _raw.allocate_lock()
+    if probe.acquire(blocking, timeout):
+        probe.release()
+
+
+@dataclass(frozen=True)
+class LockStatistics:
+    """State of a Lock or RLock at one moment."""
+
+    name: str
+    kind: str
+    locked: bool
+    owner: ThreadInfo | None
+    waiting: tuple[ThreadInfo, ...]
+    count: int = 0  # recursion level (RLock)
+
+    @property
+    def waiters(self) -> int:
+        return len(self.waiting)
+
+
+@dataclass(frozen=True)
+class ConditionStatistics:
+    name: str
+    kind: str
+    waiters: int
+    lock: LockStatistics | None
+
+
+@dataclass(frozen=True)
+class SemaphoreStatistics:
+    name: str
+    kind: str
+    value: int
+    initial_value: int
+    waiters: int
+
+
+@dataclass(frozen=True)
+class EventStatistics:
+    name: str
+    kind: str
+    is_set: bool
+    waiters: int
+
+
+@dataclass(frozen=True)
+class BarrierStatistics:
+    name: str
+    kind: str
+    parties: int
+    n_waiting: int
+    broken: bool
+
+
+def thread_infos(states: list) -> tuple[ThreadInfo, ...]:
+    return tuple(s.info() for s in list(states))

@@ -1,0 +1,207 @@
+"""Condition: the stdlib's implementation (waiters are raw locks), recorded.
+
+``wait`` records start, end and whether it was notified or timed out; ``notify(n)`` and
+``notify_all`` record how many waiters they woke. The lock's own release/re-acquire inside
+``wait`` are recorded by the lock (marked ``via: condition.wait`` for an RLock).
+"""
+
+from __future__ import annotations
+
+from collections import deque as _deque
+from time import monotonic as _time
+from types import MappingProxyType
+from typing import Any, Callable
+
+from .._core import _raw
+from .._core import recorder as _rec
+from .._core.records import (
+    CONDITION_NOTIFY, CONDITION_NOTIFY_ALL, CONDITION_WAIT, caller_site,
+)
+from ._base import (
+    ConditionStatistics, StdCompatMeta, current_state, make_info, now_ns, seq, use_raw,
+)
+from .lock import Lock, RLock
+
+_allocate_lock = _raw.allocate_lock
+
+
+class Condition(metaclass=StdCompatMeta):
+    """``threading.Condition``, recorded. Accepts ``name=``."""
+
+    _std_twins = (_raw.StdCondition,)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Condition and use_raw():
+            kwargs.pop("name", None)
+            return _raw.StdCondition(*args, **kwargs)
+        return object.__new__(cls)
+
+    def __init__(self, lock: Any = None, *, name: str | None = None) -> None:
+        self._info = make_info("Condition", name)
+        if lock is None:
+            lock = RLock(name=self._info.name)
+        self._lock = lock
+        # Export the lock's acquire() and release() methods
+        self.acquire = lock.acquire
+        self.release = lock.release
+        # If the lock defines _release_save() and/or _acquire_restore(), these override the
+        # default implementations (which just call release() and acquire() on the lock).
+        # Ditto for _is_owned().
+        try:
+            self._release_save = lock._release_save
+        except AttributeError:
+            pass
+        try:
+            self._acquire_restore = lock._acquire_restore
+        except AttributeError:
+            pass
+        try:
+            self._is_owned = lock._is_owned
+        except AttributeError:
+            if isinstance(lock, Lock) and type(lock) is Lock:
+                # Same answer as the stdlib's try-acquire probe, without recording one.
+                self._is_owned = lock.locked
+        self._waiters: _deque = _deque()
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()
+        self._waiters.clear()
+
+    def __enter__(self) -> Any:
+        return self._lock.__enter__()
+
+    def __exit__(self, *args: Any) -> Any:
+        return self._lock.__exit__(*args)
+
+    def __repr__(self) -> str:
+        return "<Condition(%s, %d)>" % (self._lock, len(self._waiters))
+
+    def _release_save(self) -> None:
+        self._lock.release()           # No state to save
+
+    def _acquire_restore(self, x: Any) -> None:
+        self._lock.acquire()           # Ignore saved state
+
+    def _is_owned(self) -> bool:
+        # Return True if lock is owned by current_thread.
+        # This method is called only if _lock doesn't have _is_owned().
+        if self._lock.acquire(False):
+            self._lock.release()
+            return False
+        else:
+            return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until notified or until a timeout occurs (see ``threading.Condition``)."""
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        st = current_state()
+        record = not st.guard
+        if record:
+            site = caller_site(2)
+            t0 = now_ns()
+        waiter = _allocate_lock()
+        waiter.acquire()
+        self._waiters.append(waiter)
+        saved_state = self._release_save()
+        gotit = False
+        st.waiting = self._info
+        try:    # restore state no matter what (e.g., KeyboardInterrupt)
+            if timeout is None:
+                waiter.acquire()
+                gotit = True
+            else:
+                if timeout > 0:
+                    gotit = waiter.acquire(True, timeout)
+                else:
+                    gotit = waiter.acquire(False)
+            return gotit
+        finally:
+            st.waiting = None
+            t1 = now_ns() if record else 0
+            self._acquire_restore(saved_state)
+            if not gotit:
+                try:
+                    self._waiters.remove(waiter)
+                except ValueError:
+                    pass
+            if record:
+                _rec.buffer.append((
+                    seq(), CONDITION_WAIT, self._info, st, t0, t1, gotit, True, None, site,
+                    MappingProxyType({"timeout": None if timeout is None else float(timeout),
+                                      "reacquired_ns": now_ns()})))
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
+        """Wait until a condition evaluates to True (see ``threading.Condition``)."""
+        endtime = None
+        waittime = timeout
+        result = predicate()
+        while not result:
+            if waittime is not None:
+                if endtime is None:
+                    endtime = _time() + waittime
+                else:
+                    waittime = endtime - _time()
+                    if waittime <= 0:
+                        break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up one or more threads waiting on this condition, if any."""
+        self._notify(n, CONDITION_NOTIFY)
+
+    def _notify(self, n: int, op: str) -> None:
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        requested = n
+        woken = 0
+        waiters = self._waiters
+        while waiters and n > 0:
+            waiter = waiters[0]
+            try:
+                waiter.release()
+            except RuntimeError:
+                # gh-92530: The previous call of notify() released the lock,
+                # but was interrupted before removing it from the queue.
+                pass
+            else:
+                n -= 1
+                woken += 1
+            try:
+                waiters.remove(waiter)
+            except ValueError:
+                pass
+        st = current_state()
+        if not st.guard:
+            t = now_ns()
+            _rec.buffer.append((seq(), op, self._info, st, t, t, woken > 0, False, None, None,
+                                MappingProxyType({"n": requested, "woken": woken})))
+
+    def notify_all(self) -> None:
+        """Wake up all threads waiting on this condition."""
+        self._notify(len(self._waiters), CONDITION_NOTIFY_ALL)
+
+    def notifyAll(self) -> None:
+        """Wake up all threads waiting on this condition.
+
+        This method is deprecated, use notify_all() instead.
+        """
+        import warnings
+        warnings.warn('notifyAll() is deprecated, use notify_all() instead',
+                      DeprecationWarning, stacklevel=2)
+        self.notify_all()
+
+    def statistics(self) -> ConditionStatistics:
+        stats = getattr(self._lock, "statistics", None)
+        return ConditionStatistics(name=self._info.name, kind="Condition",
+                                   waiters=len(self._waiters),
+                                   lock=stats() if stats is not None else None)
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+
+Condition.__module__ = "tracethread"

@@ -1,0 +1,111 @@
+"""Event: the stdlib's implementation on a raw condition; set, clear and wait recorded."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from .._core import _raw
+from .._core import recorder as _rec
+from .._core.records import EVENT_CLEAR, EVENT_SET, EVENT_WAIT, caller_site
+from ._base import EventStatistics, StdCompatMeta, current_state, make_info, now_ns, seq, use_raw
+
+_D_NO_TIMEOUT = MappingProxyType({"timeout": None})
+
+
+class Event(metaclass=StdCompatMeta):
+    """``threading.Event``, recorded. Accepts ``name=``."""
+
+    _std_twins = (_raw.StdEvent,)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Event and use_raw():
+            kwargs.pop("name", None)
+            return _raw.StdEvent(*args, **kwargs)
+        return object.__new__(cls)
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._cond = _raw.StdCondition(_raw.allocate_lock())
+        self._flag = False
+        self._info = make_info("Event", name)
+
+    def __repr__(self) -> str:
+        cls = self.__class__
+        status = 'set' if self._flag else 'unset'
+        return f"<{cls.__module__}.{cls.__qualname__} at {id(self):#x}: {status}>"
+
+    def _at_fork_reinit(self) -> None:
+        # Private method called by Thread._reset_internal_locks()
+        self._cond._at_fork_reinit()
+
+    def is_set(self) -> bool:
+        """Return true if and only if the internal flag is true."""
+        return self._flag
+
+    def isSet(self) -> bool:
+        """Return true if and only if the internal flag is true.
+
+        This method is deprecated, use is_set() instead.
+        """
+        import warnings
+        warnings.warn('isSet() is deprecated, use is_set() instead',
+                      DeprecationWarning, stacklevel=2)
+        return self.is_set()
+
+    def set(self) -> None:
+        """Set the internal flag to true, waking every waiting thread."""
+        with self._cond:
+            self._flag = True
+            woken = len(self._cond._waiters)
+            self._cond.notify_all()
+        self._record(EVENT_SET, woken)
+
+    def clear(self) -> None:
+        """Reset the internal flag to false."""
+        with self._cond:
+            self._flag = False
+        self._record(EVENT_CLEAR, 0)
+
+    def _record(self, op: str, woken: int) -> None:
+        st = current_state()
+        if not st.guard:
+            t = now_ns()
+            _rec.buffer.append((seq(), op, self._info, st, t, t, True, False, None, None,
+                                MappingProxyType({"woken": woken}) if op == EVENT_SET
+                                else None))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the internal flag is true, or until the optional timeout occurs."""
+        st = current_state()
+        t0 = now_ns()
+        blocked = False
+        site = None
+        with self._cond:
+            signaled = self._flag
+            if not signaled:
+                blocked = True
+                if not st.guard:
+                    site = caller_site(2)
+                st.waiting = self._info
+                try:
+                    signaled = self._cond.wait(timeout)
+                finally:
+                    st.waiting = None
+        if not st.guard:
+            _rec.buffer.append((
+                seq(), EVENT_WAIT, self._info, st, t0, now_ns() if blocked else t0, signaled,
+                blocked, None, site,
+                _D_NO_TIMEOUT if timeout is None
+                else MappingProxyType({"timeout": float(timeout)})))
+        return signaled
+
+    def statistics(self) -> EventStatistics:
+        return EventStatistics(name=self._info.name, kind="Event", is_set=self._flag,
+                               waiters=len(self._cond._waiters))
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+
+Event.__module__ = "tracethread"

@@ -1,0 +1,363 @@
+"""Lock and RLock: the stdlib's semantics on raw ``_thread`` locks, one record per operation.
+
+Hot path (``with lock:`` uncontended): thread state from a thread-local, a non-blocking raw
+acquire, one timestamp, one tuple appended to the record buffer. No stack capture, no
+allocation beyond that tuple. The call site is captured only when a thread has to wait.
+The non-blocking first attempt is only taken for ``blocking=True, timeout=-1``; any other
+arguments are checked by a raw lock first, so errors are the stdlib's own.
+"""
+
+from __future__ import annotations
+
+import _thread
+from types import MappingProxyType
+from typing import Any
+
+from .._core import recorder as _rec
+from .._core.records import (
+    LOCK_ACQUIRE, LOCK_RELEASE, RLOCK_ACQUIRE, RLOCK_RELEASE, caller_site,
+)
+from . import _base
+from ._base import (
+    D_FAST_ACQUIRE, D_TRY_ACQUIRE, LockStatistics, StdCompatMeta, acquire_details, make_info,
+    new_state, now_ns, seq, thread_infos, tls, use_raw, validate_lock_args,
+)
+from .._core import _raw
+
+_allocate_lock = _raw.allocate_lock
+_append = _rec.buffer.append
+
+
+def _rebind(buf: Any) -> None:
+    global _append
+    _append = buf.append
+
+
+_rec.on_buffer_change(_rebind)
+
+_D_REENTER = MappingProxyType({"blocking": True, "timeout": None, "reentrant": True})
+_D_VIA_CONDITION = MappingProxyType({"via": "condition.wait"})
+
+
+class Lock(metaclass=StdCompatMeta):
+    """A primitive lock: ``threading.Lock``, recorded. Accepts ``name=`` (default: the
+    creation site ``file:line``)."""
+
+    __slots__ = ("_lock", "_info", "_owner", "_acquired_ns", "_waiting", "__weakref__")
+    _std_twins = (_thread.LockType,)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Lock and use_raw():
+            return _allocate_lock()
+        return object.__new__(cls)
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._lock = _allocate_lock()
+        self._info = make_info("Lock", name)
+        self._owner = None
+        self._acquired_ns = 0
+        self._waiting: list = []
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if st.guard:
+            return self._lock.acquire(blocking, timeout)
+        if blocking is True and timeout == -1 and self._lock.acquire(False):
+            t = now_ns()
+            self._owner = st
+            self._acquired_ns = t
+            _append((seq(), LOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
+                     D_FAST_ACQUIRE))
+            return True
+        return self._acquire_slow(st, blocking, timeout, LOCK_ACQUIRE)
+
+    __enter__ = acquire
+
+    def _acquire_slow(self, st: Any, blocking: Any, timeout: Any, op: str,
+                      via: Any = None) -> bool:
+        lock = self._lock
+        if timeout != -1:
+            validate_lock_args(st, blocking, timeout)
+        t0 = now_ns()
+        if lock.acquire(False):
+            self._owner = st
+            self._acquired_ns = t0
+            _append((seq(), op, self._info, st, t0, t0, True, False, None, None,
+                     via or acquire_details(blocking, timeout)))
+            return True
+        if not blocking:
+            _append((seq(), op, self._info, st, t0, t0, False, False, None, None,
+                     via or D_TRY_ACQUIRE))
+            return False
+        site = caller_site(3)
+        waiting = self._waiting
+        waiting.append(st)
+        st.waiting = self._info
+        try:
+            ok = lock.acquire(True, timeout)
+        finally:
+            st.waiting = None
+            waiting.remove(st)
+        t1 = now_ns()
+        if ok:
+            self._owner = st
+            self._acquired_ns = t1
+        _append((seq(), op, self._info, st, t0, t1, ok, True, None, site,
+                 via or acquire_details(blocking, timeout)))
+        return ok
+
+    def release(self) -> None:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if st.guard:
+            return self._lock.release()
+        t = now_ns()
+        acquired = self._acquired_ns
+        self._owner = None
+        self._lock.release()
+        _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
+                 None))
+
+    def __exit__(self, t: Any, v: Any, tb: Any) -> None:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if st.guard:
+            return self._lock.release()
+        t = now_ns()
+        acquired = self._acquired_ns
+        self._owner = None
+        self._lock.release()
+        _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
+                 None))
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    # The legacy spellings ``_thread.lock`` still carries.
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()
+        self._owner = None
+        self._waiting = []
+
+    def statistics(self) -> LockStatistics:
+        owner = self._owner
+        return LockStatistics(
+            name=self._info.name, kind="Lock", locked=self._lock.locked(),
+            owner=owner.info() if owner is not None and self._lock.locked() else None,
+            waiting=thread_infos(self._waiting))
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    def __repr__(self) -> str:
+        state = "locked" if self._lock.locked() else "unlocked"
+        return (f"<{state} {type(self).__module__}.{type(self).__qualname__} object "
+                f"name={self._info.name!r} at {id(self):#x}>")
+
+    def __reduce__(self) -> Any:
+        raise TypeError(f"cannot pickle {type(self).__qualname__!r} object")
+
+
+class RLock(metaclass=StdCompatMeta):
+    """A reentrant lock: ``threading.RLock``, recorded, with the private protocol
+    ``Condition`` relies on (``_is_owned``, ``_release_save``, ``_acquire_restore``) and
+    ``_recursion_count``/``_at_fork_reinit``."""
+
+    __slots__ = ("_block", "_info", "_owner", "_count", "_acquired_ns", "_waiting",
+                 "__weakref__")
+    _std_twins = tuple(t for t in (getattr(_thread, "RLock", None),
+                                   getattr(__import__("threading"), "_PyRLock", None))
+                       if isinstance(t, type))
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is RLock and use_raw():
+            return _raw.StdRLock()
+        return object.__new__(cls)
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._block = _allocate_lock()
+        self._info = make_info("RLock", name)
+        self._owner = None
+        self._count = 0
+        self._acquired_ns = 0
+        self._waiting: list = []
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if timeout != -1:
+            validate_lock_args(st, blocking, timeout)
+        if self._owner is st:
+            self._count += 1
+            if not st.guard:
+                t = now_ns()
+                _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
+                         _D_REENTER if blocking is True and timeout == -1 else
+                         acquire_details(blocking, timeout, reentrant=True)))
+            return True
+        if st.guard:
+            if self._block.acquire(blocking, timeout):
+                self._owner = st
+                self._count = 1
+                return True
+            return False
+        if blocking is True and timeout == -1 and self._block.acquire(False):
+            t = now_ns()
+            self._owner = st
+            self._count = 1
+            self._acquired_ns = t
+            _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
+                     D_FAST_ACQUIRE))
+            return True
+        if self._acquire_slow(st, blocking, timeout, None):
+            self._count = 1
+            return True
+        return False
+
+    __enter__ = acquire
+
+    def _acquire_slow(self, st: Any, blocking: Any, timeout: Any, via: Any) -> bool:
+        block = self._block
+        t0 = now_ns()
+        if block.acquire(False):
+            self._owner = st
+            self._acquired_ns = t0
+            _append((seq(), RLOCK_ACQUIRE, self._info, st, t0, t0, True, False, None, None,
+                     via or acquire_details(blocking, timeout)))
+            return True
+        if not blocking:
+            _append((seq(), RLOCK_ACQUIRE, self._info, st, t0, t0, False, False, None, None,
+                     via or D_TRY_ACQUIRE))
+            return False
+        site = caller_site(3)
+        waiting = self._waiting
+        waiting.append(st)
+        st.waiting = self._info
+        try:
+            ok = block.acquire(True, timeout)
+        finally:
+            st.waiting = None
+            waiting.remove(st)
+        t1 = now_ns()
+        if ok:
+            self._owner = st
+            self._acquired_ns = t1
+        _append((seq(), RLOCK_ACQUIRE, self._info, st, t0, t1, ok, True, None, site,
+                 via or acquire_details(blocking, timeout)))
+        return ok
+
+    def release(self) -> None:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if self._owner is not st:
+            raise RuntimeError("cannot release un-acquired lock")
+        count = self._count - 1
+        self._count = count
+        if st.guard:
+            if not count:
+                self._owner = None
+                self._block.release()
+            return
+        t = now_ns()
+        if count:
+            _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, None, None,
+                     None))
+            return
+        acquired = self._acquired_ns
+        self._owner = None
+        self._block.release()
+        _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
+                 None))
+
+    def __exit__(self, t: Any, v: Any, tb: Any) -> None:
+        self.release()
+
+    # -- the protocol Condition uses ----------------------------------------------------
+    def _is_owned(self) -> bool:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        return self._owner is st
+
+    def _recursion_count(self) -> int:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        return self._count if self._owner is st else 0
+
+    def _release_save(self) -> tuple[int, Any]:
+        if self._count == 0:
+            raise RuntimeError("cannot release un-acquired lock")
+        st = tls.st if hasattr(tls, "st") else new_state()
+        count, owner = self._count, self._owner
+        t = now_ns()
+        acquired = self._acquired_ns
+        self._count = 0
+        self._owner = None
+        self._block.release()
+        if not st.guard:
+            _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, t - acquired,
+                     None, MappingProxyType({"via": "condition.wait", "count": count})))
+        return count, owner
+
+    def _acquire_restore(self, state: tuple[int, Any]) -> None:
+        count, owner = state
+        st = tls.st if hasattr(tls, "st") else new_state()
+        if st.guard:
+            self._block.acquire()
+        else:
+            self._acquire_slow(st, True, -1, _D_VIA_CONDITION)
+        self._owner = owner
+        self._count = count
+
+    def _at_fork_reinit(self) -> None:
+        self._block._at_fork_reinit()
+        self._owner = None
+        self._count = 0
+        self._waiting = []
+
+    def locked(self) -> bool:
+        return self._block.locked()
+
+    def statistics(self) -> LockStatistics:
+        owner = self._owner
+        return LockStatistics(
+            name=self._info.name, kind="RLock", locked=self._block.locked(),
+            owner=owner.info() if owner is not None else None,
+            waiting=thread_infos(self._waiting), count=self._count)
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    def __repr__(self) -> str:
+        owner = self._owner
+        return (f"<{'locked' if self._block.locked() else 'unlocked'} "
+                f"{type(self).__module__}.{type(self).__qualname__} object "
+                f"owner={owner.ident if owner is not None else 0} count={self._count} "
+                f"name={self._info.name!r} at {id(self):#x}>")
+
+    def __reduce__(self) -> Any:
+        raise TypeError(f"cannot pickle {type(self).__qualname__!r} object")
+
+
+Lock.__module__ = RLock.__module__ = "tracethread"
+_ = _base  # the module keeps its bindings for the statistics types

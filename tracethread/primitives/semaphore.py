@@ -1,0 +1,144 @@
+"""Semaphore and BoundedSemaphore: the stdlib's implementation on a raw condition, with a
+record for every acquire (acquired or not, whether it waited, for how long) and release."""
+
+from __future__ import annotations
+
+from time import monotonic as _time
+from types import MappingProxyType
+from typing import Any
+
+from .._core import _raw
+from .._core import recorder as _rec
+from .._core.records import SEMAPHORE_ACQUIRE, SEMAPHORE_RELEASE, caller_site
+from ._base import (
+    SemaphoreStatistics, StdCompatMeta, current_state, make_info, now_ns, seq, use_raw,
+)
+
+
+def _raw_condition() -> Any:
+    return _raw.StdCondition(_raw.allocate_lock())
+
+
+class Semaphore(metaclass=StdCompatMeta):
+    """``threading.Semaphore``, recorded. Accepts ``name=``."""
+
+    _std_twins = (_raw.StdSemaphore,)
+    _kind = "Semaphore"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls in (Semaphore, BoundedSemaphore) and use_raw():
+            kwargs.pop("name", None)
+            std = _raw.StdSemaphore if cls is Semaphore else _raw.StdBoundedSemaphore
+            return std(*args, **kwargs)
+        return object.__new__(cls)
+
+    def __init__(self, value: int = 1, *, name: str | None = None) -> None:
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        self._cond = _raw_condition()
+        self._value = value
+        self._initial_value = value
+        self._info = make_info(self._kind, name)
+
+    def __repr__(self) -> str:
+        cls = self.__class__
+        return (f"<{cls.__module__}.{cls.__qualname__} at {id(self):#x}:"
+                f" value={self._value}>")
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Acquire a semaphore, decrementing the internal counter by one (see
+        ``threading.Semaphore.acquire``)."""
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        st = current_state()
+        t0 = now_ns()
+        site = None
+        blocked = False
+        rc = False
+        endtime = None
+        requested_timeout = timeout
+        with self._cond:
+            while self._value == 0:
+                if not blocking:
+                    break
+                if timeout is not None:
+                    if endtime is None:
+                        endtime = _time() + timeout
+                    else:
+                        timeout = endtime - _time()
+                        if timeout <= 0:
+                            break
+                if not blocked:
+                    blocked = True
+                    if not st.guard:
+                        site = caller_site(2)
+                st.waiting = self._info
+                try:
+                    self._cond.wait(timeout)
+                finally:
+                    st.waiting = None
+            else:
+                self._value -= 1
+                rc = True
+        if not st.guard:
+            t1 = now_ns() if blocked else t0
+            _rec.buffer.append((
+                seq(), SEMAPHORE_ACQUIRE, self._info, st, t0, t1, rc, blocked, None, site,
+                MappingProxyType({"blocking": bool(blocking),
+                                  "timeout": None if requested_timeout is None
+                                  else float(requested_timeout)})))
+        return rc
+
+    __enter__ = acquire
+
+    def release(self, n: int = 1) -> None:
+        """Release a semaphore, incrementing the internal counter by one or more."""
+        if n < 1:
+            raise ValueError('n must be one or more')
+        with self._cond:
+            self._check_bound(n)
+            self._value += n
+            for i in range(n):
+                self._cond.notify()
+        self._record_release(n)
+
+    def _check_bound(self, n: int) -> None:
+        pass
+
+    def _record_release(self, n: int) -> None:
+        st = current_state()
+        if not st.guard:
+            t = now_ns()
+            _rec.buffer.append((seq(), SEMAPHORE_RELEASE, self._info, st, t, t, True, False,
+                                None, None, MappingProxyType({"n": n})))
+
+    def __exit__(self, t: Any, v: Any, tb: Any) -> None:
+        self.release()
+
+    def statistics(self) -> SemaphoreStatistics:
+        return SemaphoreStatistics(name=self._info.name, kind=self._kind, value=self._value,
+                                   initial_value=self._initial_value,
+                                   waiters=len(self._cond._waiters))
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+
+class BoundedSemaphore(Semaphore):
+    """``threading.BoundedSemaphore``, recorded. Accepts ``name=``."""
+
+    _std_twins = (_raw.StdBoundedSemaphore,)
+    _kind = "BoundedSemaphore"
+
+    def __repr__(self) -> str:
+        cls = self.__class__
+        return (f"<{cls.__module__}.{cls.__qualname__} at {id(self):#x}:"
+                f" value={self._value}/{self._initial_value}>")
+
+    def _check_bound(self, n: int) -> None:
+        if self._value + n > self._initial_value:
+            raise ValueError("Semaphore released too many times")
+
+
+Semaphore.__module__ = BoundedSemaphore.__module__ = "tracethread"

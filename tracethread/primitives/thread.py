@@ -1,0 +1,158 @@
+"""Thread and Timer.
+
+``Thread`` subclasses the stdlib ``threading.Thread`` so ``threading.enumerate()``,
+``current_thread()``, ``main_thread()`` and interpreter shutdown keep working; it records
+start, run begin/end (with the exception type, if run raised) and join.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping
+
+from .._core import _raw
+from .._core import recorder as _rec
+from .._core.records import (
+    THREAD_JOIN, THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_START, caller_site,
+)
+from ._base import StdCompatMeta, current_state, make_info, now_ns, seq, use_raw
+from .event import Event
+
+_StdThread = _raw.StdThread
+_D_NO_EXC = MappingProxyType({"exception": None})
+
+
+class Thread(_StdThread, metaclass=StdCompatMeta):
+    """``threading.Thread``, recorded (a subclass of it)."""
+
+    _std_twins = (_StdThread,)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Thread and use_raw():
+            t = _StdThread.__new__(_StdThread)
+            t.__init__(*args, **kwargs)
+            return t
+        return super().__new__(cls)
+
+    def __init__(self, group: None = None, target: Callable[..., object] | None = None,
+                 name: str | None = None, args: Iterable[Any] = (),
+                 kwargs: Mapping[str, Any] | None = None, *, daemon: bool | None = None
+                 ) -> None:
+        super().__init__(group, target, name, args, kwargs, daemon=daemon)
+        self._tt_info = make_info("Thread", self._name)
+        self._tt_state: Any = None
+
+    @property
+    def name(self) -> str:
+        """A string used for identification purposes only."""
+        return self._name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        _StdThread.name.fset(self, name)
+        info = getattr(self, "_tt_info", None)
+        if info is not None:
+            info.name = self._name
+        st = getattr(self, "_tt_state", None)
+        if st is not None:
+            st.name = self._name
+
+    def start(self) -> None:
+        st = current_state()
+        t0 = now_ns()
+        n = seq()  # numbered before the new thread's first record
+        super().start()
+        if not st.guard:
+            _rec.buffer.append((n, THREAD_START, self._tt_info, st, t0, now_ns(), True,
+                                False, None, None,
+                                MappingProxyType({"daemon": self._daemonic})))
+
+    def _bootstrap_inner(self) -> None:
+        st = current_state()
+        st.name = self._name
+        self._tt_state = st
+        run = self.run
+        info = self._tt_info
+
+        def traced_run() -> None:
+            t0 = now_ns()
+            if not st.guard:
+                _rec.buffer.append((seq(), THREAD_RUN_BEGIN, info, st, t0, t0, True, False,
+                                    None, None, None))
+            exc_name = None
+            try:
+                run()
+            except BaseException as exc:
+                exc_name = type(exc).__qualname__
+                raise
+            finally:
+                if not st.guard:
+                    _rec.buffer.append((
+                        seq(), THREAD_RUN_END, info, st, t0, now_ns(), exc_name is None, False,
+                        None, None,
+                        _D_NO_EXC if exc_name is None
+                        else MappingProxyType({"exception": exc_name})))
+
+        self.run = traced_run  # type: ignore[method-assign]
+        try:
+            super()._bootstrap_inner()
+        finally:
+            try:
+                del self.run
+            except AttributeError:
+                pass
+
+    def join(self, timeout: float | None = None) -> None:
+        st = current_state()
+        if st.guard or not self._started.is_set() or self is _raw_current():
+            return super().join(timeout)  # the stdlib's errors for these cases
+        t0 = now_ns()
+        alive = self.is_alive()
+        site = caller_site(2) if alive else None
+        st.waiting = self._tt_info
+        try:
+            super().join(timeout)
+        finally:
+            st.waiting = None
+        _rec.buffer.append((seq(), THREAD_JOIN, self._tt_info, st, t0, now_ns() if alive else t0,
+                            not self.is_alive(), alive, None, site,
+                            MappingProxyType({"timeout": None if timeout is None
+                                              else float(timeout)})))
+
+
+def _raw_current() -> Any:
+    return _raw.std_active.get(_raw.get_ident())
+
+
+class Timer(Thread):
+    """Call a function after a specified number of seconds::
+
+        t = Timer(30.0, f, args=None, kwargs=None)
+        t.start()
+        t.cancel()     # stop the timer's action if it's still waiting
+    """
+
+    _std_twins = (_raw.StdTimer,)
+
+    def __init__(self, interval: float, function: Callable[..., object],
+                 args: Iterable[Any] | None = None,
+                 kwargs: Mapping[str, Any] | None = None) -> None:
+        Thread.__init__(self)
+        self.interval = interval
+        self.function = function
+        self.args = args if args is not None else []
+        self.kwargs = kwargs if kwargs is not None else {}
+        self.finished = Event(name=f"{self._tt_info.name} (Timer.finished)")
+
+    def cancel(self) -> None:
+        """Stop the timer if it hasn't finished yet."""
+        self.finished.set()
+
+    def run(self) -> None:
+        self.finished.wait(self.interval)
+        if not self.finished.is_set():
+            self.function(*self.args, **self.kwargs)
+        self.finished.set()
+
+
+Thread.__module__ = Timer.__module__ = "tracethread"
