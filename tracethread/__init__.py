@@ -16,6 +16,7 @@ from ._core import (
 from ._core import stats as recorder_stats
 from ._core.records import ALL_OPS
 from .patching import install, installed, is_installed, patched_names, uninstall
+from .wrapping import wrap
 from .primitives import (
     Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock, RLock, Semaphore,
     Thread, Timer,
@@ -35,7 +36,7 @@ for _name in list(_threading.__all__) + ["currentThread", "activeCount"]:
 del _name
 
 __all__ = list(_threading.__all__) + [
-    "install", "uninstall", "installed", "is_installed", "patched_names", "add_sink",
+    "wrap", "install", "uninstall", "installed", "is_installed", "patched_names", "add_sink",
     "remove_sink", "sinks", "flush", "guarded", "set_buffer_size", "recorder_stats",
     "Record", "PrimitiveInfo", "ThreadInfo", "Site", "ALL_OPS",
 ]

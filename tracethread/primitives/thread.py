@@ -7,6 +7,7 @@ start, run begin/end (with the exception type, if run raised) and join.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
@@ -118,6 +119,29 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
                             not self.is_alive(), alive, None, site,
                             MappingProxyType({"timeout": None if timeout is None
                                               else float(timeout)})))
+
+
+@dataclass(frozen=True)
+class ThreadStatistics:
+    name: str
+    kind: str
+    ident: int | None
+    native_id: int | None
+    alive: bool
+    daemon: bool
+    waiting_on: str | None  # name of the primitive it is blocked on, if any
+
+
+def _thread_statistics(t: Thread) -> ThreadStatistics:
+    st = t._tt_state
+    waiting = st.waiting if st is not None else None
+    return ThreadStatistics(name=t.name, kind="Thread", ident=t.ident,
+                            native_id=getattr(t, "native_id", None), alive=t.is_alive(),
+                            daemon=t.daemon,
+                            waiting_on=waiting.name if waiting is not None else None)
+
+
+Thread.statistics = _thread_statistics  # type: ignore[attr-defined]
 
 
 def _raw_current() -> Any:

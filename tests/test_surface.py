@@ -1,0 +1,188 @@
+"""tracethread is a drop-in threading: every name, every signature, every error."""
+
+import _thread
+import inspect
+import threading
+
+import pytest
+
+import tracethread
+
+OURS = {"Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier",
+        "Timer", "Thread", "BrokenBarrierError"}
+LEGACY_MODULE = ["currentThread", "activeCount"]
+LEGACY_METHODS = {"Condition": ["notifyAll"], "Event": ["isSet"],
+                  "Thread": ["getName", "setName", "isDaemon", "setDaemon"]}
+
+
+@pytest.mark.parametrize("name", sorted(set(threading.__all__) | set(LEGACY_MODULE)))
+def test_every_threading_name_exists(name):
+    assert hasattr(tracethread, name), f"tracethread lacks threading.{name}"
+    if name not in OURS:
+        # Not a primitive: the very same object as the stdlib's.
+        assert getattr(tracethread, name) is getattr(threading, name)
+
+
+def test_all_covers_threading_all():
+    assert set(threading.__all__) <= set(tracethread.__all__)
+
+
+def test_broken_barrier_error_is_the_stdlib_class():
+    # `except threading.BrokenBarrierError` must catch what tracethread's Barrier raises.
+    assert tracethread.BrokenBarrierError is threading.BrokenBarrierError
+
+
+def _params(obj, drop_name=False):
+    sig = inspect.signature(obj)
+    params = [(p.name, p.kind, p.default) for p in sig.parameters.values()]
+    if drop_name:
+        # tracethread's one extension: an optional keyword-only name=.
+        assert params[-1] == ("name", inspect.Parameter.KEYWORD_ONLY, None)
+        params = params[:-1]
+    return params
+
+
+PY_CLASSES = ["Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier", "Thread",
+              "Timer"]
+
+
+@pytest.mark.parametrize("name", PY_CLASSES)
+def test_constructor_signature_matches(name):
+    ours, std = getattr(tracethread, name), getattr(threading, name)
+    extended = name not in ("Thread", "Timer")  # Thread already has name=
+    assert _params(ours.__init__, drop_name=extended) == _params(std.__init__)
+
+
+def _public_methods(cls):
+    return {n for n, v in inspect.getmembers(cls)
+            if not n.startswith("_") and (callable(v) or isinstance(v, property))}
+
+
+@pytest.mark.parametrize("name", PY_CLASSES)
+def test_methods_and_signatures_match(name):
+    ours, std = getattr(tracethread, name), getattr(threading, name)
+    missing = _public_methods(std) - _public_methods(ours)
+    assert not missing, f"{name} lacks {missing}"
+    for meth in sorted(_public_methods(std)):
+        s, o = inspect.getattr_static(std, meth), inspect.getattr_static(ours, meth)
+        if isinstance(s, property):
+            assert isinstance(o, property), meth
+            continue
+        if callable(s) and not isinstance(s, type):
+            assert _params(getattr(ours, meth)) == _params(getattr(std, meth)), meth
+
+
+@pytest.mark.parametrize("name,methods", sorted(LEGACY_METHODS.items()))
+def test_legacy_camelcase_methods(name, methods):
+    for meth in methods:
+        assert callable(getattr(getattr(tracethread, name), meth))
+
+
+@pytest.mark.parametrize("name,raw", [("Lock", _thread.LockType), ("RLock", _thread.RLock)])
+def test_lock_methods_cover_the_c_types(name, raw):
+    ours = getattr(tracethread, name)
+    wanted = {n for n in dir(raw) if not n.startswith("__")}
+    assert wanted <= set(dir(ours))
+    assert _params(ours.acquire) == [
+        ("self", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
+        ("blocking", inspect.Parameter.POSITIONAL_OR_KEYWORD, True),
+        ("timeout", inspect.Parameter.POSITIONAL_OR_KEYWORD, -1)]
+
+
+def test_primitives_are_classes():
+    for name in OURS - {"BrokenBarrierError"}:
+        obj = getattr(tracethread, name)
+        assert isinstance(obj, type), name
+    # `Lock | None` annotations work (a class, as threading.Lock is on 3.13+).
+    assert (tracethread.Lock | None) is not None
+    assert isinstance(tracethread.Lock(), tracethread.Lock)
+    assert issubclass(tracethread.Thread, threading.Thread)
+
+
+def test_stdlib_objects_pass_isinstance_against_ours():
+    assert isinstance(threading.main_thread(), tracethread.Thread)
+    assert isinstance(threading.Event(), tracethread.Event)
+    assert isinstance(_thread.allocate_lock(), tracethread.Lock)
+    assert isinstance(threading.RLock(), tracethread.RLock)
+    assert not isinstance(threading.Event(), tracethread.Condition)
+
+
+# ---- bad input: the stdlib's exception types and messages ---------------------------
+
+def _error(fn):
+    try:
+        fn()
+    except BaseException as exc:  # noqa: BLE001
+        return type(exc), str(exc)
+    return None
+
+
+CASES = [
+    ("Semaphore(-1)", lambda m: m.Semaphore(-1)),
+    ("BoundedSemaphore(-5)", lambda m: m.BoundedSemaphore(-5)),
+    ("release unlocked Lock", lambda m: m.Lock().release()),
+    ("release unowned RLock", lambda m: m.RLock().release()),
+    ("acquire(False, 1)", lambda m: m.Lock().acquire(False, 1)),
+    ("RLock acquire(False, 1)", lambda m: m.RLock().acquire(False, 1)),
+    ("acquire(timeout=-100)", lambda m: m.Lock().acquire(timeout=-100)),
+    ("acquire(timeout=1e100)", lambda m: m.Lock().acquire(timeout=1e100)),
+    ("acquire(timeout=TIMEOUT_MAX+1)", lambda m: m.Lock().acquire(timeout=m.TIMEOUT_MAX + 1)),
+    ("acquire(timeout='x')", lambda m: m.Lock().acquire(timeout="x")),
+    ("RLock acquire(timeout=-2)", lambda m: m.RLock().acquire(timeout=-2)),
+    ("wait un-acquired", lambda m: m.Condition().wait()),
+    ("notify un-acquired", lambda m: m.Condition().notify()),
+    ("notify_all un-acquired", lambda m: m.Condition().notify_all()),
+    ("Semaphore acquire(False, 1)", lambda m: m.Semaphore().acquire(False, 1)),
+    ("Semaphore release(0)", lambda m: m.Semaphore().release(0)),
+    ("BoundedSemaphore over-release", lambda m: m.BoundedSemaphore(1).release()),
+    ("Thread start twice", lambda m: (lambda t: (t.start(), t.join(), t.start()))(m.Thread())),
+    ("join unstarted", lambda m: m.Thread().join()),
+    ("join current", lambda m: m.current_thread().join()),
+    ("Lock(1)", lambda m: m.Lock(1)),
+    ("Event wait bad timeout", lambda m: m.Event().wait("x")),
+    ("Barrier broken", lambda m: (lambda b: (b.abort(), b.wait()))(m.Barrier(2))),
+]
+
+
+@pytest.mark.parametrize("label,fn", CASES, ids=[c[0] for c in CASES])
+def test_errors_match_the_stdlib(label, fn):
+    std = _error(lambda: fn(threading))
+    ours = _error(lambda: fn(tracethread))
+    assert std is not None, "the case should fail in the stdlib"
+    assert ours is not None, f"{label}: stdlib raises {std}, tracethread raised nothing"
+    assert ours[0] is std[0]
+    if label != "Lock(1)":  # the message names the function, which differs by design
+        assert ours[1] == std[1]
+
+
+def test_free_lock_acquire_false_with_timeout_stays_unlocked():
+    lock = tracethread.Lock()
+    with pytest.raises(ValueError):
+        lock.acquire(False, 1)
+    assert not lock.locked()
+
+
+def test_return_values_match():
+    for m in (threading, tracethread):
+        lock = m.Lock()
+        assert lock.acquire() is True
+        assert lock.acquire(False) is False
+        assert lock.acquire(timeout=0.001) is False
+        lock.release()
+        with lock as entered:
+            assert entered is True
+        r = m.RLock()
+        assert r.acquire() is True and r.acquire(False) is True
+        r.release(), r.release()
+        s = m.Semaphore(1)
+        assert s.acquire() is True and s.acquire(False) is False
+        assert s.acquire(timeout=0.001) is False
+        e = m.Event()
+        assert e.wait(0) is False
+        e.set()
+        assert e.wait() is True
+        assert m.Barrier(1).wait() == 0
+        c = m.Condition()
+        with c:
+            assert c.wait(0) is False
+            assert c.wait_for(lambda: 7) == 7

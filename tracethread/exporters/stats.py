@@ -1,0 +1,119 @@
+"""Per-primitive statistics aggregated from records: the numbers behind the contention
+report. Keyed by (kind, name) — a name defaults to the creation site, so a lock created per
+request at one line is one row, and the table stays bounded by the number of sites."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._core import records as R
+from .._core.records import Record, Site
+
+_ACQUIRES = {R.LOCK_ACQUIRE, R.RLOCK_ACQUIRE, R.SEMAPHORE_ACQUIRE}
+_RELEASES = {R.LOCK_RELEASE, R.RLOCK_RELEASE, R.SEMAPHORE_RELEASE}
+_WAITS = {R.CONDITION_WAIT, R.EVENT_WAIT, R.BARRIER_WAIT, R.THREAD_JOIN}
+
+
+@dataclass
+class PrimitiveStats:
+    name: str
+    kind: str
+    site: Site | None
+    instances: set[int] = field(default_factory=set)
+    operations: int = 0
+    acquisitions: int = 0
+    contentions: int = 0   # acquisitions that had to wait
+    failures: int = 0      # try-acquires and timed acquires that did not get it
+    waits: int = 0         # condition/event/barrier waits and joins
+    timeouts: int = 0
+    wait_ns_total: int = 0
+    wait_ns_max: int = 0
+    hold_ns_total: int = 0
+    hold_ns_max: int = 0
+    threads: set[str] = field(default_factory=set)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "kind": self.kind,
+            "site": None if self.site is None else {
+                "file": self.site.file, "line": self.site.line,
+                "function": self.site.function},
+            "instances": len(self.instances), "operations": self.operations,
+            "acquisitions": self.acquisitions, "contentions": self.contentions,
+            "failures": self.failures, "waits": self.waits, "timeouts": self.timeouts,
+            "wait_seconds_total": self.wait_ns_total / 1e9,
+            "wait_seconds_max": self.wait_ns_max / 1e9,
+            "hold_seconds_total": self.hold_ns_total / 1e9,
+            "hold_seconds_max": self.hold_ns_max / 1e9,
+            "threads": len(self.threads),
+        }
+
+
+class StatsSink:
+    """Aggregates records into ``PrimitiveStats`` rows. At most ``max_rows`` rows (bounded
+    memory); records of further primitives are counted in ``overflow``."""
+
+    MAX_THREAD_NAMES = 64
+
+    def __init__(self, max_rows: int = 10_000) -> None:
+        self.rows: dict[tuple[str, str], PrimitiveStats] = {}
+        self.max_rows = max_rows
+        self.overflow = 0
+        self.records = 0
+        self.threads: set[str] = set()
+
+    def handle(self, records: list[Record]) -> None:
+        rows = self.rows
+        for r in records:
+            self.records += 1
+            p = r.primitive
+            key = (p.kind, p.name)
+            row = rows.get(key)
+            if row is None:
+                if len(rows) >= self.max_rows:
+                    self.overflow += 1
+                    continue
+                row = rows[key] = PrimitiveStats(p.name, p.kind, p.site)
+            row.operations += 1
+            if len(row.instances) < 1_000_000:
+                row.instances.add(p.id)
+            if len(row.threads) < self.MAX_THREAD_NAMES:
+                row.threads.add(r.thread.name)
+            if len(self.threads) < 100_000:
+                self.threads.add(r.thread.name)
+            op = r.op
+            if op in _ACQUIRES:
+                if r.ok:
+                    row.acquisitions += 1
+                else:
+                    row.failures += 1
+                if r.blocked:
+                    self._waited(row, r)
+            elif op in _RELEASES:
+                if r.held_ns is not None:
+                    row.hold_ns_total += r.held_ns
+                    if r.held_ns > row.hold_ns_max:
+                        row.hold_ns_max = r.held_ns
+            elif op in _WAITS:
+                row.waits += 1
+                if r.blocked:
+                    self._waited(row, r)
+
+    @staticmethod
+    def _waited(row: PrimitiveStats, r: Record) -> None:
+        if r.op in _ACQUIRES:
+            row.contentions += 1
+        d = r.duration_ns
+        row.wait_ns_total += d
+        if d > row.wait_ns_max:
+            row.wait_ns_max = d
+        if r.timed_out:
+            row.timeouts += 1
+
+    def top(self, n: int | None = None) -> list[PrimitiveStats]:
+        """Rows by total wait, then contentions, then operations."""
+        rows = sorted(self.rows.values(),
+                      key=lambda s: (s.wait_ns_total, s.contentions, s.operations),
+                      reverse=True)
+        return rows if n is None else rows[:n]
