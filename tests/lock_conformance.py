@@ -23,6 +23,9 @@ MODE = os.environ.get("TRACETHREAD_CONFORMANCE", "plain")
 
 
 def setUpModule():
+    from tracethread._core._accel import speedups
+    if os.environ.get("TRACETHREAD_PURE_PYTHON") == "1":
+        assert speedups is None, "TRACETHREAD_PURE_PYTHON=1 must disable the C fast paths"
     if MODE == "installed":
         tracethread.install()
         assert threading.Lock is tracethread.Lock

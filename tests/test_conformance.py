@@ -19,9 +19,15 @@ pytestmark = pytest.mark.skipif(
     reason="this interpreter ships without CPython's test package (test.lock_tests)")
 
 
+@pytest.mark.parametrize("impl", ["c", "pure-python"])
 @pytest.mark.parametrize("mode", ["plain", "installed"])
-def test_cpython_lock_tests_pass(mode):
-    env = dict(os.environ, TRACETHREAD_CONFORMANCE=mode, PYTHONFAULTHANDLER="1")
+def test_cpython_lock_tests_pass(mode, impl):
+    if impl == "c":
+        from tracethread._core._accel import speedups
+        if speedups is None:
+            pytest.skip("the C fast paths are not built here (pure-Python run covers it)")
+    env = dict(os.environ, TRACETHREAD_CONFORMANCE=mode, PYTHONFAULTHANDLER="1",
+               TRACETHREAD_PURE_PYTHON="1" if impl == "pure-python" else "0")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(HERE / "lock_conformance.py"), "-q",
          "-p", "no:cacheprovider", "-o", "faulthandler_timeout=60"],
@@ -33,3 +39,17 @@ def test_cpython_lock_tests_pass(mode):
     # CPython's own test_threading skips it.
     assert passed and int(passed.group(1)) >= 100, out[-3000:]
     assert "failed" not in out.splitlines()[-1]
+
+
+def test_suite_passes_on_the_pure_python_fast_paths():
+    """Everything but the lock_tests (covered above) again, with the C fast paths off."""
+    tests = [str(p) for p in sorted(HERE.glob("test_*.py"))
+             if p.name not in ("test_conformance.py",)]
+    env = dict(os.environ, TRACETHREAD_PURE_PYTHON="1", PYTHONFAULTHANDLER="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider",
+         "-o", "faulthandler_timeout=60"],
+        cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-8000:]
+    assert re.search(r"\d+ passed", out), out[-3000:]

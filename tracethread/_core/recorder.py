@@ -25,13 +25,15 @@ import sys
 from typing import Any, Iterable, Protocol
 
 from . import _raw
+from ._accel import speedups
 from .records import Record, ThreadState, materialize
 
 DEFAULT_BUFFER_SIZE = 65_536
 DRAIN_INTERVAL_S = 0.05
 
 buffer: collections.deque = collections.deque(maxlen=DEFAULT_BUFFER_SIZE)
-next_seq = itertools.count(1).__next__
+# One counter for every record; the C fast paths (if built) own it.
+next_seq = speedups.next_seq if speedups is not None else itertools.count(1).__next__
 
 _tls = _raw.local()
 _drain_lock = _raw.allocate_lock()

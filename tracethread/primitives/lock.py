@@ -23,6 +23,7 @@ from ._base import (
     new_state, now_ns, seq, thread_infos, tls, use_raw, validate_lock_args,
 )
 from .._core import _raw
+from .._core._accel import speedups
 
 _allocate_lock = _raw.allocate_lock
 _append = _rec.buffer.append
@@ -31,6 +32,8 @@ _append = _rec.buffer.append
 def _rebind(buf: Any) -> None:
     global _append
     _append = buf.append
+    if speedups is not None:
+        speedups.set_append(buf.append)
 
 
 _rec.on_buffer_change(_rebind)
@@ -38,25 +41,17 @@ _rec.on_buffer_change(_rebind)
 _D_REENTER = MappingProxyType({"blocking": True, "timeout": None, "reentrant": True})
 _D_VIA_CONDITION = MappingProxyType({"via": "condition.wait"})
 
+if speedups is not None:
+    speedups.configure(tls=tls, new_state=new_state, append=_rec.buffer.append,
+                       lock_acquire=LOCK_ACQUIRE, lock_release=LOCK_RELEASE,
+                       rlock_acquire=RLOCK_ACQUIRE, rlock_release=RLOCK_RELEASE,
+                       fast_details=D_FAST_ACQUIRE, reenter_details=_D_REENTER)
 
-class Lock(metaclass=StdCompatMeta):
-    """A primitive lock: ``threading.Lock``, recorded. Accepts ``name=`` (default: the
-    creation site ``file:line``)."""
+
+class _PyLockFast:
+    """The pure-Python fast paths of Lock (used when the C ones are not built)."""
 
     __slots__ = ("_lock", "_info", "_owner", "_acquired_ns", "_waiting", "__weakref__")
-    _std_twins = (_thread.LockType,)
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls is Lock and use_raw():
-            return _allocate_lock()
-        return object.__new__(cls)
-
-    def __init__(self, *, name: str | None = None) -> None:
-        self._lock = _allocate_lock()
-        self._info = make_info("Lock", name)
-        self._owner = None
-        self._acquired_ns = 0
-        self._waiting: list = []
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         try:
@@ -75,6 +70,57 @@ class Lock(metaclass=StdCompatMeta):
         return self._acquire_slow(st, blocking, timeout, LOCK_ACQUIRE)
 
     __enter__ = acquire
+
+    def release(self) -> None:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if st.guard:
+            return self._lock.release()
+        t = now_ns()
+        acquired = self._acquired_ns
+        self._owner = None
+        self._lock.release()
+        _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
+                 None))
+
+    def __exit__(self, t: Any, v: Any, tb: Any) -> None:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if st.guard:
+            return self._lock.release()
+        t = now_ns()
+        acquired = self._acquired_ns
+        self._owner = None
+        self._lock.release()
+        _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
+                 None))
+
+
+_LockBase: Any = speedups.LockCore if speedups is not None else _PyLockFast
+
+
+class Lock(_LockBase, metaclass=StdCompatMeta):
+    """A primitive lock: ``threading.Lock``, recorded. Accepts ``name=`` (default: the
+    creation site ``file:line``)."""
+
+    __slots__ = ()
+    _std_twins = (_thread.LockType,)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Lock and use_raw():
+            return _allocate_lock()
+        return _LockBase.__new__(cls)
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._lock = _allocate_lock()
+        self._info = make_info("Lock", name)
+        self._owner = None
+        self._acquired_ns = 0
+        self._waiting: list = []
 
     def _acquire_slow(self, st: Any, blocking: Any, timeout: Any, op: str,
                       via: Any = None) -> bool:
@@ -109,40 +155,12 @@ class Lock(metaclass=StdCompatMeta):
                  via or acquire_details(blocking, timeout)))
         return ok
 
-    def release(self) -> None:
-        try:
-            st = tls.st
-        except AttributeError:
-            st = new_state()
-        if st.guard:
-            return self._lock.release()
-        t = now_ns()
-        acquired = self._acquired_ns
-        self._owner = None
-        self._lock.release()
-        _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
-                 None))
-
-    def __exit__(self, t: Any, v: Any, tb: Any) -> None:
-        try:
-            st = tls.st
-        except AttributeError:
-            st = new_state()
-        if st.guard:
-            return self._lock.release()
-        t = now_ns()
-        acquired = self._acquired_ns
-        self._owner = None
-        self._lock.release()
-        _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
-                 None))
-
     def locked(self) -> bool:
         return self._lock.locked()
 
     # The legacy spellings ``_thread.lock`` still carries.
-    acquire_lock = acquire
-    release_lock = release
+    acquire_lock = _LockBase.acquire
+    release_lock = _LockBase.release
     locked_lock = locked
 
     def _at_fork_reinit(self) -> None:
@@ -170,29 +188,12 @@ class Lock(metaclass=StdCompatMeta):
         raise TypeError(f"cannot pickle {type(self).__qualname__!r} object")
 
 
-class RLock(metaclass=StdCompatMeta):
-    """A reentrant lock: ``threading.RLock``, recorded, with the private protocol
-    ``Condition`` relies on (``_is_owned``, ``_release_save``, ``_acquire_restore``) and
-    ``_recursion_count``/``_at_fork_reinit``."""
+class _PyRLockFast:
+    """The pure-Python paths of RLock (the C ones call back into ``_acquire_py`` for
+    everything but the uncontended default case)."""
 
     __slots__ = ("_block", "_info", "_owner", "_count", "_acquired_ns", "_waiting",
                  "__weakref__")
-    _std_twins = tuple(t for t in (getattr(_thread, "RLock", None),
-                                   getattr(__import__("threading"), "_PyRLock", None))
-                       if isinstance(t, type))
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls is RLock and use_raw():
-            return _raw.StdRLock()
-        return object.__new__(cls)
-
-    def __init__(self, *, name: str | None = None) -> None:
-        self._block = _allocate_lock()
-        self._info = make_info("RLock", name)
-        self._owner = None
-        self._count = 0
-        self._acquired_ns = 0
-        self._waiting: list = []
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         try:
@@ -230,6 +231,63 @@ class RLock(metaclass=StdCompatMeta):
 
     __enter__ = acquire
 
+    def release(self) -> None:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if self._owner is not st:
+            raise RuntimeError("cannot release un-acquired lock")
+        count = self._count - 1
+        self._count = count
+        if st.guard:
+            if not count:
+                self._owner = None
+                self._block.release()
+            return
+        t = now_ns()
+        if count:
+            _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, None, None,
+                     None))
+            return
+        acquired = self._acquired_ns
+        self._owner = None
+        self._block.release()
+        _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
+                 None))
+
+    def __exit__(self, t: Any, v: Any, tb: Any) -> None:
+        self.release()
+
+
+_RLockBase: Any = speedups.RLockCore if speedups is not None else _PyRLockFast
+
+
+class RLock(_RLockBase, metaclass=StdCompatMeta):
+    """A reentrant lock: ``threading.RLock``, recorded, with the private protocol
+    ``Condition`` relies on (``_is_owned``, ``_release_save``, ``_acquire_restore``) and
+    ``_recursion_count``/``_at_fork_reinit``."""
+
+    __slots__ = ()
+    _std_twins = tuple(t for t in (getattr(_thread, "RLock", None),
+                                   getattr(__import__("threading"), "_PyRLock", None))
+                       if isinstance(t, type))
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is RLock and use_raw():
+            return _raw.StdRLock()
+        return _RLockBase.__new__(cls)
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._block = _allocate_lock()
+        self._info = make_info("RLock", name)
+        self._owner = None
+        self._count = 0
+        self._acquired_ns = 0
+        self._waiting: list = []
+
+    _acquire_py = _PyRLockFast.acquire
+
     def _acquire_slow(self, st: Any, blocking: Any, timeout: Any, via: Any) -> bool:
         block = self._block
         t0 = now_ns()
@@ -259,34 +317,6 @@ class RLock(metaclass=StdCompatMeta):
         _append((seq(), RLOCK_ACQUIRE, self._info, st, t0, t1, ok, True, None, site,
                  via or acquire_details(blocking, timeout)))
         return ok
-
-    def release(self) -> None:
-        try:
-            st = tls.st
-        except AttributeError:
-            st = new_state()
-        if self._owner is not st:
-            raise RuntimeError("cannot release un-acquired lock")
-        count = self._count - 1
-        self._count = count
-        if st.guard:
-            if not count:
-                self._owner = None
-                self._block.release()
-            return
-        t = now_ns()
-        if count:
-            _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, None, None,
-                     None))
-            return
-        acquired = self._acquired_ns
-        self._owner = None
-        self._block.release()
-        _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
-                 None))
-
-    def __exit__(self, t: Any, v: Any, tb: Any) -> None:
-        self.release()
 
     # -- the protocol Condition uses ----------------------------------------------------
     def _is_owned(self) -> bool:

@@ -1,0 +1,745 @@
+/* tracethread._speedups: the uncontended Lock/RLock paths in C.
+ *
+ * Optional: tracethread/primitives/lock.py has the same fast paths in pure Python and uses
+ * them when this module is missing (or TRACETHREAD_PURE_PYTHON=1). Only the paths that never
+ * wait live here; every other case (contention, arguments other than the defaults, the
+ * tracer's own guarded code) calls back into the Python class, so behaviour and records are
+ * defined in one place, in Python. The raw lock is the `_thread.lock` object the Python side
+ * also uses, so both paths operate on the same lock.
+ *
+ * Each fast path: read the thread's state from the core's thread-local, check its guard,
+ * try-acquire the raw lock, take a CLOCK_MONOTONIC timestamp (the clock of
+ * time.monotonic_ns), and append one record tuple to the buffer (layout: see
+ * tracethread/_core/records.py, materialize()).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include "structmember.h"
+#include <time.h>
+
+static long long seq_counter = 0;   /* protected by the GIL */
+
+/* Configuration, set by configure() from the Python side. */
+static PyObject *cfg_tls = NULL;          /* _thread._local holding .st */
+static PyObject *cfg_new_state = NULL;    /* callable creating the thread's state */
+static PyObject *cfg_append = NULL;       /* buffer.append */
+static PyObject *cfg_lock_acquire = NULL; /* op names */
+static PyObject *cfg_lock_release = NULL;
+static PyObject *cfg_rlock_acquire = NULL;
+static PyObject *cfg_rlock_release = NULL;
+static PyObject *cfg_fast_details = NULL; /* details of a default blocking acquire */
+static PyObject *cfg_reenter_details = NULL;
+
+static PyObject *str_st, *str_guard, *str_acquire, *str_release, *str_acquire_slow;
+static PyObject *str_acquire_py, *str_tstate_key;
+static PyObject *raw_acquire_descr = NULL, *raw_release_descr = NULL;
+
+static inline long long
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The thread's state object (new reference), or NULL with an exception set. */
+static PyObject *
+thread_state(void)
+{
+    /* The per-thread dict of the interpreter's thread state: one lookup, and it is
+     * cleared with the thread, so a reused ident never sees a dead thread's state. It
+     * caches the same object the Python side keeps in the core's thread-local. */
+    PyObject *tdict = PyThreadState_GetDict();
+    if (tdict != NULL) {
+        PyObject *st = PyDict_GetItemWithError(tdict, str_tstate_key);
+        if (st != NULL) {
+            Py_INCREF(st);
+            return st;
+        }
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    PyObject *st = PyObject_GetAttr(cfg_tls, str_st);
+    if (st == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return NULL;
+        PyErr_Clear();
+        st = PyObject_CallNoArgs(cfg_new_state);
+        if (st == NULL)
+            return NULL;
+    }
+    if (tdict != NULL && PyDict_SetItem(tdict, str_tstate_key, st) < 0) {
+        Py_DECREF(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* 1 if guarded, 0 if not, -1 on error. */
+static inline int
+is_guarded(PyObject *st)
+{
+    PyObject *g = PyObject_GetAttr(st, str_guard);
+    if (g == NULL)
+        return -1;
+    int r = PyObject_IsTrue(g);
+    Py_DECREF(g);
+    return r;
+}
+
+/* Try-acquire the raw lock: 1 acquired, 0 not, -1 error. */
+static inline int
+raw_try_acquire(PyObject *raw)
+{
+    PyObject *args[2] = {raw, Py_False};
+    PyObject *r = PyObject_Vectorcall(raw_acquire_descr, args, 2, NULL);
+    if (r == NULL)
+        return -1;
+    int ok = (r == Py_True);
+    Py_DECREF(r);
+    return ok;
+}
+
+static inline int
+raw_release(PyObject *raw)
+{
+    PyObject *args[1] = {raw};
+    PyObject *r = PyObject_Vectorcall(raw_release_descr, args, 1, NULL);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Append (seq, op, info, st, t, t, True, False, held, None, details). held < 0: None. */
+static int
+emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_ns,
+     PyObject *details)
+{
+    PyObject *t = PyLong_FromLongLong(tns);
+    if (t == NULL)
+        return -1;
+    PyObject *held = NULL;
+    if (held_ns >= 0) {
+        held = PyLong_FromLongLong(held_ns);
+        if (held == NULL) {
+            Py_DECREF(t);
+            return -1;
+        }
+    }
+    PyObject *tuple = PyTuple_New(11);
+    if (tuple == NULL) {
+        Py_DECREF(t);
+        Py_XDECREF(held);
+        return -1;
+    }
+    PyObject *seq = PyLong_FromLongLong(++seq_counter);
+    if (seq == NULL) {
+        Py_DECREF(tuple);
+        Py_DECREF(t);
+        Py_XDECREF(held);
+        return -1;
+    }
+    PyTuple_SET_ITEM(tuple, 0, seq);
+    Py_INCREF(op); PyTuple_SET_ITEM(tuple, 1, op);
+    Py_INCREF(info); PyTuple_SET_ITEM(tuple, 2, info);
+    Py_INCREF(st); PyTuple_SET_ITEM(tuple, 3, st);
+    PyTuple_SET_ITEM(tuple, 4, t);   /* steals */
+    Py_INCREF(t); PyTuple_SET_ITEM(tuple, 5, t);
+    Py_INCREF(Py_True); PyTuple_SET_ITEM(tuple, 6, Py_True);
+    Py_INCREF(Py_False); PyTuple_SET_ITEM(tuple, 7, Py_False);
+    if (held == NULL) { Py_INCREF(Py_None); held = Py_None; }
+    PyTuple_SET_ITEM(tuple, 8, held);
+    Py_INCREF(Py_None); PyTuple_SET_ITEM(tuple, 9, Py_None);
+    Py_INCREF(details); PyTuple_SET_ITEM(tuple, 10, details);
+    /* Nothing a record holds refers back to it, so it can never be part of a cycle: keep
+     * it away from the garbage collector, which would otherwise walk the whole buffer. */
+    PyObject_GC_UnTrack(tuple);
+    PyObject *r = PyObject_Vectorcall(cfg_append, &tuple, 1, NULL);
+    Py_DECREF(tuple);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+configured(void)
+{
+    if (cfg_append == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tracethread._speedups is not configured");
+        return 0;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* LockCore: fields shared with the Python subclass (tracethread.Lock).                 */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *lock;        /* _thread.lock */
+    PyObject *info;        /* PrimitiveInfo */
+    PyObject *owner;       /* ThreadState or None */
+    long long acquired_ns;
+    PyObject *waiting;     /* list of ThreadState */
+    PyObject *weakreflist;
+} LockCore;
+
+static int
+LockCore_traverse(LockCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->lock);
+    Py_VISIT(self->info);
+    Py_VISIT(self->owner);
+    Py_VISIT(self->waiting);
+    return 0;
+}
+
+static int
+LockCore_clear(LockCore *self)
+{
+    Py_CLEAR(self->lock);
+    Py_CLEAR(self->info);
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->waiting);
+    return 0;
+}
+
+static void
+LockCore_dealloc(LockCore *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    LockCore_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+/* Fallback to the Python implementation: self._acquire_slow(st, blocking, timeout, op) */
+static PyObject *
+call_slow_acquire(PyObject *self, PyObject *st, PyObject *blocking, PyObject *timeout,
+                  PyObject *op)
+{
+    PyObject *args[5] = {self, st, blocking, timeout, op};
+    return PyObject_VectorcallMethod(str_acquire_slow, args,
+                                     5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+static int
+parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                   PyObject **blocking, PyObject **timeout, int *defaults)
+{
+    *blocking = Py_True;
+    *timeout = NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw > 2 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "acquire() takes at most 2 arguments (%zd given)",
+                     nargs + nkw);
+        return -1;
+    }
+    if (nargs >= 1) *blocking = args[0];
+    if (nargs >= 2) *timeout = args[1];
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        PyObject *value = args[nargs + i];
+        if (PyUnicode_CompareWithASCIIString(name, "blocking") == 0 && nargs < 1) {
+            *blocking = value;
+        } else if (PyUnicode_CompareWithASCIIString(name, "timeout") == 0 && nargs < 2) {
+            *timeout = value;
+        } else {
+            PyErr_Format(PyExc_TypeError,
+                         "acquire() got an unexpected keyword argument '%U'", name);
+            return -1;
+        }
+    }
+    /* The fast path applies only to blocking=True, timeout=-1 (or not given). */
+    *defaults = (*blocking == Py_True) &&
+                (*timeout == NULL ||
+                 (PyLong_CheckExact(*timeout) && PyLong_AsLong(*timeout) == -1));
+    if (PyErr_Occurred())
+        return -1;
+    return 0;
+}
+
+static PyObject *minus_one = NULL;
+
+static PyObject *
+lock_acquire_impl(LockCore *self, PyObject *blocking, PyObject *timeout, int defaults)
+{
+    if (!configured())
+        return NULL;
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    PyObject *result = NULL;
+    int g = is_guarded(st);
+    if (g < 0)
+        goto done;
+    if (g == 0 && defaults) {
+        int got = raw_try_acquire(self->lock);
+        if (got < 0)
+            goto done;
+        if (got) {
+            long long t = now_ns();
+            Py_INCREF(st);
+            Py_XSETREF(self->owner, st);
+            self->acquired_ns = t;
+            int e = emit(cfg_lock_acquire, self->info, st, t, -1, cfg_fast_details);
+            if (e < 0)
+                goto done;
+            Py_INCREF(Py_True);
+            result = Py_True;
+            goto done;
+        }
+    }
+    if (g) {
+        PyObject *args[3] = {self->lock, blocking, timeout ? timeout : minus_one};
+        result = PyObject_VectorcallMethod(str_acquire, args,
+                                           3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        goto done;
+    }
+    result = call_slow_acquire((PyObject *)self, st, blocking, timeout ? timeout : minus_one,
+                               cfg_lock_acquire);
+done:
+    Py_DECREF(st);
+    return result;
+}
+
+static PyObject *
+LockCore_acquire(LockCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *blocking, *timeout;
+    int defaults;
+    if (parse_acquire_args(args, nargs, kwnames, &blocking, &timeout, &defaults) < 0)
+        return NULL;
+    return lock_acquire_impl(self, blocking, timeout, defaults);
+}
+
+static PyObject *
+LockCore_enter(LockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return lock_acquire_impl(self, Py_True, NULL, 1);
+}
+
+static PyObject *
+lock_release_impl(LockCore *self)
+{
+    if (!configured())
+        return NULL;
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    PyObject *result = NULL;
+    int g = is_guarded(st);
+    if (g < 0)
+        goto done;
+    if (g) {
+        if (raw_release(self->lock) < 0)
+            goto done;
+        Py_INCREF(Py_None);
+        result = Py_None;
+        goto done;
+    }
+    long long t = now_ns();
+    long long acquired = self->acquired_ns;
+    Py_INCREF(Py_None);
+    Py_XSETREF(self->owner, Py_None);
+    if (raw_release(self->lock) < 0)
+        goto done;
+    int e = emit(cfg_lock_release, self->info, st, t, t - acquired, Py_None);
+    if (e < 0)
+        goto done;
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    Py_DECREF(st);
+    return result;
+}
+
+static PyObject *
+LockCore_release(LockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return lock_release_impl(self);
+}
+
+static PyObject *
+LockCore_exit(LockCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return lock_release_impl(self);
+}
+
+static PyMethodDef LockCore_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))LockCore_acquire,
+     METH_FASTCALL | METH_KEYWORDS,
+     "acquire($self, /, blocking=True, timeout=-1)\n--\n\nAcquire the lock (recorded)."},
+    {"__enter__", (PyCFunction)LockCore_enter, METH_NOARGS, "Acquire the lock (recorded)."},
+    {"release", (PyCFunction)LockCore_release, METH_NOARGS,
+     "release($self, /)\n--\n\nRelease the lock (recorded)."},
+    {"__exit__", (PyCFunction)(void (*)(void))LockCore_exit, METH_FASTCALL,
+     "Release the lock (recorded)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef LockCore_members[] = {
+    {"_lock", T_OBJECT_EX, offsetof(LockCore, lock), 0, NULL},
+    {"_info", T_OBJECT_EX, offsetof(LockCore, info), 0, NULL},
+    {"_owner", T_OBJECT, offsetof(LockCore, owner), 0, NULL},
+    {"_acquired_ns", T_LONGLONG, offsetof(LockCore, acquired_ns), 0, NULL},
+    {"_waiting", T_OBJECT_EX, offsetof(LockCore, waiting), 0, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(LockCore, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot LockCore_slots[] = {
+    {Py_tp_dealloc, LockCore_dealloc},
+    {Py_tp_traverse, LockCore_traverse},
+    {Py_tp_clear, LockCore_clear},
+    {Py_tp_methods, LockCore_methods},
+    {Py_tp_members, LockCore_members},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_doc, "C fast paths of tracethread.Lock."},
+    {0, NULL},
+};
+
+static PyType_Spec LockCore_spec = {
+    .name = "tracethread._speedups.LockCore",
+    .basicsize = sizeof(LockCore),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = LockCore_slots,
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* RLockCore */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *block;       /* _thread.lock */
+    PyObject *info;
+    PyObject *owner;       /* ThreadState or None */
+    long long count;
+    long long acquired_ns;
+    PyObject *waiting;
+    PyObject *weakreflist;
+} RLockCore;
+
+static int
+RLockCore_traverse(RLockCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->block);
+    Py_VISIT(self->info);
+    Py_VISIT(self->owner);
+    Py_VISIT(self->waiting);
+    return 0;
+}
+
+static int
+RLockCore_clear(RLockCore *self)
+{
+    Py_CLEAR(self->block);
+    Py_CLEAR(self->info);
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->waiting);
+    return 0;
+}
+
+static void
+RLockCore_dealloc(RLockCore *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    RLockCore_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int defaults)
+{
+    if (!configured())
+        return NULL;
+    if (!defaults) {
+        /* Anything but the defaults: the Python implementation (argument checks first). */
+        PyObject *args[3] = {(PyObject *)self, blocking, timeout ? timeout : minus_one};
+        return PyObject_VectorcallMethod(str_acquire_py, args,
+                                         3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    PyObject *result = NULL;
+    int g = is_guarded(st);
+    if (g < 0)
+        goto done;
+    if (self->owner == st) {
+        self->count += 1;
+        if (!g) {
+            int e = emit(cfg_rlock_acquire, self->info, st, now_ns(), -1, cfg_reenter_details);
+            if (e < 0)
+                goto done;
+        }
+        Py_INCREF(Py_True);
+        result = Py_True;
+        goto done;
+    }
+    if (!g) {
+        int got = raw_try_acquire(self->block);
+        if (got < 0)
+            goto done;
+        if (got) {
+            long long t = now_ns();
+            Py_INCREF(st);
+            Py_XSETREF(self->owner, st);
+            self->count = 1;
+            self->acquired_ns = t;
+            int e = emit(cfg_rlock_acquire, self->info, st, t, -1, cfg_fast_details);
+            if (e < 0)
+                goto done;
+            Py_INCREF(Py_True);
+            result = Py_True;
+            goto done;
+        }
+    }
+    {
+        PyObject *args[3] = {(PyObject *)self, blocking, minus_one};
+        result = PyObject_VectorcallMethod(str_acquire_py, args,
+                                           3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+done:
+    Py_DECREF(st);
+    return result;
+}
+
+static PyObject *
+RLockCore_acquire(RLockCore *self, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames)
+{
+    PyObject *blocking, *timeout;
+    int defaults;
+    if (parse_acquire_args(args, nargs, kwnames, &blocking, &timeout, &defaults) < 0)
+        return NULL;
+    return rlock_acquire_impl(self, blocking, timeout, defaults);
+}
+
+static PyObject *
+RLockCore_enter(RLockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return rlock_acquire_impl(self, Py_True, NULL, 1);
+}
+
+static PyObject *
+rlock_release_impl(RLockCore *self)
+{
+    if (!configured())
+        return NULL;
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    PyObject *result = NULL;
+    if (self->owner != st) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
+        goto done;
+    }
+    int g = is_guarded(st);
+    if (g < 0)
+        goto done;
+    long long count = --self->count;
+    if (g) {
+        if (count == 0) {
+            Py_INCREF(Py_None);
+            Py_XSETREF(self->owner, Py_None);
+            if (raw_release(self->block) < 0)
+                goto done;
+        }
+        Py_INCREF(Py_None);
+        result = Py_None;
+        goto done;
+    }
+    long long t = now_ns();
+    long long held = -1;
+    if (count == 0) {
+        long long acquired = self->acquired_ns;
+        Py_INCREF(Py_None);
+        Py_XSETREF(self->owner, Py_None);
+        if (raw_release(self->block) < 0)
+            goto done;
+        held = t - acquired;
+    }
+    int e = emit(cfg_rlock_release, self->info, st, t, held, Py_None);
+    if (e < 0)
+        goto done;
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    Py_DECREF(st);
+    return result;
+}
+
+static PyObject *
+RLockCore_release(RLockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return rlock_release_impl(self);
+}
+
+static PyObject *
+RLockCore_exit(RLockCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return rlock_release_impl(self);
+}
+
+static PyMethodDef RLockCore_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))RLockCore_acquire,
+     METH_FASTCALL | METH_KEYWORDS,
+     "acquire($self, /, blocking=True, timeout=-1)\n--\n\nAcquire the lock (recorded)."},
+    {"__enter__", (PyCFunction)RLockCore_enter, METH_NOARGS, "Acquire the lock (recorded)."},
+    {"release", (PyCFunction)RLockCore_release, METH_NOARGS,
+     "release($self, /)\n--\n\nRelease the lock (recorded)."},
+    {"__exit__", (PyCFunction)(void (*)(void))RLockCore_exit, METH_FASTCALL,
+     "Release the lock (recorded)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef RLockCore_members[] = {
+    {"_block", T_OBJECT_EX, offsetof(RLockCore, block), 0, NULL},
+    {"_info", T_OBJECT_EX, offsetof(RLockCore, info), 0, NULL},
+    {"_owner", T_OBJECT, offsetof(RLockCore, owner), 0, NULL},
+    {"_count", T_LONGLONG, offsetof(RLockCore, count), 0, NULL},
+    {"_acquired_ns", T_LONGLONG, offsetof(RLockCore, acquired_ns), 0, NULL},
+    {"_waiting", T_OBJECT_EX, offsetof(RLockCore, waiting), 0, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(RLockCore, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot RLockCore_slots[] = {
+    {Py_tp_dealloc, RLockCore_dealloc},
+    {Py_tp_traverse, RLockCore_traverse},
+    {Py_tp_clear, RLockCore_clear},
+    {Py_tp_methods, RLockCore_methods},
+    {Py_tp_members, RLockCore_members},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_doc, "C fast paths of tracethread.RLock."},
+    {0, NULL},
+};
+
+static PyType_Spec RLockCore_spec = {
+    .name = "tracethread._speedups.RLockCore",
+    .basicsize = sizeof(RLockCore),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = RLockCore_slots,
+};
+
+/* ------------------------------------------------------------------------------------ */
+
+static PyObject *
+next_seq(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(++seq_counter);
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"tls", "new_state", "append", "lock_acquire", "lock_release",
+                             "rlock_acquire", "rlock_release", "fast_details",
+                             "reenter_details", NULL};
+    PyObject *tls, *new_state, *append, *la, *lr, *ra, *rr, *fd, *rd;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOO:configure", kwlist, &tls,
+                                     &new_state, &append, &la, &lr, &ra, &rr, &fd, &rd))
+        return NULL;
+#define SET(var, val) do { Py_INCREF(val); Py_XSETREF(var, val); } while (0)
+    SET(cfg_tls, tls);
+    SET(cfg_new_state, new_state);
+    SET(cfg_append, append);
+    SET(cfg_lock_acquire, la);
+    SET(cfg_lock_release, lr);
+    SET(cfg_rlock_acquire, ra);
+    SET(cfg_rlock_release, rr);
+    SET(cfg_fast_details, fd);
+    SET(cfg_reenter_details, rd);
+#undef SET
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+set_append(PyObject *module, PyObject *append)
+{
+    Py_INCREF(append);
+    Py_XSETREF(cfg_append, append);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"next_seq", next_seq, METH_NOARGS, "The next record sequence number."},
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
+     "Bind the core's thread-local, buffer and constants."},
+    {"set_append", set_append, METH_O, "Re-bind the buffer's append (buffer resized)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+module_exec(PyObject *m)
+{
+#define INTERN(var, s) do { var = PyUnicode_InternFromString(s); if (!var) return -1; } while (0)
+    INTERN(str_st, "st");
+    INTERN(str_guard, "guard");
+    INTERN(str_acquire, "acquire");
+    INTERN(str_release, "release");
+    INTERN(str_acquire_slow, "_acquire_slow");
+    INTERN(str_acquire_py, "_acquire_py");
+    INTERN(str_tstate_key, "tracethread._speedups.thread_state");
+#undef INTERN
+    minus_one = PyLong_FromLong(-1);
+    if (minus_one == NULL)
+        return -1;
+    {
+        PyObject *thread_mod = PyImport_ImportModule("_thread");
+        if (thread_mod == NULL)
+            return -1;
+        PyObject *lock_type = PyObject_GetAttrString(thread_mod, "LockType");
+        Py_DECREF(thread_mod);
+        if (lock_type == NULL)
+            return -1;
+        raw_acquire_descr = PyObject_GetAttr(lock_type, str_acquire);
+        raw_release_descr = PyObject_GetAttr(lock_type, str_release);
+        Py_DECREF(lock_type);
+        if (raw_acquire_descr == NULL || raw_release_descr == NULL)
+            return -1;
+    }
+    PyObject *t = PyType_FromModuleAndSpec(m, &LockCore_spec, NULL);
+    if (t == NULL || PyModule_AddObject(m, "LockCore", t) < 0) {
+        Py_XDECREF(t);
+        return -1;
+    }
+    t = PyType_FromModuleAndSpec(m, &RLockCore_spec, NULL);
+    if (t == NULL || PyModule_AddObject(m, "RLockCore", t) < 0) {
+        Py_XDECREF(t);
+        return -1;
+    }
+    return 0;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tracethread._speedups",
+    .m_doc = "C fast paths for tracethread's Lock and RLock (optional).",
+    .m_size = 0,
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&moduledef);
+}
