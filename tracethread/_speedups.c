@@ -176,15 +176,19 @@ configured(void)
 /* ------------------------------------------------------------------------------------ */
 /* LockCore: fields shared with the Python subclass (tracethread.Lock).                 */
 
+/* One layout for both types; RLockCore calls its raw lock `_block` (as _PyRLock does). */
 typedef struct {
     PyObject_HEAD
     PyObject *lock;        /* _thread.lock */
     PyObject *info;        /* PrimitiveInfo */
     PyObject *owner;       /* ThreadState or None */
     long long acquired_ns;
+    long long count;       /* RLock recursion level */
     PyObject *waiting;     /* list of ThreadState */
     PyObject *weakreflist;
 } LockCore;
+
+typedef LockCore RLockCore;
 
 static int
 LockCore_traverse(LockCore *self, visitproc visit, void *arg)
@@ -415,50 +419,6 @@ static PyType_Spec LockCore_spec = {
 /* ------------------------------------------------------------------------------------ */
 /* RLockCore */
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *block;       /* _thread.lock */
-    PyObject *info;
-    PyObject *owner;       /* ThreadState or None */
-    long long count;
-    long long acquired_ns;
-    PyObject *waiting;
-    PyObject *weakreflist;
-} RLockCore;
-
-static int
-RLockCore_traverse(RLockCore *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->block);
-    Py_VISIT(self->info);
-    Py_VISIT(self->owner);
-    Py_VISIT(self->waiting);
-    return 0;
-}
-
-static int
-RLockCore_clear(RLockCore *self)
-{
-    Py_CLEAR(self->block);
-    Py_CLEAR(self->info);
-    Py_CLEAR(self->owner);
-    Py_CLEAR(self->waiting);
-    return 0;
-}
-
-static void
-RLockCore_dealloc(RLockCore *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL)
-        PyObject_ClearWeakRefs((PyObject *)self);
-    RLockCore_clear(self);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
-}
-
 static PyObject *
 rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int defaults)
 {
@@ -489,7 +449,7 @@ rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int d
         goto done;
     }
     if (!g) {
-        int got = raw_try_acquire(self->block);
+        int got = raw_try_acquire(self->lock);
         if (got < 0)
             goto done;
         if (got) {
@@ -554,7 +514,7 @@ rlock_release_impl(RLockCore *self)
         if (count == 0) {
             Py_INCREF(Py_None);
             Py_XSETREF(self->owner, Py_None);
-            if (raw_release(self->block) < 0)
+            if (raw_release(self->lock) < 0)
                 goto done;
         }
         Py_INCREF(Py_None);
@@ -567,7 +527,7 @@ rlock_release_impl(RLockCore *self)
         long long acquired = self->acquired_ns;
         Py_INCREF(Py_None);
         Py_XSETREF(self->owner, Py_None);
-        if (raw_release(self->block) < 0)
+        if (raw_release(self->lock) < 0)
             goto done;
         held = t - acquired;
     }
@@ -606,7 +566,7 @@ static PyMethodDef RLockCore_methods[] = {
 };
 
 static PyMemberDef RLockCore_members[] = {
-    {"_block", T_OBJECT_EX, offsetof(RLockCore, block), 0, NULL},
+    {"_block", T_OBJECT_EX, offsetof(RLockCore, lock), 0, NULL},
     {"_info", T_OBJECT_EX, offsetof(RLockCore, info), 0, NULL},
     {"_owner", T_OBJECT, offsetof(RLockCore, owner), 0, NULL},
     {"_count", T_LONGLONG, offsetof(RLockCore, count), 0, NULL},
@@ -617,9 +577,9 @@ static PyMemberDef RLockCore_members[] = {
 };
 
 static PyType_Slot RLockCore_slots[] = {
-    {Py_tp_dealloc, RLockCore_dealloc},
-    {Py_tp_traverse, RLockCore_traverse},
-    {Py_tp_clear, RLockCore_clear},
+    {Py_tp_dealloc, LockCore_dealloc},
+    {Py_tp_traverse, LockCore_traverse},
+    {Py_tp_clear, LockCore_clear},
     {Py_tp_methods, RLockCore_methods},
     {Py_tp_members, RLockCore_members},
     {Py_tp_new, PyType_GenericNew},

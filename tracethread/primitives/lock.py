@@ -48,6 +48,40 @@ if speedups is not None:
                        fast_details=D_FAST_ACQUIRE, reenter_details=_D_REENTER)
 
 
+def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, op: str,
+                     via: Any) -> bool:
+    """Every acquire that is not the uncontended default case, for Lock and RLock: try
+    once; if that fails and the caller may block, capture the call site, register as a
+    waiter (visible in ``statistics()``) and wait on the raw lock."""
+    t0 = now_ns()
+    if raw.acquire(False):
+        self._owner = st
+        self._acquired_ns = t0
+        _append((seq(), op, self._info, st, t0, t0, True, False, None, None,
+                 via or acquire_details(blocking, timeout)))
+        return True
+    if not blocking:
+        _append((seq(), op, self._info, st, t0, t0, False, False, None, None,
+                 via or D_TRY_ACQUIRE))
+        return False
+    site = caller_site(2)
+    waiting = self._waiting
+    waiting.append(st)
+    st.waiting = self._info
+    try:
+        ok = raw.acquire(True, timeout)
+    finally:
+        st.waiting = None
+        waiting.remove(st)
+    t1 = now_ns()
+    if ok:
+        self._owner = st
+        self._acquired_ns = t1
+    _append((seq(), op, self._info, st, t0, t1, ok, True, None, site,
+             via or acquire_details(blocking, timeout)))
+    return ok
+
+
 class _PyLockFast:
     """The pure-Python fast paths of Lock (used when the C ones are not built)."""
 
@@ -124,36 +158,9 @@ class Lock(_LockBase, metaclass=StdCompatMeta):
 
     def _acquire_slow(self, st: Any, blocking: Any, timeout: Any, op: str,
                       via: Any = None) -> bool:
-        lock = self._lock
         if timeout != -1:
             validate_lock_args(st, blocking, timeout)
-        t0 = now_ns()
-        if lock.acquire(False):
-            self._owner = st
-            self._acquired_ns = t0
-            _append((seq(), op, self._info, st, t0, t0, True, False, None, None,
-                     via or acquire_details(blocking, timeout)))
-            return True
-        if not blocking:
-            _append((seq(), op, self._info, st, t0, t0, False, False, None, None,
-                     via or D_TRY_ACQUIRE))
-            return False
-        site = caller_site(3)
-        waiting = self._waiting
-        waiting.append(st)
-        st.waiting = self._info
-        try:
-            ok = lock.acquire(True, timeout)
-        finally:
-            st.waiting = None
-            waiting.remove(st)
-        t1 = now_ns()
-        if ok:
-            self._owner = st
-            self._acquired_ns = t1
-        _append((seq(), op, self._info, st, t0, t1, ok, True, None, site,
-                 via or acquire_details(blocking, timeout)))
-        return ok
+        return _acquire_waiting(self, self._lock, st, blocking, timeout, op, via)
 
     def locked(self) -> bool:
         return self._lock.locked()
@@ -289,34 +296,7 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
     _acquire_py = _PyRLockFast.acquire
 
     def _acquire_slow(self, st: Any, blocking: Any, timeout: Any, via: Any) -> bool:
-        block = self._block
-        t0 = now_ns()
-        if block.acquire(False):
-            self._owner = st
-            self._acquired_ns = t0
-            _append((seq(), RLOCK_ACQUIRE, self._info, st, t0, t0, True, False, None, None,
-                     via or acquire_details(blocking, timeout)))
-            return True
-        if not blocking:
-            _append((seq(), RLOCK_ACQUIRE, self._info, st, t0, t0, False, False, None, None,
-                     via or D_TRY_ACQUIRE))
-            return False
-        site = caller_site(3)
-        waiting = self._waiting
-        waiting.append(st)
-        st.waiting = self._info
-        try:
-            ok = block.acquire(True, timeout)
-        finally:
-            st.waiting = None
-            waiting.remove(st)
-        t1 = now_ns()
-        if ok:
-            self._owner = st
-            self._acquired_ns = t1
-        _append((seq(), RLOCK_ACQUIRE, self._info, st, t0, t1, ok, True, None, site,
-                 via or acquire_details(blocking, timeout)))
-        return ok
+        return _acquire_waiting(self, self._block, st, blocking, timeout, RLOCK_ACQUIRE, via)
 
     # -- the protocol Condition uses ----------------------------------------------------
     def _is_owned(self) -> bool:
