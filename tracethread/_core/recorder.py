@@ -22,10 +22,11 @@ import collections
 import itertools
 import os
 import sys
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 from . import _raw
 from ._accel import speedups
+from . import records as _r
 from .records import Record, ThreadState, materialize
 
 DEFAULT_BUFFER_SIZE = 65_536
@@ -273,5 +274,23 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def reset_for_tests(records: Iterable[Any] = ()) -> None:  # pragma: no cover - debugging aid
-    buffer.clear()
+# ---------------------------------------------------------------------------------------
+# Appending one record from a Python path: the C helper if built, else the same in Python.
+
+if speedups is not None:
+    speedups.configure(tls=_tls, new_state=new_state, append=buffer.append,
+                       lock_acquire=_r.LOCK_ACQUIRE, lock_release=_r.LOCK_RELEASE,
+                       rlock_acquire=_r.RLOCK_ACQUIRE, rlock_release=_r.RLOCK_RELEASE,
+                       fast_details=_r.D_FAST_ACQUIRE, reenter_details=_r.D_REENTER)
+    on_buffer_change(lambda buf: speedups.set_append(buf.append))
+    record = speedups.record
+    now_ns = speedups.now_ns
+else:
+    from time import monotonic_ns as now_ns
+
+    def record(op: str, info: Any, st: ThreadState, t0: int | None, ok: Any, blocked: bool,
+               held: int | None, site: Any, details: Any) -> None:
+        """Append one record whose end is now (start ``t0``, or now when None)."""
+        t1 = now_ns()
+        buffer.append((next_seq(), op, info, st, t1 if t0 is None else t0, t1, ok, blocked,
+                       held, site, details))

@@ -45,6 +45,11 @@ ALL_OPS = (
 )
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+# Details shared by many records: read-only and allocated once.
+D_FAST_ACQUIRE: Mapping[str, Any] = MappingProxyType({"blocking": True, "timeout": None})
+D_TRY_ACQUIRE: Mapping[str, Any] = MappingProxyType({"blocking": False, "timeout": None})
+D_REENTER: Mapping[str, Any] = MappingProxyType(
+    {"blocking": True, "timeout": None, "reentrant": True})
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +150,32 @@ class Record:
         return self.ok is False and self.blocked and self.details.get("timeout") is not None
 
 
+# Hot paths may give details as a plain tuple in this order (cheaper than a mapping);
+# it becomes a read-only mapping when the record is materialized, off the hot path.
+DETAIL_KEYS: dict[str, tuple[str, ...]] = {
+    SEMAPHORE_ACQUIRE: ("blocking", "timeout"),
+    SEMAPHORE_RELEASE: ("n",),
+    CONDITION_WAIT: ("timeout", "reacquired_ns"),
+    CONDITION_NOTIFY: ("n", "woken"),
+    CONDITION_NOTIFY_ALL: ("n", "woken"),
+    EVENT_SET: ("woken",),
+    EVENT_WAIT: ("timeout",),
+    BARRIER_WAIT: ("index", "parties", "broken", "timeout"),
+    BARRIER_RESET: ("parties",),
+    BARRIER_ABORT: ("parties",),
+    THREAD_START: ("daemon",),
+    THREAD_RUN_END: ("exception",),
+    THREAD_JOIN: ("timeout",),
+}
+
+
 def materialize(raw: tuple) -> Record:
     seq, op, info, st, t0, t1, ok, blocked, held, site, details = raw
-    return Record(seq, op, info, st.info(), t0, t1, ok, blocked, held, site,
-                  EMPTY if details is None else details)
+    if details is None:
+        details = EMPTY
+    elif type(details) is tuple:
+        details = MappingProxyType(dict(zip(DETAIL_KEYS[op], details)))
+    return Record(seq, op, info, st.info(), t0, t1, ok, blocked, held, site, details)
 
 
 # ---------------------------------------------------------------------------------------
@@ -157,7 +184,7 @@ def materialize(raw: tuple) -> Record:
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _STDLIB_DIR = sysconfig.get_paths()["stdlib"] + os.sep
 _PURELIB_DIR = sysconfig.get_paths()["purelib"] + os.sep
-_site_cache: dict[tuple[Any, int], Site] = {}
+_site_cache: dict[tuple[Any, int], tuple[Site, str]] = {}
 _SITE_CACHE_MAX = 50_000
 
 
@@ -173,6 +200,12 @@ def _short_path(path: str) -> str:
 
 def caller_site(depth: int = 2) -> Site | None:
     """The first frame outside tracethread, starting ``depth`` frames up."""
+    found = caller_site_and_label(depth + 1)
+    return None if found is None else found[0]
+
+
+def caller_site_and_label(depth: int = 2) -> tuple[Site, str] | None:
+    """``caller_site`` and its ``file:line`` label, both cached per code location."""
     try:
         f = sys._getframe(depth)
     except ValueError:
@@ -183,13 +216,13 @@ def caller_site(depth: int = 2) -> Site | None:
         return None
     code = f.f_code
     key = (code, f.f_lineno)
-    site = _site_cache.get(key)
-    if site is None:
+    found = _site_cache.get(key)
+    if found is None:
         site = Site(_short_path(code.co_filename), f.f_lineno, code.co_name)
         if len(_site_cache) >= _SITE_CACHE_MAX:
             _site_cache.clear()
-        _site_cache[key] = site
-    return site
+        found = _site_cache[key] = (site, f"{site.file}:{site.line}")
+    return found
 
 
 def called_from_threading(depth: int = 2) -> bool:

@@ -4,31 +4,42 @@ names from creation sites, and the frozen statistics records."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from .._core import _raw
 from .._core import recorder as _rec
-from .._core.records import PrimitiveInfo, Site, ThreadInfo, called_from_threading, caller_site
+from .._core import records as _records
+from .._core.records import (
+    PrimitiveInfo, ThreadInfo, called_from_threading, caller_site_and_label,
+)
 
-now_ns = time.monotonic_ns
+now_ns = _rec.now_ns
 seq = _rec.next_seq
+record = _rec.record
 tls = _rec.tls()
 new_state = _rec.new_state
 current_state = _rec.current_state
 
 
-def default_name(site: Site | None, kind: str) -> str:
-    return str(site) if site is not None else f"<{kind}>"
+def bind_append(module_globals: dict[str, Any]) -> None:
+    """Give a module a global ``_append`` bound to the record buffer's ``append`` (a global
+    is the cheapest lookup on a hot path), re-bound if the buffer is resized."""
+    module_globals["_append"] = _rec.buffer.append
+
+    def rebind(buf: Any) -> None:
+        module_globals["_append"] = buf.append
+
+    _rec.on_buffer_change(rebind)
 
 
 def make_info(kind: str, name: str | None) -> PrimitiveInfo:
-    # caller_site skips every tracethread frame, so this is the user's constructor call.
-    site = caller_site(2)
+    # The walk skips every tracethread frame, so this is the user's constructor call.
+    found = caller_site_and_label(2)
+    site = None if found is None else found[0]
     if name is None:
-        name = default_name(site, kind)
+        name = f"<{kind}>" if found is None else found[1]
     elif not isinstance(name, str):
         raise TypeError(f"name must be a str, not {type(name).__name__}")
     return PrimitiveInfo(kind, name, site)
@@ -63,9 +74,8 @@ class StdCompatMeta(type):
         return bool(twins) and isinstance(sub, type) and issubclass(sub, twins)
 
 
-# Details shared by many records: read-only and allocated once.
-D_FAST_ACQUIRE = MappingProxyType({"blocking": True, "timeout": None})
-D_TRY_ACQUIRE = MappingProxyType({"blocking": False, "timeout": None})
+D_FAST_ACQUIRE = _records.D_FAST_ACQUIRE
+D_TRY_ACQUIRE = _records.D_TRY_ACQUIRE
 
 
 def acquire_details(blocking: Any, timeout: Any, **extra: Any) -> MappingProxyType:

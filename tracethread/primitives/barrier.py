@@ -3,14 +3,12 @@ broken or not), reset and abort recorded."""
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Any, Callable
 
 from .._core import _raw
-from .._core import recorder as _rec
 from .._core.records import BARRIER_ABORT, BARRIER_RESET, BARRIER_WAIT, caller_site
 from ._base import (
-    BarrierStatistics, StdCompatMeta, current_state, make_info, now_ns, seq, use_raw,
+    BarrierStatistics, StdCompatMeta, current_state, make_info, now_ns, record, use_raw,
 )
 
 # The stdlib's class itself: `except threading.BrokenBarrierError` must catch ours.
@@ -58,14 +56,10 @@ class Barrier(metaclass=StdCompatMeta):
             return index
         finally:
             if not st.guard:
-                t1 = now_ns()
-                _rec.buffer.append((
-                    seq(), BARRIER_WAIT, self._info, st, t0, t1, passed,
-                    not (passed and index + 1 == self._parties), None, site,
-                    MappingProxyType({"index": index, "parties": self._parties,
-                                      "broken": not passed,
-                                      "timeout": None if timeout is None
-                                      else float(timeout)})))
+                record(BARRIER_WAIT, self._info, st, t0, passed,
+                       not (passed and index + 1 == self._parties), None, site,
+                       (index, self._parties, not passed,
+                        None if timeout is None else float(timeout)))
 
     def _wait_impl(self, st: Any, timeout: float | None) -> int:
         if timeout is None:
@@ -161,9 +155,7 @@ class Barrier(metaclass=StdCompatMeta):
     def _record(self, op: str) -> None:
         st = current_state()
         if not st.guard:
-            t = now_ns()
-            _rec.buffer.append((seq(), op, self._info, st, t, t, True, False, None, None,
-                                MappingProxyType({"parties": self._parties})))
+            record(op, self._info, st, None, True, False, None, None, (self._parties,))
 
     def _break(self) -> None:
         # An internal error was detected.  The barrier is set to

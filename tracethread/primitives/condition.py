@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from collections import deque as _deque
 from time import monotonic as _time
-from types import MappingProxyType
 from typing import Any, Callable
 
 from .._core import _raw
-from .._core import recorder as _rec
 from .._core.records import (
     CONDITION_NOTIFY, CONDITION_NOTIFY_ALL, CONDITION_WAIT, caller_site,
 )
 from ._base import (
-    ConditionStatistics, StdCompatMeta, current_state, make_info, now_ns, seq, use_raw,
+    ConditionStatistics, StdCompatMeta, bind_append, current_state, make_info, new_state,
+    now_ns, record, seq, tls, use_raw,
 )
+
 from .lock import Lock, RLock
+
+_append: Any = None  # bound to the record buffer by bind_append
+bind_append(globals())
 
 _allocate_lock = _raw.allocate_lock
 
@@ -39,7 +42,7 @@ class Condition(metaclass=StdCompatMeta):
     def __init__(self, lock: Any = None, *, name: str | None = None) -> None:
         self._info = make_info("Condition", name)
         if lock is None:
-            lock = RLock(name=self._info.name)
+            lock = RLock._for_condition(self._info)
         self._lock = lock
         # Export the lock's acquire() and release() methods
         self.acquire = lock.acquire
@@ -60,7 +63,7 @@ class Condition(metaclass=StdCompatMeta):
         except AttributeError:
             if isinstance(lock, Lock) and type(lock) is Lock:
                 # Same answer as the stdlib's try-acquire probe, without recording one.
-                self._is_owned = lock.locked
+                self._is_owned = lock._lock.locked
         self._waiters: _deque = _deque()
 
     def _at_fork_reinit(self) -> None:
@@ -96,8 +99,8 @@ class Condition(metaclass=StdCompatMeta):
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         st = current_state()
-        record = not st.guard
-        if record:
+        recording = not st.guard
+        if recording:
             site = caller_site(2)
             t0 = now_ns()
         waiter = _allocate_lock()
@@ -118,18 +121,17 @@ class Condition(metaclass=StdCompatMeta):
             return gotit
         finally:
             st.waiting = None
-            t1 = now_ns() if record else 0
+            t1 = now_ns() if recording else 0
             self._acquire_restore(saved_state)
             if not gotit:
                 try:
                     self._waiters.remove(waiter)
                 except ValueError:
                     pass
-            if record:
-                _rec.buffer.append((
+            if recording:
+                _append((
                     seq(), CONDITION_WAIT, self._info, st, t0, t1, gotit, True, None, site,
-                    MappingProxyType({"timeout": None if timeout is None else float(timeout),
-                                      "reacquired_ns": now_ns()})))
+                    (None if timeout is None else float(timeout), now_ns())))
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
         """Wait until a condition evaluates to True (see ``threading.Condition``)."""
@@ -150,12 +152,18 @@ class Condition(metaclass=StdCompatMeta):
 
     def notify(self, n: int = 1) -> None:
         """Wake up one or more threads waiting on this condition, if any."""
-        self._notify(n, CONDITION_NOTIFY)
-
-    def _notify(self, n: int, op: str) -> None:
         if not self._is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
-        requested = n
+        woken = self._wake(n) if self._waiters else 0
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if not st.guard:
+            record(CONDITION_NOTIFY, self._info, st, None, woken > 0, False, None, None,
+                   (n, woken))
+
+    def _wake(self, n: int) -> int:
         woken = 0
         waiters = self._waiters
         while waiters and n > 0:
@@ -173,15 +181,18 @@ class Condition(metaclass=StdCompatMeta):
                 waiters.remove(waiter)
             except ValueError:
                 pass
-        st = current_state()
-        if not st.guard:
-            t = now_ns()
-            _rec.buffer.append((seq(), op, self._info, st, t, t, woken > 0, False, None, None,
-                                MappingProxyType({"n": requested, "woken": woken})))
+        return woken
 
     def notify_all(self) -> None:
         """Wake up all threads waiting on this condition."""
-        self._notify(len(self._waiters), CONDITION_NOTIFY_ALL)
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        n = len(self._waiters)
+        woken = self._wake(n) if n else 0
+        st = current_state()
+        if not st.guard:
+            record(CONDITION_NOTIFY_ALL, self._info, st, None, woken > 0, False, None, None,
+                   (n, woken))
 
     def notifyAll(self) -> None:
         """Wake up all threads waiting on this condition.

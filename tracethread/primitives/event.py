@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Any
 
 from .._core import _raw
-from .._core import recorder as _rec
 from .._core.records import EVENT_CLEAR, EVENT_SET, EVENT_WAIT, caller_site
-from ._base import EventStatistics, StdCompatMeta, current_state, make_info, now_ns, seq, use_raw
+from ._base import EventStatistics, StdCompatMeta, current_state, make_info, now_ns, record, use_raw
 
-_D_NO_TIMEOUT = MappingProxyType({"timeout": None})
+_D_NO_TIMEOUT = (None,)
 
 
 class Event(metaclass=StdCompatMeta):
@@ -69,21 +67,20 @@ class Event(metaclass=StdCompatMeta):
     def _record(self, op: str, woken: int) -> None:
         st = current_state()
         if not st.guard:
-            t = now_ns()
-            _rec.buffer.append((seq(), op, self._info, st, t, t, True, False, None, None,
-                                MappingProxyType({"woken": woken}) if op == EVENT_SET
-                                else None))
+            record(op, self._info, st, None, True, False, None, None,
+                   (woken,) if op == EVENT_SET else None)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the internal flag is true, or until the optional timeout occurs."""
         st = current_state()
-        t0 = now_ns()
         blocked = False
         site = None
+        t0 = None
         with self._cond:
             signaled = self._flag
             if not signaled:
                 blocked = True
+                t0 = now_ns()
                 if not st.guard:
                     site = caller_site(2)
                 st.waiting = self._info
@@ -92,11 +89,8 @@ class Event(metaclass=StdCompatMeta):
                 finally:
                     st.waiting = None
         if not st.guard:
-            _rec.buffer.append((
-                seq(), EVENT_WAIT, self._info, st, t0, now_ns() if blocked else t0, signaled,
-                blocked, None, site,
-                _D_NO_TIMEOUT if timeout is None
-                else MappingProxyType({"timeout": float(timeout)})))
+            record(EVENT_WAIT, self._info, st, t0 if blocked else None, signaled, blocked, None,
+                   site, _D_NO_TIMEOUT if timeout is None else (float(timeout),))
         return signaled
 
     def statistics(self) -> EventStatistics:

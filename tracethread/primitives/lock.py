@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .._core import recorder as _rec
+from .._core.records import D_REENTER, PrimitiveInfo
 from .._core.records import (
     LOCK_ACQUIRE, LOCK_RELEASE, RLOCK_ACQUIRE, RLOCK_RELEASE, caller_site,
 )
@@ -32,20 +33,12 @@ _append = _rec.buffer.append
 def _rebind(buf: Any) -> None:
     global _append
     _append = buf.append
-    if speedups is not None:
-        speedups.set_append(buf.append)
 
 
 _rec.on_buffer_change(_rebind)
 
-_D_REENTER = MappingProxyType({"blocking": True, "timeout": None, "reentrant": True})
+_D_REENTER = D_REENTER
 _D_VIA_CONDITION = MappingProxyType({"via": "condition.wait"})
-
-if speedups is not None:
-    speedups.configure(tls=tls, new_state=new_state, append=_rec.buffer.append,
-                       lock_acquire=LOCK_ACQUIRE, lock_release=LOCK_RELEASE,
-                       rlock_acquire=RLOCK_ACQUIRE, rlock_release=RLOCK_RELEASE,
-                       fast_details=D_FAST_ACQUIRE, reenter_details=_D_REENTER)
 
 
 def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, op: str,
@@ -294,6 +287,19 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
         self._waiting: list = []
 
     _acquire_py = _PyRLockFast.acquire
+
+    @classmethod
+    def _for_condition(cls, info: PrimitiveInfo) -> "RLock":
+        """The default lock of a Condition: same name and site, built without a second
+        look at the caller's frames (Conditions are made per Future, per Queue…)."""
+        self = _RLockBase.__new__(cls)
+        self._block = _allocate_lock()
+        self._info = PrimitiveInfo("RLock", info.name, info.site)
+        self._owner = None
+        self._count = 0
+        self._acquired_ns = 0
+        self._waiting = []
+        return self
 
     def _acquire_slow(self, st: Any, blocking: Any, timeout: Any, via: Any) -> bool:
         return _acquire_waiting(self, self._block, st, blocking, timeout, RLOCK_ACQUIRE, via)

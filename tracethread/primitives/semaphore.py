@@ -4,14 +4,12 @@ record for every acquire (acquired or not, whether it waited, for how long) and 
 from __future__ import annotations
 
 from time import monotonic as _time
-from types import MappingProxyType
 from typing import Any
 
 from .._core import _raw
-from .._core import recorder as _rec
 from .._core.records import SEMAPHORE_ACQUIRE, SEMAPHORE_RELEASE, caller_site
 from ._base import (
-    SemaphoreStatistics, StdCompatMeta, current_state, make_info, now_ns, seq, use_raw,
+    SemaphoreStatistics, StdCompatMeta, current_state, make_info, now_ns, record, use_raw,
 )
 
 
@@ -51,7 +49,7 @@ class Semaphore(metaclass=StdCompatMeta):
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
         st = current_state()
-        t0 = now_ns()
+        t0 = None
         site = None
         blocked = False
         rc = False
@@ -70,6 +68,7 @@ class Semaphore(metaclass=StdCompatMeta):
                             break
                 if not blocked:
                     blocked = True
+                    t0 = now_ns()
                     if not st.guard:
                         site = caller_site(2)
                 st.waiting = self._info
@@ -81,12 +80,9 @@ class Semaphore(metaclass=StdCompatMeta):
                 self._value -= 1
                 rc = True
         if not st.guard:
-            t1 = now_ns() if blocked else t0
-            _rec.buffer.append((
-                seq(), SEMAPHORE_ACQUIRE, self._info, st, t0, t1, rc, blocked, None, site,
-                MappingProxyType({"blocking": bool(blocking),
-                                  "timeout": None if requested_timeout is None
-                                  else float(requested_timeout)})))
+            record(SEMAPHORE_ACQUIRE, self._info, st, t0 if blocked else None, rc, blocked,
+                   None, site, (bool(blocking),
+                                None if requested_timeout is None else float(requested_timeout)))
         return rc
 
     __enter__ = acquire
@@ -108,9 +104,7 @@ class Semaphore(metaclass=StdCompatMeta):
     def _record_release(self, n: int) -> None:
         st = current_state()
         if not st.guard:
-            t = now_ns()
-            _rec.buffer.append((seq(), SEMAPHORE_RELEASE, self._info, st, t, t, True, False,
-                                None, None, MappingProxyType({"n": n})))
+            record(SEMAPHORE_RELEASE, self._info, st, None, True, False, None, None, (n,))
 
     def __exit__(self, t: Any, v: Any, tb: Any) -> None:
         self.release()

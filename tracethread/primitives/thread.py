@@ -8,7 +8,6 @@ start, run begin/end (with the exception type, if run raised) and join.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 from .._core import _raw
@@ -20,7 +19,7 @@ from ._base import StdCompatMeta, current_state, make_info, now_ns, seq, use_raw
 from .event import Event
 
 _StdThread = _raw.StdThread
-_D_NO_EXC = MappingProxyType({"exception": None})
+_D_NO_EXC = (None,)
 
 
 class Thread(_StdThread, metaclass=StdCompatMeta):
@@ -66,7 +65,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
         if not st.guard:
             _rec.buffer.append((n, THREAD_START, self._tt_info, st, t0, now_ns(), True,
                                 False, None, None,
-                                MappingProxyType({"daemon": self._daemonic})))
+                                (self._daemonic,)))
 
     def _bootstrap_inner(self) -> None:
         st = current_state()
@@ -91,8 +90,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
                     _rec.buffer.append((
                         seq(), THREAD_RUN_END, info, st, t0, now_ns(), exc_name is None, False,
                         None, None,
-                        _D_NO_EXC if exc_name is None
-                        else MappingProxyType({"exception": exc_name})))
+                        _D_NO_EXC if exc_name is None else (exc_name,)))
 
         self.run = traced_run  # type: ignore[method-assign]
         try:
@@ -117,8 +115,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
             st.waiting = None
         _rec.buffer.append((seq(), THREAD_JOIN, self._tt_info, st, t0, now_ns() if alive else t0,
                             not self.is_alive(), alive, None, site,
-                            MappingProxyType({"timeout": None if timeout is None
-                                              else float(timeout)})))
+                            (None if timeout is None else float(timeout),)))
 
 
 @dataclass(frozen=True)

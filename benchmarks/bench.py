@@ -1,0 +1,255 @@
+"""Native threading vs tracethread.install(), side by side in one run.
+
+    python benchmarks/bench.py [--quick] [--repeat N] [--markdown]
+
+Each workload builds its primitives through the `threading` module and the stdlib
+(`queue`, `concurrent.futures`) *inside* the measured function, so the traced rounds use
+tracethread's classes and the native rounds the stdlib's. Native and traced rounds are
+interleaved and the best (minimum) time of each side is kept: the machines are shared and
+noisy, so ratios from one run are what we publish, never absolute times.
+Default settings are measured: recording on (every operation appended to the bounded
+record buffer), no sink attached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import math
+import os
+import queue
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import tracethread  # noqa: E402
+from tracethread._core import _raw  # noqa: E402
+from tracethread._core._accel import speedups  # noqa: E402
+
+
+# --- workloads: each returns the number of operations it performed ----------------------
+
+def uncontended_lock(n: int) -> int:
+    lock = threading.Lock()
+    for _ in range(n):
+        with lock:
+            pass
+    return n
+
+
+def nested_rlock_lock(n: int) -> int:
+    rlock = threading.RLock()
+    lock = threading.Lock()
+    for _ in range(n):
+        with rlock:
+            with lock:
+                with rlock:  # re-entry
+                    pass
+    return n
+
+
+def contended_lock_4_threads(n: int) -> int:
+    lock = threading.Lock()
+    counter = [0]
+    per = n // 4
+
+    def work() -> None:
+        for _ in range(per):
+            with lock:
+                counter[0] += 1
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counter[0] == per * 4
+    return per * 4
+
+
+def condition_ping_pong(n: int) -> int:
+    cond = threading.Condition()
+    state = {"turn": 0}
+    rounds = n // 2
+
+    def player(me: int) -> None:
+        for _ in range(rounds):
+            with cond:
+                while state["turn"] != me:
+                    cond.wait()
+                state["turn"] = 1 - me
+                cond.notify()
+
+    threads = [threading.Thread(target=player, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return rounds * 2
+
+
+def queue_pipeline(n: int) -> int:
+    q: queue.Queue = queue.Queue(maxsize=64)
+    out: queue.Queue = queue.Queue()
+
+    def producer() -> None:
+        for i in range(n):
+            q.put(i)
+        q.put(None)
+
+    def consumer() -> None:
+        total = 0
+        while (item := q.get()) is not None:
+            total += item
+        out.put(total)
+
+    threads = [threading.Thread(target=producer), threading.Thread(target=consumer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out.get() == n * (n - 1) // 2
+    return n
+
+
+def executor_map(n: int) -> int:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as ex:
+        results = list(ex.map(abs, range(n), chunksize=1))
+    assert len(results) == n
+    return n
+
+
+def barrier_rounds(n: int) -> int:
+    parties = 4
+    rounds = n // parties
+    barrier = threading.Barrier(parties)
+
+    def work() -> None:
+        for _ in range(rounds):
+            barrier.wait()
+
+    threads = [threading.Thread(target=work) for _ in range(parties)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return rounds * parties
+
+
+def event_semaphore(n: int) -> int:
+    sem = threading.BoundedSemaphore(2)
+    ev = threading.Event()
+    for _ in range(n):
+        with sem:
+            ev.set()
+            ev.wait()
+            ev.clear()
+    return n
+
+
+# name, function, operations per measurement (full run), target ratio or None
+WORKLOADS = [
+    ("uncontended `with lock:`", uncontended_lock, 200_000, 3.0),
+    ("nested RLock/Lock", nested_rlock_lock, 50_000, None),
+    ("contended Lock, 4 threads", contended_lock_4_threads, 40_000, None),
+    ("Condition ping-pong", condition_ping_pong, 4_000, None),
+    ("queue.Queue pipeline", queue_pipeline, 20_000, 1.3),
+    ("ThreadPoolExecutor.map", executor_map, 10_000, 1.3),
+    ("Barrier rounds, 4 threads", barrier_rounds, 4_000, None),
+    ("Event/Semaphore", event_semaphore, 20_000, None),
+]
+GEOMEAN_TARGET = 1.5
+
+
+def measure(fn, n: int, traced: bool) -> float:
+    if traced:
+        tracethread.install()
+        assert threading.Lock is tracethread.Lock
+    else:
+        assert threading.Lock is _raw.StdLock
+    try:
+        t0 = time.perf_counter()
+        ops = fn(n)
+        return (time.perf_counter() - t0) / ops
+    finally:
+        if traced:
+            tracethread.uninstall()
+
+
+def run(scale: float, repeat: int, time_budget: float):
+    rows = []
+    for name, fn, n, target in WORKLOADS:
+        n = max(16, int(n * scale))
+        native, traced = [], []
+        deadline = time.monotonic() + time_budget
+        for i in range(repeat):
+            # Interleave, alternating which side goes first, to cancel drift.
+            order = (False, True) if i % 2 == 0 else (True, False)
+            for side in order:
+                (traced if side else native).append(measure(fn, n, side))
+            if time.monotonic() > deadline and i >= 2:
+                break
+        best_native, best_traced = min(native), min(traced)
+        rows.append((name, best_native, best_traced, best_traced / best_native, target))
+    return rows
+
+
+def fmt_time(s: float) -> str:
+    return f"{s * 1e9:,.0f} ns" if s < 1e-5 else f"{s * 1e6:,.1f} µs"
+
+
+def report(rows, markdown: bool) -> bool:
+    geo = math.exp(sum(math.log(r[3]) for r in rows) / len(rows))
+    ok_all = geo <= GEOMEAN_TARGET
+    lines = []
+    if markdown:
+        lines.append("| workload | stdlib per op | tracethread per op | ratio | target |")
+        lines.append("|---|---:|---:|---:|---|")
+    for name, nat, tra, ratio, target in rows:
+        met = "" if target is None else ("met" if ratio <= target else "MISSED")
+        if target is not None:
+            ok_all &= ratio <= target
+        tgt = "" if target is None else f"≤ {target:g}× {met}"
+        if markdown:
+            lines.append(f"| {name} | {fmt_time(nat)} | {fmt_time(tra)} | "
+                         f"{ratio:.2f}× | {tgt} |")
+        else:
+            lines.append(f"{name:30s} {fmt_time(nat):>12s} {fmt_time(tra):>12s} "
+                         f"{ratio:6.2f}x  {tgt}")
+    gtxt = f"≤ {GEOMEAN_TARGET:g}× {'met' if geo <= GEOMEAN_TARGET else 'MISSED'}"
+    if markdown:
+        lines.append(f"| **geometric mean** | | | **{geo:.2f}×** | {gtxt} |")
+    else:
+        lines.append(f"{'geometric mean':30s} {'':>12s} {'':>12s} {geo:6.2f}x  {gtxt}")
+    print("\n".join(lines))
+    return ok_all
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a short run (about 20 s)")
+    p.add_argument("--repeat", type=int, default=None, help="rounds per side (default 7)")
+    p.add_argument("--markdown", action="store_true", help="print a markdown table")
+    args = p.parse_args(argv)
+    scale = 0.1 if args.quick else 1.0
+    repeat = args.repeat or (5 if args.quick else 7)
+    budget = 3.0 if args.quick else 20.0
+    print(f"python {sys.version.split()[0]}, tracethread {tracethread.__version__}, "
+          f"fast paths: {'C' if speedups is not None else 'pure Python'}, "
+          f"{os.cpu_count()} CPUs, best of {repeat} interleaved rounds")
+    t0 = time.monotonic()
+    rows = run(scale, repeat, budget)
+    ok = report(rows, args.markdown)
+    stats = tracethread.recorder_stats()
+    print(f"\nrecorder: {stats['records']} records drained, {stats['dropped']} dropped "
+          "(no sink attached: the ring buffer is overwritten, by design)")
+    print(f"total {time.monotonic() - t0:.0f} s; targets {'met' if ok else 'NOT all met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
