@@ -1,0 +1,350 @@
+"""Each operation's record, with its fields. Interleavings are forced with observable state
+(``testing.wait_until_blocked``), never with sleeps."""
+
+import gc
+import os
+import threading
+
+import pytest
+
+import tracethread
+from tracethread import testing
+
+HERE = os.path.basename(__file__)
+TIMEOUT = 10
+
+
+def _line_of(marker):
+    with open(__file__) as f:
+        for n, line in enumerate(f, 1):
+            if marker in line and "_line_of" not in line:
+                return n
+    raise AssertionError(marker)
+
+
+def _start(fn, name=None):
+    t = threading.Thread(target=fn, name=name, daemon=True)
+    t.start()
+    return t
+
+
+def test_uncontended_lock_acquire_and_release():
+    lock = tracethread.Lock()  # marker: lock-created
+    me = threading.current_thread()
+    with testing.capture() as cap:
+        with lock:
+            pass
+    acq, rel = cap.of(lock)
+    assert (acq.op, rel.op) == ("lock.acquire", "lock.release")
+    assert acq.ok is True and acq.blocked is False and acq.site is None
+    assert dict(acq.details) == {"blocking": True, "timeout": None}
+    assert acq.start_ns == acq.end_ns <= rel.start_ns
+    assert rel.held_ns == rel.end_ns - acq.end_ns >= 0
+    assert acq.thread.ident == me.ident and acq.thread.native_id == me.native_id
+    assert acq.thread.name == me.name
+    p = acq.primitive
+    assert p.kind == "Lock" and p is rel.primitive
+    assert p.site.file.endswith(HERE) and p.site.line == _line_of("marker: lock-created")
+    assert p.name == f"{p.site.file}:{p.site.line}" == lock.name
+    assert acq.seq < rel.seq
+
+
+def test_try_acquire_that_fails_is_recorded_as_such():
+    lock = tracethread.Lock(name="busy")
+    lock.acquire()
+    try:
+        with testing.capture() as cap:
+            assert lock.acquire(False) is False
+    finally:
+        lock.release()
+    (rec,) = cap.of(lock)
+    assert rec.ok is False and rec.blocked is False and not rec.timed_out
+    assert rec.details["blocking"] is False
+
+
+def test_contended_acquire_records_the_wait_and_the_call_site():
+    lock = tracethread.Lock(name="contended")
+    lock.acquire()
+    with testing.capture() as cap:
+        def waiter():
+            with lock:  # marker: contended-acquire
+                pass
+        t = _start(waiter, name="waiter-1")
+        testing.wait_until_blocked(lock, 1)
+        stats = lock.statistics()
+        assert stats.locked and stats.owner.ident == threading.get_ident()
+        assert [w.name for w in stats.waiting] == ["waiter-1"]
+        lock.release()
+        t.join(TIMEOUT)
+    acquires = [r for r in cap.of(lock) if r.op == "lock.acquire"]
+    (rec,) = [r for r in acquires if r.thread.name == "waiter-1"]
+    assert rec.ok and rec.blocked
+    assert rec.site.file.endswith(HERE) and rec.site.line == _line_of("marker: contended-acq")
+    assert rec.site.function == "waiter"
+    main_release = [r for r in cap.of(lock) if r.op == "lock.release"][0]
+    assert rec.start_ns <= main_release.end_ns <= rec.end_ns
+
+
+def test_timed_acquire_that_times_out():
+    lock = tracethread.Lock()
+    lock.acquire()
+    try:
+        with testing.capture() as cap:
+            assert lock.acquire(timeout=0.01) is False
+    finally:
+        lock.release()
+    (rec,) = cap.of(lock)
+    assert rec.ok is False and rec.blocked and rec.timed_out
+    assert rec.details["timeout"] == 0.01
+    assert rec.duration_ns >= 5_000_000
+
+
+def test_lock_released_by_another_thread():
+    lock = tracethread.Lock()
+    with testing.capture() as cap:
+        lock.acquire()
+        t = _start(lock.release, name="releaser")
+        t.join(TIMEOUT)
+    acq, rel = cap.of(lock)
+    assert acq.thread.name == threading.current_thread().name
+    assert rel.op == "lock.release" and rel.thread.name == "releaser"
+    assert rel.held_ns >= 0 and not lock.locked()
+
+
+def test_rlock_reentry_and_outermost_release():
+    r = tracethread.RLock(name="r")
+    with testing.capture() as cap:
+        with r:
+            with r:
+                assert r.statistics().count == 2
+    ops = [(x.op, bool(x.details.get("reentrant")), x.held_ns is not None)
+           for x in cap.of(r)]
+    assert ops == [("rlock.acquire", False, False), ("rlock.acquire", True, False),
+                   ("rlock.release", False, False), ("rlock.release", False, True)]
+
+
+def test_condition_wait_releases_and_reacquires_an_rlock_through_its_protocol():
+    cond = tracethread.Condition(name="c")
+    with testing.capture() as cap:
+        with cond:
+            with cond:  # held twice: wait() must release both levels
+                assert cond.wait(0.001) is False
+    lock_recs = [x for x in cap.records if x.op.startswith("rlock.")]
+    via = [(x.op, dict(x.details).get("via"), dict(x.details).get("count"))
+           for x in lock_recs if "via" in x.details]
+    assert via == [("rlock.release", "condition.wait", 2),
+                   ("rlock.acquire", "condition.wait", None)]
+    (wait,) = cap.ops("condition.wait")
+    assert wait.ok is False and wait.timed_out and wait.primitive.kind == "Condition"
+    assert wait.details["reacquired_ns"] >= wait.end_ns
+
+
+def test_notify_and_notify_all_count_who_they_woke():
+    cond = tracethread.Condition(name="c")
+    n = 3
+    woke = []
+
+    def waiter():
+        with cond:
+            woke.append(cond.wait(TIMEOUT))  # marker: cond-wait
+
+    with testing.capture() as cap:
+        threads = [_start(waiter) for _ in range(n)]
+        testing.wait_until_blocked(cond, n)
+        with cond:
+            cond.notify(2)
+        testing.wait_until(lambda: len(woke) == 2)
+        with cond:
+            cond.notify_all()
+            cond.notify()  # nobody left
+        for t in threads:
+            t.join(TIMEOUT)
+    assert woke == [True] * n
+    notes = [(x.op, x.details["n"], x.details["woken"], x.ok)
+             for x in cap.ops("condition.notify", "condition.notify_all")]
+    assert notes == [("condition.notify", 2, 2, True), ("condition.notify_all", 1, 1, True),
+                     ("condition.notify", 1, 0, False)]
+    waits = cap.ops("condition.wait")
+    assert len(waits) == n and all(w.ok and w.blocked for w in waits)
+    assert {w.site.line for w in waits} == {_line_of("marker: cond-wait")}
+
+
+def test_event_records():
+    ev = tracethread.Event(name="ev")
+    with testing.capture() as cap:
+        assert ev.wait(0.001) is False          # times out
+        t = _start(lambda: ev.wait(TIMEOUT))
+        testing.wait_until_blocked(ev, 1)
+        ev.set()                                # wakes one
+        t.join(TIMEOUT)
+        assert ev.wait() is True                # already set: does not block
+        ev.clear()
+    recs = [(x.op, x.ok, x.blocked, dict(x.details)) for x in cap.of(ev)]
+    assert recs[0] == ("event.wait", False, True, {"timeout": 0.001})
+    assert ("event.set", True, False, {"woken": 1}) in recs
+    assert ("event.wait", True, True, {"timeout": float(TIMEOUT)}) in recs
+    assert recs[-2:] == [("event.wait", True, False, {"timeout": None}),
+                         ("event.clear", True, False, {})]
+
+
+def test_semaphore_records():
+    sem = tracethread.BoundedSemaphore(1, name="sem")
+    with testing.capture() as cap:
+        assert sem.acquire()
+        assert sem.acquire(False) is False
+        assert sem.acquire(timeout=0.001) is False
+        sem.release()
+    recs = [(x.op, x.ok, x.blocked, dict(x.details)) for x in cap.of(sem)]
+    assert recs == [
+        ("semaphore.acquire", True, False, {"blocking": True, "timeout": None}),
+        ("semaphore.acquire", False, False, {"blocking": False, "timeout": None}),
+        ("semaphore.acquire", False, True, {"blocking": True, "timeout": 0.001}),
+        ("semaphore.release", True, False, {"n": 1}),
+    ]
+    assert cap.of(sem)[2].timed_out
+    assert sem.statistics().value == 1
+
+
+def test_barrier_records_indexes_breaks_reset_and_abort():
+    parties = 3
+    b = tracethread.Barrier(parties, name="b")
+    with testing.capture() as cap:
+        threads = [_start(lambda: b.wait(TIMEOUT)) for _ in range(parties - 1)]
+        testing.wait_until(lambda: b.n_waiting == parties - 1)
+        b.wait(TIMEOUT)
+        for t in threads:
+            t.join(TIMEOUT)
+        errors = []
+
+        def doomed():
+            try:
+                b.wait(TIMEOUT)
+            except threading.BrokenBarrierError:
+                errors.append(True)
+
+        t = _start(doomed)
+        testing.wait_until(lambda: b.n_waiting == 1)
+        b.abort()
+        t.join(TIMEOUT)
+        b.reset()
+    waits = cap.ops("barrier.wait")
+    passed = [w for w in waits if w.ok]
+    assert sorted(w.details["index"] for w in passed) == list(range(parties))
+    assert all(w.details["parties"] == parties and not w.details["broken"] for w in passed)
+    (broken,) = [w for w in waits if not w.ok]
+    assert broken.details["broken"] is True and errors == [True]
+    assert [x.op for x in cap.ops("barrier.abort", "barrier.reset")] == [
+        "barrier.abort", "barrier.reset"]
+
+
+def test_thread_lifecycle_records_in_order(monkeypatch):
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)
+    gate = tracethread.Event()
+
+    def fails():
+        gate.wait(TIMEOUT)
+        raise ValueError("boom")
+
+    with testing.capture() as cap:
+        t = tracethread.Thread(target=fails, name="worker-1")
+        t.start()
+        joiner_started = []
+
+        def release_when_joining():
+            testing.wait_until(lambda: joiner_started)
+            gate.set()
+
+        helper = _start(release_when_joining)
+        joiner_started.append(True)
+        t.join(TIMEOUT)
+        helper.join(TIMEOUT)
+    recs = [r for r in cap.records if r.primitive is t._tt_info]
+    ops = [r.op for r in recs]
+    assert ops == ["thread.start", "thread.run.begin", "thread.run.end", "thread.join"]
+    start, begin, end, join = recs
+    assert start.seq < begin.seq < end.seq < join.seq
+    assert begin.thread.name == "worker-1" and start.thread.name == "MainThread"
+    assert end.ok is False and end.details["exception"] == "ValueError"
+    assert join.ok is True and join.details["timeout"] == float(TIMEOUT)
+    seqs = [r.seq for r in cap.records]
+    assert seqs == sorted(seqs)
+
+
+def test_primitive_ids_are_never_reused():
+    ids, addresses = [], []
+    for _ in range(2):
+        locks = [tracethread.Lock() for _ in range(100)]
+        ids += [lock._info.id for lock in locks]
+        addresses += [id(lock) for lock in locks]
+        del locks
+        gc.collect()
+    assert len(set(ids)) == 200  # while id() of dead objects typically comes back:
+    assert len(set(addresses)) <= 200
+
+
+def test_name_keyword():
+    assert tracethread.Event(name="ready").name == "ready"
+    assert tracethread.Semaphore(2, name="pool").statistics().name == "pool"
+    with pytest.raises(TypeError, match="name must be a str"):
+        tracethread.Lock(name=123)
+
+
+def test_records_of_a_thread_carry_its_name_even_when_renamed_before_start():
+    lock = tracethread.Lock()
+
+    def work():
+        with lock:
+            pass
+
+    with testing.capture() as cap:
+        t = tracethread.Thread(target=work)
+        t.name = "renamed"
+        t.start()
+        t.join(TIMEOUT)
+    assert {r.thread.name for r in cap.of(lock)} == {"renamed"}
+
+
+def test_a_failing_sink_is_contained_reported_once_and_counted(capfd):
+    class Broken:
+        def handle(self, records):
+            raise RuntimeError("sink is broken")
+
+    good = testing.MemorySink()
+    broken = Broken()
+    before = tracethread.recorder_stats()["sink_errors"]
+    tracethread.add_sink(broken)
+    tracethread.add_sink(good)
+    try:
+        lock = tracethread.Lock()
+        for _ in range(3):
+            with lock:
+                pass
+            tracethread.flush()
+    finally:
+        tracethread.remove_sink(broken)
+        tracethread.remove_sink(good)
+    err = capfd.readouterr().err
+    assert err.count("sink Broken failed") == 1
+    assert tracethread.recorder_stats()["sink_errors"] - before == 3
+    assert len([r for r in good.records if r.primitive is lock._info]) == 6
+
+
+def test_buffer_overflow_drops_are_counted():
+    sink = testing.MemorySink()
+    tracethread.add_sink(sink)
+    before = tracethread.recorder_stats()["dropped"]
+    tracethread.set_buffer_size(100)
+    from tracethread._core import recorder
+    try:
+        lock = tracethread.Lock()
+        with recorder._drain_lock:  # keep the background drainer out of the way
+            for _ in range(500):  # 1000 records into a 100-record buffer, no drain between
+                lock.acquire()
+                lock.release()
+        tracethread.flush()
+    finally:
+        tracethread.set_buffer_size(65_536)
+        tracethread.remove_sink(sink)
+    got = [r for r in sink.records if r.primitive is lock._info]
+    assert 0 < len(got) <= 100
+    assert tracethread.recorder_stats()["dropped"] - before >= 1000 - 100 - 1
