@@ -196,6 +196,8 @@ def test_stdlib_workload_runs_traced(installed):
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     # Nothing was lost.
     assert tracethread.recorder_stats()["dropped"] == dropped_before
+    # A busy queue/executor/logging workload is not a deadlock risk: no false positives.
+    assert tracethread.findings("potential-deadlock") == []
 
 
 def test_after_uninstall_new_objects_are_plain_stdlib():

@@ -29,6 +29,25 @@ static PyObject *cfg_rlock_acquire = NULL;
 static PyObject *cfg_rlock_release = NULL;
 static PyObject *cfg_fast_details = NULL; /* details of a default blocking acquire */
 static PyObject *cfg_reenter_details = NULL;
+static PyObject *cfg_on_acquire = NULL;      /* detect.on_acquire(st, prim, bounded) */
+static PyObject *cfg_released_elsewhere = NULL; /* detect.released_elsewhere(owner, prim, st) */
+static PyObject *cfg_known = NULL;           /* set of (src_info, dst_info) already known */
+static PyTypeObject *LockCore_Type = NULL, *RLockCore_Type = NULL;
+static PyObject *str_held, *str_info;
+
+/* One layout for both types; RLockCore calls its raw lock `_block` (as _PyRLock does). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *lock;        /* _thread.lock */
+    PyObject *info;        /* PrimitiveInfo */
+    PyObject *owner;       /* ThreadState or None */
+    long long acquired_ns;
+    long long count;       /* RLock recursion level */
+    PyObject *waiting;     /* list of ThreadState */
+    PyObject *weakreflist;
+} LockCore;
+
+typedef LockCore RLockCore;
 
 static PyObject *str_st, *str_guard, *str_acquire, *str_release, *str_acquire_slow;
 static PyObject *str_acquire_py, *str_tstate_key;
@@ -111,6 +130,84 @@ raw_release(PyObject *raw)
     return 0;
 }
 
+/* A blocking acquire of `self` succeeded: lock-order bookkeeping, then onto the thread's
+ * held list. Edges already known (taken before without a timeout) cost a set lookup. */
+static int
+note_acquired(PyObject *st, PyObject *self, PyObject *info)
+{
+    PyObject *held = PyObject_GetAttr(st, str_held);
+    if (held == NULL)
+        return -1;
+    if (!PyList_Check(held)) {
+        Py_DECREF(held);
+        PyErr_SetString(PyExc_TypeError, "thread state's held is not a list");
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(held);
+    int need_python = 0;
+    for (Py_ssize_t i = 0; i < n && !need_python; i++) {
+        PyObject *h = PyList_GET_ITEM(held, i);
+        if (h == self)
+            continue;
+        PyObject *hinfo;
+        if (Py_IS_TYPE(h, LockCore_Type) || Py_IS_TYPE(h, RLockCore_Type) ||
+            PyObject_TypeCheck(h, LockCore_Type) || PyObject_TypeCheck(h, RLockCore_Type)) {
+            hinfo = ((LockCore *)h)->info;
+        } else {
+            need_python = 1;
+            break;
+        }
+        PyObject *key = PyTuple_Pack(2, hinfo, info);
+        if (key == NULL) {
+            Py_DECREF(held);
+            return -1;
+        }
+        int has = PySet_Contains(cfg_known, key);
+        Py_DECREF(key);
+        if (has < 0) {
+            Py_DECREF(held);
+            return -1;
+        }
+        if (!has)
+            need_python = 1;
+    }
+    if (need_python) {
+        PyObject *args[3] = {st, self, Py_False};
+        PyObject *r = PyObject_Vectorcall(cfg_on_acquire, args, 3, NULL);
+        if (r == NULL) {
+            Py_DECREF(held);
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    int rc = PyList_Append(held, self);
+    Py_DECREF(held);
+    return rc;
+}
+
+/* `self` was released by `st`; take it off its owner's held list. */
+static int
+note_released(PyObject *owner, PyObject *self, PyObject *st)
+{
+    if (owner == NULL || owner == Py_None)
+        return 0;
+    PyObject *held = PyObject_GetAttr(owner, str_held);
+    if (held == NULL)
+        return -1;
+    Py_ssize_t n = PyList_Check(held) ? PyList_GET_SIZE(held) : 0;
+    int rc;
+    if (owner == st && n > 0 && PyList_GET_ITEM(held, n - 1) == self) {
+        rc = PyList_SetSlice(held, n - 1, n, NULL);
+    } else {
+        PyObject *args[3] = {owner, self, st};
+        PyObject *r = PyObject_Vectorcall(cfg_released_elsewhere, args, 3, NULL);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(held);
+    return rc;
+}
+
 /* Append (seq, op, info, st, t, t, True, False, held, None, details). held < 0: None. */
 static int
 emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_ns,
@@ -176,19 +273,6 @@ configured(void)
 /* ------------------------------------------------------------------------------------ */
 /* LockCore: fields shared with the Python subclass (tracethread.Lock).                 */
 
-/* One layout for both types; RLockCore calls its raw lock `_block` (as _PyRLock does). */
-typedef struct {
-    PyObject_HEAD
-    PyObject *lock;        /* _thread.lock */
-    PyObject *info;        /* PrimitiveInfo */
-    PyObject *owner;       /* ThreadState or None */
-    long long acquired_ns;
-    long long count;       /* RLock recursion level */
-    PyObject *waiting;     /* list of ThreadState */
-    PyObject *weakreflist;
-} LockCore;
-
-typedef LockCore RLockCore;
 
 static int
 LockCore_traverse(LockCore *self, visitproc visit, void *arg)
@@ -289,6 +373,8 @@ lock_acquire_impl(LockCore *self, PyObject *blocking, PyObject *timeout, int def
             goto done;
         if (got) {
             long long t = now_ns();
+            if (note_acquired(st, (PyObject *)self, self->info) < 0)
+                goto done;
             Py_INCREF(st);
             Py_XSETREF(self->owner, st);
             self->acquired_ns = t;
@@ -350,9 +436,16 @@ lock_release_impl(LockCore *self)
     }
     long long t = now_ns();
     long long acquired = self->acquired_ns;
+    PyObject *owner = self->owner;   /* reference moves to us */
     Py_INCREF(Py_None);
-    Py_XSETREF(self->owner, Py_None);
-    if (raw_release(self->lock) < 0)
+    self->owner = Py_None;
+    if (raw_release(self->lock) < 0) {
+        Py_XSETREF(self->owner, owner);
+        goto done;
+    }
+    int nr = note_released(owner, (PyObject *)self, st);
+    Py_XDECREF(owner);
+    if (nr < 0)
         goto done;
     int e = emit(cfg_lock_release, self->info, st, t, t - acquired, Py_None);
     if (e < 0)
@@ -454,6 +547,8 @@ rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int d
             goto done;
         if (got) {
             long long t = now_ns();
+            if (note_acquired(st, (PyObject *)self, self->info) < 0)
+                goto done;
             Py_INCREF(st);
             Py_XSETREF(self->owner, st);
             self->count = 1;
@@ -528,6 +623,8 @@ rlock_release_impl(RLockCore *self)
         Py_INCREF(Py_None);
         Py_XSETREF(self->owner, Py_None);
         if (raw_release(self->lock) < 0)
+            goto done;
+        if (note_released(st, (PyObject *)self, st) < 0)
             goto done;
         held = t - acquired;
     }
@@ -653,11 +750,17 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"tls", "new_state", "append", "lock_acquire", "lock_release",
                              "rlock_acquire", "rlock_release", "fast_details",
-                             "reenter_details", NULL};
-    PyObject *tls, *new_state, *append, *la, *lr, *ra, *rr, *fd, *rd;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOO:configure", kwlist, &tls,
-                                     &new_state, &append, &la, &lr, &ra, &rr, &fd, &rd))
+                             "reenter_details", "on_acquire", "released_elsewhere", "known",
+                             NULL};
+    PyObject *tls, *new_state, *append, *la, *lr, *ra, *rr, *fd, *rd, *oa, *re, *kn;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOOOOO:configure", kwlist, &tls,
+                                     &new_state, &append, &la, &lr, &ra, &rr, &fd, &rd,
+                                     &oa, &re, &kn))
         return NULL;
+    if (!PySet_Check(kn)) {
+        PyErr_SetString(PyExc_TypeError, "known must be a set");
+        return NULL;
+    }
 #define SET(var, val) do { Py_INCREF(val); Py_XSETREF(var, val); } while (0)
     SET(cfg_tls, tls);
     SET(cfg_new_state, new_state);
@@ -668,6 +771,9 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     SET(cfg_rlock_release, rr);
     SET(cfg_fast_details, fd);
     SET(cfg_reenter_details, rd);
+    SET(cfg_on_acquire, oa);
+    SET(cfg_released_elsewhere, re);
+    SET(cfg_known, kn);
 #undef SET
     Py_RETURN_NONE;
 }
@@ -702,6 +808,8 @@ module_exec(PyObject *m)
     INTERN(str_acquire_slow, "_acquire_slow");
     INTERN(str_acquire_py, "_acquire_py");
     INTERN(str_tstate_key, "tracethread._speedups.thread_state");
+    INTERN(str_held, "held");
+    INTERN(str_info, "_info");
 #undef INTERN
     minus_one = PyLong_FromLong(-1);
     if (minus_one == NULL)
@@ -721,13 +829,21 @@ module_exec(PyObject *m)
             return -1;
     }
     PyObject *t = PyType_FromModuleAndSpec(m, &LockCore_spec, NULL);
-    if (t == NULL || PyModule_AddObject(m, "LockCore", t) < 0) {
-        Py_XDECREF(t);
+    if (t == NULL)
+        return -1;
+    LockCore_Type = (PyTypeObject *)t;
+    Py_INCREF(t);
+    if (PyModule_AddObject(m, "LockCore", t) < 0) {
+        Py_DECREF(t);
         return -1;
     }
     t = PyType_FromModuleAndSpec(m, &RLockCore_spec, NULL);
-    if (t == NULL || PyModule_AddObject(m, "RLockCore", t) < 0) {
-        Py_XDECREF(t);
+    if (t == NULL)
+        return -1;
+    RLockCore_Type = (PyTypeObject *)t;
+    Py_INCREF(t);
+    if (PyModule_AddObject(m, "RLockCore", t) < 0) {
+        Py_DECREF(t);
         return -1;
     }
     return 0;

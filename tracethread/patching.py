@@ -44,11 +44,15 @@ def _patch(module: Any, name: str, original: Any, ours: Any,
     patched.append((module, name, original, ours))
 
 
-def install() -> None:
+def install(**config: Any) -> None:
     """Replace the primitives in ``threading`` (and in modules that bound them earlier with
     ``from threading import Lock``) by tracethread's. Primitives constructed afterwards are
-    traced. A second call warns and does nothing."""
+    traced. Keyword arguments go to ``tracethread.configure()``. A second call warns and
+    does nothing."""
     global _patched
+    if config:
+        from ._core.config import configure
+        configure(**config)
     with _patch_lock:
         if _patched is not None:
             warnings.warn("tracethread is already installed; install() did nothing",

@@ -22,9 +22,12 @@ import collections
 import itertools
 import os
 import sys
+import time
 from typing import Any, Protocol
 
 from . import _raw
+from . import detect as _detect
+from . import watchdog as _watchdog
 from ._accel import speedups
 from . import records as _r
 from .records import Record, ThreadState, materialize
@@ -39,10 +42,10 @@ next_seq = speedups.next_seq if speedups is not None else itertools.count(1).__n
 _tls = _raw.local()
 _drain_lock = _raw.allocate_lock()
 _sinks: list[Any] = []
-_last_seq = 0
+_delivered = 0          # highest sequence number delivered (or skipped as dropped)
+_gap = 0                # first missing number seen by the previous drain
+_pending: list = []     # records held back behind a gap
 _counters = {"records": 0, "dropped": 0, "sink_errors": 0}
-# Records overwritten while no sink was attached were not lost to anyone: not counted.
-_baseline = [0]
 _failed_sinks: set[int] = set()
 _drainer_wake = _raw.allocate_lock()
 _drainer_running = False
@@ -65,6 +68,7 @@ def new_state() -> ThreadState:
     name = t.name if t is not None else f"thread-{ident}"
     st = ThreadState(ident, _raw.get_native_id(), name)
     _tls.st = st
+    _watchdog.register(st)
     return st
 
 
@@ -106,12 +110,15 @@ def is_guarded() -> bool:
 
 def add_sink(sink: Sink) -> None:
     """Attach a sink. It receives the records of operations from now on."""
-    global _atexit_registered
+    global _atexit_registered, _delivered
     with _drain_lock:
         # Records made before the sink existed are not for it.
-        _drain_locked()
+        _drain_locked(force=True)
         if not _sinks:
-            _baseline[0] = max(0, _last_seq - _counters["records"])
+            # Numbers used while nobody listened are not losses: start counting from here
+            # (this number itself is never given to a record).
+            _pending.clear()
+            _delivered = next_seq()
         _sinks.append(sink)
     if not _atexit_registered:
         _atexit_registered = True
@@ -122,7 +129,7 @@ def add_sink(sink: Sink) -> None:
 def remove_sink(sink: Sink) -> None:
     """Detach a sink after delivering it everything recorded so far."""
     with _drain_lock:
-        _drain_locked()
+        _drain_locked(force=True)
         try:
             _sinks.remove(sink)
         except ValueError:
@@ -137,40 +144,55 @@ def flush() -> None:
     """Deliver every buffered record to the sinks now."""
     with _drain_lock:
         _drain_locked()
+    if _pending:
+        time.sleep(0.001)  # let a record whose number was just taken land
+        with _drain_lock:
+            _drain_locked(force=True)
 
 
-def _drain_locked() -> None:
-    global _last_seq
-    if not buffer:
+def _drain_locked(force: bool = False) -> None:
+    """Deliver buffered records to the sinks in sequence order.
+
+    A sequence number is taken a moment before its record is appended, so a drain can find
+    a gap that another thread is about to fill. Records after a gap are held back until
+    the next drain; a gap still open then was overwritten in the ring buffer: counted as
+    dropped, and delivery moves past it. Sinks thus see every record in order, once."""
+    global _delivered, _gap
+    popleft = buffer.popleft
+    raws = _pending[:]
+    _pending.clear()
+    while True:
+        try:
+            raws.append(popleft())
+        except IndexError:
+            break
+    if not raws:
+        return
+    raws.sort(key=_first)
+    _counters["records"] += len(raws)
+    if not _sinks:  # nobody to deliver to: only keep the numbering in step
+        _delivered = max(_delivered, raws[-1][0])
+        return
+    out = []
+    for i, raw in enumerate(raws):
+        n = raw[0]
+        if n > _delivered + 1:
+            first_missing = _delivered + 1
+            if not force and _gap != first_missing:
+                _gap = first_missing  # maybe still in flight: wait for the next drain
+                _pending.extend(raws[i:])
+                break
+            _counters["dropped"] += n - first_missing
+        if n > _delivered:
+            _delivered = n
+        out.append(raw)
+    if not out:
         return
     st = current_state()
     prev = st.guard
     st.guard = True
     try:
-        popleft = buffer.popleft
-        raws = []
-        append = raws.append
-        while True:
-            try:
-                append(popleft())
-            except IndexError:
-                break
-        if not raws:
-            return
-        # The highest number seen minus the records seen is what never arrived: dropped
-        # (a record whose number was taken just before a drain and appended just after it
-        # arrives in the next drain and stops counting as missing then).
-        _counters["records"] += len(raws)
-        top = _last_seq
-        for raw in raws:
-            if raw[0] > top:
-                top = raw[0]
-        _last_seq = top
-        _counters["dropped"] = max(0, top - _counters["records"] - _baseline[0])
-        if not _sinks:
-            return
-        raws.sort(key=_first)
-        records = [materialize(r) for r in raws]
+        records = [materialize(r) for r in out]
         for sink in tuple(_sinks):
             try:
                 sink.handle(records)
@@ -210,7 +232,7 @@ def set_buffer_size(size: int) -> None:
     if size < 1:
         raise ValueError("buffer size must be at least 1")
     with _drain_lock:
-        _drain_locked()
+        _drain_locked(force=True)
         old = buffer
         buffer = collections.deque(maxlen=size)
         _publish_buffer(buffer)
@@ -281,7 +303,9 @@ if speedups is not None:
     speedups.configure(tls=_tls, new_state=new_state, append=buffer.append,
                        lock_acquire=_r.LOCK_ACQUIRE, lock_release=_r.LOCK_RELEASE,
                        rlock_acquire=_r.RLOCK_ACQUIRE, rlock_release=_r.RLOCK_RELEASE,
-                       fast_details=_r.D_FAST_ACQUIRE, reenter_details=_r.D_REENTER)
+                       fast_details=_r.D_FAST_ACQUIRE, reenter_details=_r.D_REENTER,
+                       on_acquire=_detect.on_acquire,
+                       released_elsewhere=_detect.released_elsewhere, known=_detect.known)
     on_buffer_change(lambda buf: speedups.set_append(buf.append))
     record = speedups.record
     now_ns = speedups.now_ns

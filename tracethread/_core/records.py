@@ -36,12 +36,13 @@ THREAD_START = "thread.start"
 THREAD_RUN_BEGIN = "thread.run.begin"
 THREAD_RUN_END = "thread.run.end"
 THREAD_JOIN = "thread.join"
+FINDING = "finding"
 
 ALL_OPS = (
     LOCK_ACQUIRE, LOCK_RELEASE, RLOCK_ACQUIRE, RLOCK_RELEASE, SEMAPHORE_ACQUIRE,
     SEMAPHORE_RELEASE, CONDITION_WAIT, CONDITION_NOTIFY, CONDITION_NOTIFY_ALL, EVENT_SET,
     EVENT_CLEAR, EVENT_WAIT, BARRIER_WAIT, BARRIER_RESET, BARRIER_ABORT, THREAD_START,
-    THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_JOIN,
+    THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_JOIN, FINDING,
 )
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -97,7 +98,8 @@ class ThreadState:
     """Per-thread state of the core, reached through a thread-local (so it dies with its
     thread and a reused ident never inherits it)."""
 
-    __slots__ = ("ident", "native_id", "name", "guard", "waiting", "probe", "_info")
+    __slots__ = ("ident", "native_id", "name", "guard", "waiting", "probe", "_info", "held",
+                 "held_sites", "blocked_on", "wait_since", "wait_bounded", "__weakref__")
 
     def __init__(self, ident: int, native_id: int, name: str) -> None:
         self.ident = ident
@@ -107,6 +109,11 @@ class ThreadState:
         self.waiting: PrimitiveInfo | None = None  # what it is blocked on, if anything
         self.probe: Any = None  # a raw lock only this thread touches (argument checks)
         self._info: ThreadInfo | None = None
+        self.held: list = []  # primitives this thread holds, in acquisition order
+        self.held_sites: dict = {}  # id(primitive) -> Site where it was acquired after waiting
+        self.blocked_on: Any = None  # the primitive/thread it is blocked on (no timeout)
+        self.wait_since = 0  # monotonic ns when the current wait began
+        self.wait_bounded = False
 
     def info(self) -> ThreadInfo:
         info = self._info
@@ -166,6 +173,7 @@ DETAIL_KEYS: dict[str, tuple[str, ...]] = {
     THREAD_START: ("daemon",),
     THREAD_RUN_END: ("exception",),
     THREAD_JOIN: ("timeout",),
+    FINDING: ("finding",),
 }
 
 

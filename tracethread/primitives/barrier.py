@@ -66,6 +66,7 @@ class Barrier(metaclass=StdCompatMeta):
             timeout = self._timeout
         with self._cond:
             st.waiting = self._info
+            st.wait_since = now_ns()
             try:
                 self._enter()  # Block while the barrier drains.
                 index = self._count

@@ -109,6 +109,7 @@ class Condition(metaclass=StdCompatMeta):
         saved_state = self._release_save()
         gotit = False
         st.waiting = self._info
+        st.wait_since = now_ns()
         try:    # restore state no matter what (e.g., KeyboardInterrupt)
             if timeout is None:
                 waiter.acquire()

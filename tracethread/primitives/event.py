@@ -84,6 +84,7 @@ class Event(metaclass=StdCompatMeta):
                 if not st.guard:
                     site = caller_site(2)
                 st.waiting = self._info
+                st.wait_since = now_ns()
                 try:
                     signaled = self._cond.wait(timeout)
                 finally:

@@ -24,6 +24,7 @@ from ._base import (
     new_state, now_ns, seq, thread_infos, tls, use_raw, validate_lock_args,
 )
 from .._core import _raw
+from .._core import detect as _detect
 from .._core._accel import speedups
 
 _allocate_lock = _raw.allocate_lock
@@ -47,7 +48,13 @@ def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, 
     once; if that fails and the caller may block, capture the call site, register as a
     waiter (visible in ``statistics()``) and wait on the raw lock."""
     t0 = now_ns()
+    bounded = timeout is not None and timeout != -1
+    # acquire(timeout=0) cannot wait at all: a try-lock, no lock-order edge.
+    ordering = blocking and not (bounded and timeout <= 0)
     if raw.acquire(False):
+        if ordering and st.held:
+            _detect.on_acquire(st, self, bounded)
+        st.held.append(self)
         self._owner = st
         self._acquired_ns = t0
         _append((seq(), op, self._info, st, t0, t0, True, False, None, None,
@@ -61,18 +68,39 @@ def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, 
     waiting = self._waiting
     waiting.append(st)
     st.waiting = self._info
+    st.wait_since = t0
     try:
+        _detect.before_block(st, self, bounded)
         ok = raw.acquire(True, timeout)
     finally:
+        st.blocked_on = None
         st.waiting = None
         waiting.remove(st)
     t1 = now_ns()
     if ok:
+        if st.held:
+            _detect.on_acquire(st, self, bounded)
+        st.held.append(self)
+        st.held_sites[id(self)] = site
         self._owner = st
         self._acquired_ns = t1
     _append((seq(), op, self._info, st, t0, t1, ok, True, None, site,
              via or acquire_details(blocking, timeout)))
     return ok
+
+
+def _leave_held(owner: Any, prim: Any, releaser: Any) -> None:
+    """Take a released lock off its owner's held list (the fast, usual case: it is the
+    last one taken, by the releasing thread)."""
+    if owner is None:
+        return
+    held = owner.held
+    if held and held[-1] is prim and owner is releaser:
+        held.pop()
+    else:
+        _detect.released_elsewhere(owner, prim, releaser)
+    if owner.held_sites:
+        owner.held_sites.pop(id(prim), None)
 
 
 class _PyLockFast:
@@ -89,6 +117,10 @@ class _PyLockFast:
             return self._lock.acquire(blocking, timeout)
         if blocking is True and timeout == -1 and self._lock.acquire(False):
             t = now_ns()
+            held = st.held
+            if held:
+                _detect.on_acquire(st, self, False)
+            held.append(self)
             self._owner = st
             self._acquired_ns = t
             _append((seq(), LOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
@@ -107,8 +139,10 @@ class _PyLockFast:
             return self._lock.release()
         t = now_ns()
         acquired = self._acquired_ns
+        owner = self._owner
         self._owner = None
         self._lock.release()
+        _leave_held(owner, self, st)
         _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
                  None))
 
@@ -121,8 +155,10 @@ class _PyLockFast:
             return self._lock.release()
         t = now_ns()
         acquired = self._acquired_ns
+        owner = self._owner
         self._owner = None
         self._lock.release()
+        _leave_held(owner, self, st)
         _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
                  None))
 
@@ -218,6 +254,10 @@ class _PyRLockFast:
             return False
         if blocking is True and timeout == -1 and self._block.acquire(False):
             t = now_ns()
+            held = st.held
+            if held:
+                _detect.on_acquire(st, self, False)
+            held.append(self)
             self._owner = st
             self._count = 1
             self._acquired_ns = t
@@ -253,6 +293,7 @@ class _PyRLockFast:
         acquired = self._acquired_ns
         self._owner = None
         self._block.release()
+        _leave_held(st, self, st)
         _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
                  None))
 
@@ -330,6 +371,7 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
         self._owner = None
         self._block.release()
         if not st.guard:
+            _leave_held(owner, self, st)
             _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, t - acquired,
                      None, MappingProxyType({"via": "condition.wait", "count": count})))
         return count, owner

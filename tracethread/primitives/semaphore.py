@@ -7,6 +7,7 @@ from time import monotonic as _time
 from typing import Any
 
 from .._core import _raw
+from .._core import detect as _detect
 from .._core.records import SEMAPHORE_ACQUIRE, SEMAPHORE_RELEASE, caller_site
 from ._base import (
     SemaphoreStatistics, StdCompatMeta, current_state, make_info, now_ns, record, use_raw,
@@ -37,6 +38,10 @@ class Semaphore(metaclass=StdCompatMeta):
         self._value = value
         self._initial_value = value
         self._info = make_info(self._kind, name)
+        self._holders: list = []  # thread states holding it (as a lock), oldest first
+        # None until seen: True once released by the thread that acquired it (it enters the
+        # lock-order graph), False once released by another thread (a signal: never).
+        self._as_lock: bool | None = None
 
     def __repr__(self) -> str:
         cls = self.__class__
@@ -72,6 +77,7 @@ class Semaphore(metaclass=StdCompatMeta):
                     if not st.guard:
                         site = caller_site(2)
                 st.waiting = self._info
+                st.wait_since = now_ns()
                 try:
                     self._cond.wait(timeout)
                 finally:
@@ -79,6 +85,13 @@ class Semaphore(metaclass=StdCompatMeta):
             else:
                 self._value -= 1
                 rc = True
+        if rc and not st.guard:
+            # Held like a lock until released: by this thread (a mutex, in the lock-order
+            # graph) or by another one (a signal: it leaves cycle detection).
+            if blocking and st.held and (requested_timeout is None or requested_timeout > 0):
+                _detect.on_acquire(st, self, requested_timeout is not None)
+            st.held.append(self)
+            self._holders.append(st)
         if not st.guard:
             record(SEMAPHORE_ACQUIRE, self._info, st, t0 if blocked else None, rc, blocked,
                    None, site, (bool(blocking),
@@ -103,6 +116,18 @@ class Semaphore(metaclass=StdCompatMeta):
 
     def _record_release(self, n: int) -> None:
         st = current_state()
+        holders = self._holders
+        for _ in range(n):
+            if st in holders:
+                holders.remove(st)
+                _detect.released_elsewhere(st, self, st)
+                if self._as_lock is None:
+                    self._as_lock = True  # acquired and released by one thread: a mutex
+            elif holders:
+                self._as_lock = False  # released by another thread: a signal
+                _detect.released_elsewhere(holders.pop(0), self, st)
+            else:
+                break
         if not st.guard:
             record(SEMAPHORE_RELEASE, self._info, st, None, True, False, None, None, (n,))
 

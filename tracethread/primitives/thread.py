@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from .._core import _raw
+from .._core import detect as _detect
 from .._core import recorder as _rec
 from .._core.records import (
     THREAD_JOIN, THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_START, caller_site,
 )
-from ._base import StdCompatMeta, current_state, make_info, now_ns, seq, use_raw
+from ._base import StdCompatMeta, current_state, make_info, now_ns, record, seq, use_raw
 from .event import Event
 
 _StdThread = _raw.StdThread
@@ -59,13 +60,11 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
 
     def start(self) -> None:
         st = current_state()
-        t0 = now_ns()
-        n = seq()  # numbered before the new thread's first record
+        if not st.guard and self._initialized and not self._started.is_set():
+            # Recorded as it is requested, so it precedes every record of the new thread.
+            record(THREAD_START, self._tt_info, st, None, True, False, None, None,
+                   (self._daemonic,))
         super().start()
-        if not st.guard:
-            _rec.buffer.append((n, THREAD_START, self._tt_info, st, t0, now_ns(), True,
-                                False, None, None,
-                                (self._daemonic,)))
 
     def _bootstrap_inner(self) -> None:
         st = current_state()
@@ -109,9 +108,13 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
         alive = self.is_alive()
         site = caller_site(2) if alive else None
         st.waiting = self._tt_info
+        st.wait_since = now_ns()
         try:
+            if alive:
+                _detect.before_block(st, self, timeout is not None)
             super().join(timeout)
         finally:
+            st.blocked_on = None
             st.waiting = None
         _rec.buffer.append((seq(), THREAD_JOIN, self._tt_info, st, t0, now_ns() if alive else t0,
                             not self.is_alive(), alive, None, site,

@@ -1,0 +1,184 @@
+"""Findings: what detection found, in one model for every kind.
+
+Kinds: ``potential-deadlock`` (a lock-order cycle), ``guarded-cycle`` (a cycle whose edges
+were all taken under one common gate lock: shown, never a gate failure), ``deadlock`` (a
+wait-for cycle, or a thread re-acquiring a Lock it holds), ``hang`` (a thread blocked
+longer than the hang timeout). Each finding is kept once per fingerprint (later hits only
+count), issued as a record to the sinks, and — for potential deadlocks — as a
+``PotentialDeadlockWarning`` so unmodified programs see it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import _raw
+from . import config as _config
+
+KINDS = ("potential-deadlock", "guarded-cycle", "deadlock", "hang")
+MAX_FINDINGS = 10_000
+MAX_STACK = 40
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+class PotentialDeadlockWarning(RuntimeWarning):
+    """A lock-order inversion: some interleaving of these threads can deadlock."""
+
+
+class DeadlockError(RuntimeError):
+    """Raised (policy ``raise``) in the thread whose wait would close a wait-for cycle."""
+
+    def __init__(self, message: str, finding: "Finding") -> None:
+        super().__init__(message)
+        self.finding = finding
+
+
+@dataclass(frozen=True)
+class Frame:
+    file: str
+    line: int
+    function: str
+
+
+@dataclass(frozen=True)
+class LockRef:
+    name: str
+    kind: str
+    file: str | None
+    line: int | None
+    function: str | None
+
+
+@dataclass(frozen=True)
+class ThreadRef:
+    name: str
+    ident: int
+    holds: tuple[str, ...]
+    waits_for: str | None
+    stack: tuple[Frame, ...]
+    held_at: tuple[tuple[str, Frame | None], ...] = ()  # where each held lock was acquired
+
+
+@dataclass(frozen=True)
+class EdgeRef:
+    src: str
+    dst: str
+    thread: str
+    bounded: bool
+    stack: tuple[Frame, ...]
+
+
+@dataclass
+class Finding:
+    kind: str
+    message: str
+    fingerprint: str
+    locks: tuple[LockRef, ...] = ()
+    threads: tuple[ThreadRef, ...] = ()
+    edges: tuple[EdgeRef, ...] = ()
+    single_thread: bool = False
+    bounded: bool = False
+    guarded_by: tuple[str, ...] = ()
+    count: int = 1
+    time_ns: int = field(default_factory=time.monotonic_ns)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_lock = _raw.allocate_lock()
+_findings: dict[tuple[str, str], Finding] = {}
+_overflow = [0]
+
+
+def findings(kind: str | None = None) -> list[Finding]:
+    """Every finding so far (optionally of one kind), oldest first."""
+    with _lock:
+        items = list(_findings.values())
+    return [f for f in items if kind is None or f.kind == kind]
+
+
+def clear() -> None:
+    """Forget every finding (tests; a new CI shard)."""
+    with _lock:
+        _findings.clear()
+
+
+def add(finding: Finding) -> bool:
+    """Keep a finding; True if it is new (its fingerprint was not seen for its kind)."""
+    key = (finding.kind, finding.fingerprint)
+    with _lock:
+        known = _findings.get(key)
+        if known is not None:
+            known.count += 1
+            return False
+        if len(_findings) >= MAX_FINDINGS:
+            _overflow[0] += 1
+            return False
+        _findings[key] = finding
+    return True
+
+
+def publish(finding: Finding, st: Any) -> None:
+    """Tell the world about a new finding: a record for the sinks, a warning or a line on
+    stderr. Runs guarded: nothing done here is recorded."""
+    from .recorder import record
+    from .records import FINDING, PrimitiveInfo
+
+    prev = st.guard
+    st.guard = True
+    try:
+        info = PrimitiveInfo("Finding", finding.kind, None)
+        record(FINDING, info, st, None, False, False, None, None, (finding,))
+        if finding.kind == "potential-deadlock" and _config.get().warn:
+            warnings.warn(finding.message, PotentialDeadlockWarning, stacklevel=4)
+        elif finding.kind in ("deadlock", "hang"):
+            try:
+                sys.stderr.write(render_text(finding))
+                sys.stderr.flush()
+            except Exception:  # noqa: BLE001 - stderr may be gone
+                pass
+    finally:
+        st.guard = prev
+
+
+def render_text(f: Finding) -> str:
+    """A plain-text rendering (the rich report comes with the CLI)."""
+    out = [f"tracethread: {f.kind}: {f.message}"]
+    for t in f.threads:
+        holds = ", ".join(t.holds) or "nothing"
+        out.append(f"  thread {t.name!r} holds {holds}; waits for {t.waits_for or '-'}")
+        for fr in t.stack[-6:]:
+            out.append(f"    {fr.file}:{fr.line} in {fr.function}")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# Stacks
+
+def frames_of(frame: Any, limit: int = MAX_STACK) -> tuple[Frame, ...]:
+    """The stack from ``frame`` outwards, oldest first, without tracethread's own frames."""
+    if frame is None:
+        return ()
+    out = []
+    for fs in traceback.extract_stack(frame, limit=limit + 20):
+        if fs.filename.startswith(_PKG_DIR):
+            continue
+        out.append(Frame(fs.filename, fs.lineno or 0, fs.name))
+    return tuple(out[-limit:])
+
+
+def current_stack(skip: int = 1) -> tuple[Frame, ...]:
+    """This thread's stack (tracethread's own frames are left out anyway)."""
+    return frames_of(sys._getframe(1))
+
+
+def stack_of_thread(ident: int) -> tuple[Frame, ...]:
+    return frames_of(sys._current_frames().get(ident))

@@ -1,0 +1,168 @@
+"""The lock-order graph: potential deadlocks, found the moment they become possible.
+
+Idea (Linux lockdep's, with Python's semantics)
+-----------------------------------------------
+Whenever a thread that holds lock A does a *blocking* acquire of lock B, the program has
+shown that it may hold A while waiting for B: an edge A -> B. If the graph ever contains a
+cycle A -> B -> ... -> A, some interleaving of the threads that took those edges can
+deadlock, even if this run never did. So we keep every edge ever taken and look for a cycle
+exactly when an edge is *new*: a path from B back to A closes one. Repeated edges cost a
+dictionary lookup and nothing else; the search (a breadth-first walk, so the shortest
+cycle through the new edge is the one shown) runs once per new edge.
+
+Invariants and choices
+- Nodes are keys chosen by the caller: a primitive's ``PrimitiveInfo`` (identity by
+  instance, the default; ids never reused) or a ``(kind, name)`` pair (identity by creation
+  site, which merges the many locks created at one line). A node disappears with its lock
+  (``drop_node``), so memory follows the live locks, not the history.
+- An edge remembers how it was first seen: the thread, the other locks held (a *gate*
+  common to every edge of a cycle makes the cycle harmless: "guarded"), the stack, and
+  whether every acquire that took it had a timeout ("bounded": it can stall, never hang).
+  An edge seen bounded first and unbounded later is upgraded, and that upgrade re-runs the
+  search, because it can turn a harmless cycle into a real one.
+- Each cycle is reported once, by a fingerprint of its nodes' stable names rotated to a
+  canonical start; later closings of the same cycle only count.
+- Nodes marked *signal* (a Lock or Semaphore released by a thread that did not acquire
+  it: it is used as a signal, not a mutex) are left out of cycles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterable
+
+
+@dataclass
+class Edge:
+    src: Hashable
+    dst: Hashable
+    thread: str
+    thread_ident: int
+    held: frozenset  # every node held when the edge was first taken (src included)
+    stack: tuple     # frames (file, line, function) where it was first taken
+    bounded: bool    # only ever taken with a timeout
+    count: int = 1
+
+
+@dataclass
+class Cycle:
+    nodes: list              # [n0, n1, ..., n0 is implied]: n_i -> n_{i+1}
+    edges: list[Edge]
+    fingerprint: str
+    single_thread: bool
+    guarded_by: frozenset    # gate nodes common to every edge (empty: not guarded)
+    bounded: bool            # some edge only ever taken with a timeout
+    hits: int = 1
+    extra: dict = field(default_factory=dict)
+
+
+class LockOrderGraph:
+    """Edges between lock nodes, with incremental cycle detection on new edges."""
+
+    def __init__(self, name_of: Callable[[Hashable], str] = str) -> None:
+        self.name_of = name_of
+        self.edges: dict[tuple[Hashable, Hashable], Edge] = {}
+        self.succ: dict[Hashable, set] = {}
+        self.pred: dict[Hashable, set] = {}
+        self.signal: set = set()
+        self.cycles: dict[str, Cycle] = {}
+
+    # -- building -----------------------------------------------------------------------
+    def has_edge(self, src: Hashable, dst: Hashable) -> bool:
+        return (src, dst) in self.edges
+
+    def add_edge(self, src: Hashable, dst: Hashable, *, thread: str = "", thread_ident: int = 0,
+                 held: Iterable[Hashable] = (), stack: tuple = (), bounded: bool = False
+                 ) -> list[Cycle]:
+        """Record that ``dst`` was acquired while ``src`` was held. Returns the cycles this
+        edge closes that were not known before (empty for repeated edges)."""
+        if src == dst:
+            return []
+        key = (src, dst)
+        edge = self.edges.get(key)
+        if edge is not None:
+            edge.count += 1
+            if edge.bounded and not bounded:
+                edge.bounded = False  # now it can wait forever: look again
+                return self._check(edge)
+            return []
+        edge = Edge(src, dst, thread, thread_ident, frozenset(held) | {src}, stack, bounded)
+        self.edges[key] = edge
+        self.succ.setdefault(src, set()).add(dst)
+        self.pred.setdefault(dst, set()).add(src)
+        return self._check(edge)
+
+    def mark_signal(self, node: Hashable) -> None:
+        self.signal.add(node)
+
+    def drop_node(self, node: Hashable) -> None:
+        """Forget a node and its edges (its lock was garbage-collected)."""
+        for dst in self.succ.pop(node, ()):
+            self.edges.pop((node, dst), None)
+            self.pred.get(dst, set()).discard(node)
+        for src in self.pred.pop(node, ()):
+            self.edges.pop((src, node), None)
+            self.succ.get(src, set()).discard(node)
+        self.signal.discard(node)
+
+    # -- searching ----------------------------------------------------------------------
+    def _check(self, edge: Edge) -> list[Cycle]:
+        if edge.src in self.signal or edge.dst in self.signal:
+            return []
+        path = self._path(edge.dst, edge.src)
+        if path is None:
+            return []
+        nodes = [edge.src] + path[:-1]  # src -> dst -> ... -> (back to src)
+        edges = [self.edges[(nodes[i], nodes[(i + 1) % len(nodes)])]
+                 for i in range(len(nodes))]
+        fp = self.fingerprint(nodes)
+        known = self.cycles.get(fp)
+        if known is not None:
+            known.hits += 1
+            if known.bounded and not any(e.bounded for e in edges):
+                known.bounded = False
+                known.edges = edges
+                return [known]  # it just became able to hang: report it again
+            return []
+        gate = frozenset.intersection(*(e.held for e in edges)) - set(nodes)
+        cycle = Cycle(nodes=nodes, edges=edges, fingerprint=fp,
+                      single_thread=len({e.thread_ident for e in edges}) == 1,
+                      guarded_by=gate, bounded=any(e.bounded for e in edges))
+        self.cycles[fp] = cycle
+        return [cycle]
+
+    def _path(self, start: Hashable, goal: Hashable) -> list | None:
+        """Shortest path start -> ... -> goal (as a node list ending with goal)."""
+        if start == goal:
+            return [goal]
+        parent: dict[Hashable, Hashable] = {start: start}
+        queue = deque([start])
+        signal = self.signal
+        while queue:
+            node = queue.popleft()
+            for nxt in self.succ.get(node, ()):
+                if nxt in parent or nxt in signal:
+                    continue
+                parent[nxt] = node
+                if nxt == goal:
+                    path = [goal]
+                    while path[-1] != start:
+                        path.append(parent[path[-1]])
+                    path.reverse()
+                    return path
+                queue.append(nxt)
+        return None
+
+    def fingerprint(self, nodes: list) -> str:
+        names = [self.name_of(n) for n in nodes]
+        # Rotate so the smallest name leads: the same cycle found from any edge of it
+        # gets the same fingerprint; names are creation sites, so it is stable across runs.
+        i = min(range(len(names)), key=lambda k: (names[k], k))
+        canon = names[i:] + names[:i]
+        return hashlib.sha256("\x00".join(canon).encode()).hexdigest()[:16]
+
+    def stats(self) -> dict[str, int]:
+        return {"nodes": len(set(self.succ) | set(self.pred)), "edges": len(self.edges),
+                "cycles": len(self.cycles)}
