@@ -49,7 +49,8 @@ def __getattr__(name: str) -> object:
 
 __all__ = list(_threading.__all__) + [
     "configure", "config", "Config", "findings", "clear_findings", "Finding", "DeadlockError",
-    "PotentialDeadlockWarning", "wrap", "install", "uninstall", "installed", "is_installed", "patched_names", "add_sink",
+    "PotentialDeadlockWarning", "wrap", "install", "uninstall", "installed", "is_installed",
+    "patched_names", "add_sink",
     "remove_sink", "sinks", "flush", "guarded", "set_buffer_size", "recorder_stats",
     "Record", "PrimitiveInfo", "ThreadInfo", "Site", "ALL_OPS",
 ]

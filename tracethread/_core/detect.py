@@ -124,7 +124,7 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
                         weakref.finalize(obj, _on_collected, node)
                     except TypeError:
                         pass
-            new_cycles += graph.add_edge(src, dst, thread=st.name, thread_ident=st.ident,
+            new_cycles += graph.add_edge(src, dst, thread=st.name, thread_ident=st.uid,
                                          held=held_nodes, stack=stack, bounded=bounded)
             if not bounded and not by_site:
                 known.add((hinfo, info))

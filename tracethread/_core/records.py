@@ -66,6 +66,7 @@ class Site:
 
 
 _primitive_ids = itertools.count(1)
+_thread_uids = itertools.count(1)
 
 
 class PrimitiveInfo:
@@ -98,10 +99,11 @@ class ThreadState:
     """Per-thread state of the core, reached through a thread-local (so it dies with its
     thread and a reused ident never inherits it)."""
 
-    __slots__ = ("ident", "native_id", "name", "guard", "waiting", "probe", "_info", "held",
+    __slots__ = ("uid", "ident", "native_id", "name", "guard", "waiting", "probe", "_info", "held",
                  "held_sites", "blocked_on", "wait_since", "wait_bounded", "__weakref__")
 
     def __init__(self, ident: int, native_id: int, name: str) -> None:
+        self.uid = next(_thread_uids)  # unique for the process's life (idents are reused)
         self.ident = ident
         self.native_id = native_id
         self.name = name
