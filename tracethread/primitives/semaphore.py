@@ -86,12 +86,13 @@ class Semaphore(metaclass=StdCompatMeta):
                 self._value -= 1
                 rc = True
         if rc and not st.guard:
-            # Held like a lock until released: by this thread (a mutex, in the lock-order
-            # graph) or by another one (a signal: it leaves cycle detection).
-            if blocking and st.held and (requested_timeout is None or requested_timeout > 0):
-                _detect.on_acquire(st, self, requested_timeout is not None)
-            st.held.append(self)
+            # Who holds it, until it is released: by the same thread (then it is used as a
+            # mutex and joins the lock-order graph) or by another (a signal: it never does).
             self._holders.append(st)
+            if self._as_lock:
+                if blocking and st.held and (requested_timeout is None or requested_timeout > 0):
+                    _detect.on_acquire(st, self, requested_timeout is not None)
+                st.held.append(self)
         if not st.guard:
             record(SEMAPHORE_ACQUIRE, self._info, st, t0 if blocked else None, rc, blocked,
                    None, site, (bool(blocking),
@@ -120,7 +121,11 @@ class Semaphore(metaclass=StdCompatMeta):
         for _ in range(n):
             if st in holders:
                 holders.remove(st)
-                _detect.released_elsewhere(st, self, st)
+                held = st.held
+                if held and held[-1] is self:
+                    held.pop()
+                elif self in held:
+                    _detect.released_elsewhere(st, self, st)
                 if self._as_lock is None:
                     self._as_lock = True  # acquired and released by one thread: a mutex
             elif holders:
