@@ -31,6 +31,7 @@ _tracked: set = set()                             # nodes with a finalizer regis
 # (src_info, dst_info) of edges already taken without a timeout, by instance: the fast
 # paths' "nothing new here" check.
 known: set = set()
+_known_by_node: dict = {}  # node -> keys of `known` it appears in (to forget them with it)
 
 
 def _name(node: Hashable) -> str:
@@ -62,7 +63,8 @@ def _drop_dead() -> None:
         node = _dead.popleft()
         graph.drop_node(node)
         _tracked.discard(node)
-        known.difference_update({k for k in known if node in k})
+        for key in _known_by_node.pop(node, ()):
+            known.discard(key)
 
 
 def reset() -> None:
@@ -71,6 +73,7 @@ def reset() -> None:
         global graph
         graph = LockOrderGraph(name_of=_name)
         known.clear()
+        _known_by_node.clear()
         _tracked.clear()
 
 
@@ -127,7 +130,10 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
             new_cycles += graph.add_edge(src, dst, thread=st.name, thread_ident=st.uid,
                                          held=held_nodes, stack=stack, bounded=bounded)
             if not bounded and not by_site:
-                known.add((hinfo, info))
+                key = (hinfo, info)
+                known.add(key)
+                _known_by_node.setdefault(hinfo, []).append(key)
+                _known_by_node.setdefault(info, []).append(key)
     for cycle in new_cycles:
         _report_cycle(cycle, st)
 
