@@ -405,3 +405,14 @@ def test_lost_notify_is_caught_by_the_watchdog():
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "waiter Condition"
     assert "has been waiting on Condition" in proc.stderr
+
+
+def test_cli_run_reports_an_inversion_that_did_not_deadlock():
+    env = dict(os.environ, PYTHONFAULTHANDLER="1", PYTHONPATH=ROOT, NO_COLOR="1")
+    proc = subprocess.run([sys.executable, "-m", "tracethread", "run",
+                           os.path.join(ROOT, "examples", "inversion.py")],
+                          env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "done (no deadlock this time)" in proc.stdout
+    assert "potential-deadlock: lock-order inversion" in proc.stderr
+    assert "transfer: holds Lock examples/inversion.py:9" in proc.stderr

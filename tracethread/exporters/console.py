@@ -60,6 +60,17 @@ class ContentionReport:
         if self.stats.overflow:
             summary += f"; {self.stats.overflow} records of primitives past the row limit"
         yield Text(summary)
+        from .._core.findings import findings
+        found = findings()
+        if not found:
+            yield Text("No deadlock findings: no lock-order cycles, deadlocks or hangs.")
+        for f in found:
+            yield Text(f"{f.kind}: {f.message}" + (f" (seen {f.count}×)" if f.count > 1 else ""),
+                       style="bold red" if f.kind in ("deadlock", "hang",
+                                                      "potential-deadlock") else "")
+            for e in f.edges:
+                where = f" at {e.stack[-1].file}:{e.stack[-1].line}" if e.stack else ""
+                yield Text(f"    {e.thread}: holds {e.src}, takes {e.dst}{where}")
 
 
 def make_console(file: TextIO, width: int | None = None) -> Console:

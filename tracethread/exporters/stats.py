@@ -66,6 +66,8 @@ class StatsSink:
     def handle(self, records: list[Record]) -> None:
         rows = self.rows
         for r in records:
+            if r.op == R.FINDING:
+                continue
             self.records += 1
             p = r.primitive
             key = (p.kind, p.name)
