@@ -416,3 +416,26 @@ def test_cli_run_reports_an_inversion_that_did_not_deadlock():
     assert "done (no deadlock this time)" in proc.stdout
     assert "potential-deadlock: lock-order inversion" in proc.stderr
     assert "transfer: holds Lock examples/inversion.py:9" in proc.stderr
+
+
+def test_condition_wait_takes_a_recursive_rlock_off_the_held_list_while_waiting():
+    cond = tracethread.Condition(name="cv")
+    seen = {}
+
+    def waiter():
+        st = threading.current_thread()._tt_state
+        with cond:
+            with cond:
+                seen["before"] = [h.name for h in st.held]
+                cond.wait(TIMEOUT)
+                seen["after"] = [h.name for h in st.held]
+
+    t = tracethread.Thread(target=waiter)
+    t.start()
+    testing.wait_until_blocked(cond, 1)
+    seen["during"] = list(t._tt_state.held)
+    with cond:
+        cond.notify()
+    t.join(TIMEOUT)
+    assert seen == {"before": ["cv"], "during": [], "after": ["cv"]}
+    assert tracethread.findings() == []
