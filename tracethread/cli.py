@@ -1,25 +1,49 @@
-"""``python -m tracethread`` — run a program traced and report what it did.
+"""``python -m tracethread`` — run a program traced, report, and gate CI on deadlocks.
 
-    python -m tracethread run [options] script.py [args...]
-    python -m tracethread run [options] -m module [args...]
+    tracethread run [options] script.py [args...]
+    tracethread run [options] -m module [args...]
+    tracethread report FILE.json
 
-The program runs as ``python script.py`` would run it: a fresh ``__main__``, ``sys.argv``
-and ``sys.path[0]`` as the interpreter sets them, its exit status and traceback passed
+The program runs as ``python script.py`` would: a fresh ``__main__``, ``sys.argv`` and
+``sys.path[0]`` as the interpreter sets them, its exit status and traceback passed
 through, atexit handlers and non-daemon threads honoured. Tracing is installed before the
 program's first import; the report is printed on stderr at exit, after the program's own
 atexit handlers and once its non-daemon threads have finished.
+
+Exit status: the program's own, except 2 for a usage error (before the program starts)
+and 3 when the gate fails (``--fail-on``) or a deadlock/hang ends the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import os
 import sys
 import traceback
-from typing import Sequence
+from typing import Any, Sequence
 
 USAGE_ERROR = 2
+EXIT_GATE = 3
+FAIL_KINDS = {
+    "potential": {"potential-deadlock"},
+    "deadlock": {"deadlock"},
+    "hang": {"hang"},
+    "any": {"potential-deadlock", "deadlock", "hang"},
+    "none": set(),
+}
+# Options of `run` that take a value (everything up to the script or -m is ours).
+_VALUED = {"--report", "--sarif", "--fail-on", "--hang-timeout", "--on-deadlock",
+           "--baseline", "--write-baseline", "--identity", "--top"}
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"TRACETHREAD_{name}", default)
+
+
+class UsageError(Exception):
+    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,82 +51,299 @@ class _Parser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"tracethread: error: {message}\n")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="tracethread", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    run = sub.add_parser("run", help="run a Python program with tracing installed",
-                         description="Run a program with every threading primitive traced; "
-                                     "print a contention report on stderr at exit.")
-    run.add_argument("-q", "--quiet", action="store_true",
-                     default=os.environ.get("TRACETHREAD_QUIET", "") not in ("", "0"),
-                     help="no report on stderr (env TRACETHREAD_QUIET=1)")
-    run.add_argument("--top", type=int, default=int(os.environ.get("TRACETHREAD_TOP", "20")),
-                     help="rows in the contention table (env TRACETHREAD_TOP, default 20)")
-    run.add_argument("-m", dest="module", metavar="MODULE",
-                     help="run a library module as a script, like python -m")
-    run.add_argument("target", nargs=argparse.REMAINDER,
-                     help="script.py [args...] (or the module's args with -m)")
+def _fail_on(value: str) -> set[str]:
+    kinds: set[str] = set()
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        if part not in FAIL_KINDS:
+            raise argparse.ArgumentTypeError(
+                f"unknown --fail-on kind {part!r} (choose from {', '.join(FAIL_KINDS)})")
+        kinds |= FAIL_KINDS[part]
+    return kinds
+
+
+def _seconds(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if v != v or v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds: {value!r}")
+    return v
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="tracethread run", formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="tracethread run [options] (script.py | -m module) [args...]",
+        description="Run a program with every threading primitive traced; report "
+                    "contention and deadlock findings on stderr at exit.",
+        epilog="Every option can also be set by its environment variable; a command-line "
+               "option wins.\nExit status: the program's own; 2 usage error; 3 gate failed "
+               "or a deadlock/hang ended the run.")
+    p.add_argument("--report", metavar="FILE", default=_env("REPORT"),
+                   help="write the JSON report (env TRACETHREAD_REPORT)")
+    p.add_argument("--sarif", metavar="FILE", default=_env("SARIF"),
+                   help="write SARIF 2.1.0 for code scanning (env TRACETHREAD_SARIF)")
+    p.add_argument("--fail-on", metavar="LIST", type=_fail_on,
+                   default=_env("FAIL_ON", "none"),
+                   help="comma-separated: potential, deadlock, hang, any, none (default "
+                        "none); exit 3 when a finding of a listed kind exists "
+                        "(env TRACETHREAD_FAIL_ON)")
+    p.add_argument("--hang-timeout", metavar="SECONDS", type=_seconds,
+                   default=_env("HANG_TIMEOUT", "30"),
+                   help="report threads blocked longer than this; 0 turns the watchdog off "
+                        "(default 30; env TRACETHREAD_HANG_TIMEOUT)")
+    p.add_argument("--on-deadlock", choices=("exit", "raise", "report"),
+                   default=_env("ON_DEADLOCK", "exit"),
+                   help="on an actual deadlock: exit (status 3, default), raise "
+                        "DeadlockError in the thread closing the cycle, or report and keep "
+                        "waiting (env TRACETHREAD_ON_DEADLOCK)")
+    p.add_argument("--baseline", metavar="FILE", default=_env("BASELINE"),
+                   help="accepted findings (by fingerprint, with a reason): only new ones "
+                        "fail the gate (env TRACETHREAD_BASELINE)")
+    p.add_argument("--write-baseline", metavar="FILE",
+                   help="write this run's potential-deadlock findings as a baseline")
+    p.add_argument("--identity", choices=("instance", "site"),
+                   default=_env("IDENTITY", "instance"),
+                   help="lock identity: each instance (default) or each creation site "
+                        "(env TRACETHREAD_IDENTITY)")
+    p.add_argument("--no-single-thread-cycles", action="store_true",
+                   default=_env("SINGLE_THREAD_CYCLES", "1") in ("0", "false", "no"),
+                   help="ignore cycles seen within one thread only "
+                        "(env TRACETHREAD_SINGLE_THREAD_CYCLES=0)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   default=_env("QUIET", "") not in ("", "0"),
+                   help="no report on stderr (env TRACETHREAD_QUIET=1)")
+    p.add_argument("--top", type=int, default=int(_env("TOP", "20") or 20),
+                   help="rows in the contention table (default 20; env TRACETHREAD_TOP)")
     return p
 
 
+def _split_run_args(argv: list[str]) -> tuple[list[str], str | None, str | None, list[str]]:
+    """(our options, script, module, program args): everything after the script or
+    ``-m module`` belongs to the program, even if it looks like one of our options."""
+    ours: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "-m":
+            if i + 1 >= len(argv):
+                raise UsageError("-m needs a module name")
+            return ours, None, argv[i + 1], argv[i + 2:]
+        if a.startswith("-m") and len(a) > 2 and not a.startswith("--"):
+            return ours, None, a[2:], argv[i + 1:]
+        if a == "--":
+            if i + 1 >= len(argv):
+                break
+            return ours, argv[i + 1], None, argv[i + 2:]
+        if not a.startswith("-") or a == "-":
+            return ours, a, None, argv[i + 1:]
+        ours.append(a)
+        if a in _VALUED:
+            if i + 1 >= len(argv):
+                raise UsageError(f"{a} needs a value")
+            ours.append(argv[i + 1])
+            i += 1
+        i += 1
+    return ours, None, None, []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command != "run":
-        _parser().print_help(sys.stderr)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        sys.stderr.write("tracethread: error: a command is needed: run or report "
+                         "(see tracethread --help)\n")
         return USAGE_ERROR
-    return _run(args)
-
-
-def _run(args: argparse.Namespace) -> int:
-    import runpy
-
-    if args.module is None:
-        if not args.target:
+    if args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    command, rest = args[0], args[1:]
+    if command == "run":
+        if rest[:1] in (["-h"], ["--help"]):
+            _run_parser().print_help()
+            return 0
+        try:
+            ours, script, module, prog_args = _split_run_args(rest)
+        except UsageError as exc:
+            sys.stderr.write(f"tracethread: error: {exc}\n")
+            return USAGE_ERROR
+        opts = _run_parser().parse_args(ours)
+        if isinstance(opts.fail_on, str):  # the default, from the environment
+            try:
+                opts.fail_on = _fail_on(opts.fail_on)
+            except argparse.ArgumentTypeError as exc:
+                sys.stderr.write(f"tracethread: error: TRACETHREAD_FAIL_ON: {exc}\n")
+                return USAGE_ERROR
+        if isinstance(opts.hang_timeout, str):
+            try:
+                opts.hang_timeout = _seconds(opts.hang_timeout)
+            except argparse.ArgumentTypeError as exc:
+                sys.stderr.write(f"tracethread: error: TRACETHREAD_HANG_TIMEOUT: {exc}\n")
+                return USAGE_ERROR
+        if script is None and module is None:
             sys.stderr.write("tracethread: error: run needs a script (or -m module)\n")
             return USAGE_ERROR
-        script, prog_args = args.target[0], args.target[1:]
-        if not os.path.exists(script):
-            sys.stderr.write(f"tracethread: error: can't open file {script!r}: "
-                             "No such file or directory\n")
-            return USAGE_ERROR
-    else:
-        script, prog_args = None, list(args.target)
+        return _run(opts, script, module, prog_args)
+    if command == "report":
+        return _report_command(rest)
+    sys.stderr.write(f"tracethread: error: unknown command {command!r} (run, report)\n")
+    return USAGE_ERROR
+
+
+def _report_command(rest: list[str]) -> int:
+    p = _Parser(prog="tracethread report", description="Render a saved JSON report.")
+    p.add_argument("file")
+    p.add_argument("--top", type=int, default=20)
+    opts = p.parse_args(rest)
+    try:
+        with open(opts.file, encoding="utf-8") as fh:
+            report = json.load(fh)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"tracethread: error: cannot read report {opts.file!r}: {exc}\n")
+        return USAGE_ERROR
+    from tracethread.exporters.console import ReportView, make_console
+    make_console(sys.stdout).print(ReportView(report, limit=opts.top))
+    return 0
+
+
+def _load_baseline(path: str | None) -> dict[str, str]:
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    return {item["fingerprint"]: item.get("reason", "") for item in data.get("accepted", [])}
+
+
+class _Session:
+    """What the run needs at its end, whichever way it ends."""
+
+    def __init__(self, opts: argparse.Namespace, command: list[str], stats: Any,
+                 baseline: dict[str, str]) -> None:
+        self.opts = opts
+        self.command = command
+        self.stats = stats
+        self.baseline = baseline
+        self.exit_status: int | None = None
+        self.done = False
+
+    def finish(self, ended_by: int | None = None) -> int | None:
+        """Write reports, print, evaluate the gate. Returns the status to exit with
+        instead of the program's own, or None."""
+        if self.done:
+            return None
+        self.done = True
+        import tracethread
+        from tracethread.exporters import json_report, sarif
+        tracethread.flush()
+        report = json_report.build(self.stats, self.command,
+                                   self.exit_status if ended_by is None else ended_by,
+                                   tracethread.recorder_stats())
+        report["ended_by_tracethread"] = ended_by is not None
+        opts = self.opts
+        for path, writer in ((opts.report, json_report.write), (opts.sarif, sarif.write)):
+            if path:
+                try:
+                    writer(path, report)
+                except OSError as exc:
+                    sys.stderr.write(f"tracethread: cannot write {path!r}: {exc}\n")
+        if opts.write_baseline:
+            accepted = [{"fingerprint": f["fingerprint"], "kind": f["kind"],
+                         "message": f["message"],
+                         "reason": "accepted when the baseline was written: review"}
+                        for f in report["findings"] if f["kind"] == "potential-deadlock"]
+            with open(opts.write_baseline, "w", encoding="utf-8") as fh:
+                json.dump({"version": 1, "accepted": accepted}, fh, indent=2)
+                fh.write("\n")
+        if not opts.quiet:
+            from tracethread.exporters.console import ReportView, make_console
+            make_console(sys.stderr).print(
+                ReportView(report, limit=opts.top, baselined=set(self.baseline)))
+        failing = [f for f in report["findings"]
+                   if f["kind"] in opts.fail_on and f["fingerprint"] not in self.baseline]
+        if failing:
+            kinds = sorted({f["kind"] for f in failing})
+            sys.stderr.write(f"tracethread: gate failed: {len(failing)} finding(s) "
+                             f"({', '.join(kinds)}) not in the baseline; exit {EXIT_GATE}\n")
+            return EXIT_GATE
+        return None
+
+
+def _run(opts: argparse.Namespace, script: str | None, module: str | None,
+         prog_args: list[str]) -> int:
+    import runpy
+
+    if script is not None and not os.path.exists(script):
+        sys.stderr.write(f"tracethread: error: can't open file {script!r}: "
+                         "No such file or directory\n")
+        return USAGE_ERROR
+    try:
+        baseline = _load_baseline(opts.baseline)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        sys.stderr.write(f"tracethread: error: cannot read baseline {opts.baseline!r}: "
+                         f"{exc}\n")
+        return USAGE_ERROR
 
     import tracethread
+    from tracethread._core import findings as F
     from tracethread.exporters.stats import StatsSink
 
     stats = StatsSink()
     tracethread.add_sink(stats)
-    tracethread.install()
-    if not args.quiet:
-        # Registered before the program runs, so it runs after the program's own atexit
-        # handlers, and after threading has joined the non-daemon threads.
-        atexit.register(_print_report, stats, args.top)
+    on_deadlock = "exit" if "deadlock" in opts.fail_on else opts.on_deadlock
+    tracethread.install(
+        on_deadlock=on_deadlock, hang_timeout=opts.hang_timeout or None,
+        on_hang="exit" if "hang" in opts.fail_on else "report",
+        identity=opts.identity, single_thread_cycles=not opts.no_single_thread_cycles)
+    command = ([script] if script else ["-m", module]) + list(prog_args)
+    session = _Session(opts, command, stats, baseline)
+
+    def at_exit() -> None:
+        status = session.finish()
+        if status is not None:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # noqa: BLE001
+                    pass
+            os._exit(status)
+
+    # Registered before the program runs, so it runs after the program's own atexit
+    # handlers, and after threading has joined the non-daemon threads.
+    atexit.register(at_exit)
+    F.fatal_hooks.append(lambda status: session.finish(ended_by=status))
 
     if script is not None:
         sys.argv = [script, *prog_args]
         sys.path[0] = os.path.dirname(os.path.abspath(script))
-        runner = lambda: runpy.run_path(script, run_name="__main__")  # noqa: E731
         own_file = os.path.abspath(script)
     else:
-        sys.argv = [args.module, *prog_args]
+        sys.argv = [module, *prog_args]
         sys.path[0] = os.getcwd()
-        runner = lambda: runpy.run_module(args.module, run_name="__main__",  # noqa: E731
-                                          alter_sys=True)
         own_file = None
     try:
-        runner()
-    except SystemExit:
+        if script is not None:
+            runpy.run_path(script, run_name="__main__")
+        else:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code
+        session.exit_status = 0 if code is None else code if isinstance(code, int) else 1
         raise
     except ImportError as exc:
-        if script is None and exc.name == args.module:
-            sys.stderr.write(f"{sys.executable}: No module named {args.module}\n")
+        if script is None and exc.name == module:
+            sys.stderr.write(f"{sys.executable}: No module named {module}\n")
+            session.exit_status = 1
             return 1
         _print_program_traceback(exc, own_file)
+        session.exit_status = 1
         return 1
     except BaseException as exc:  # noqa: BLE001 - the program's own uncaught exception
         _print_program_traceback(exc, own_file)
-        return 130 if isinstance(exc, KeyboardInterrupt) else 1
+        session.exit_status = 130 if isinstance(exc, KeyboardInterrupt) else 1
+        return session.exit_status
+    session.exit_status = 0
     return 0
 
 
@@ -118,15 +359,6 @@ def _print_program_traceback(exc: BaseException, own_file: str | None) -> None:
             break
         tb = tb.tb_next
     sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))
-
-
-def _print_report(stats: object, top: int) -> None:
-    import tracethread
-    from tracethread.exporters.console import ContentionReport, make_console
-
-    tracethread.flush()
-    console = make_console(sys.stderr)
-    console.print(ContentionReport(stats, tracethread.recorder_stats(), limit=top))
 
 
 if __name__ == "__main__":

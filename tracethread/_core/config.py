@@ -19,6 +19,7 @@ class Config:
     single_thread_cycles: bool = True  # a cycle seen in one thread is still a finding
     identity: str = "instance"        # instance | site (merge locks made at one line)
     warn: bool = True                 # PotentialDeadlockWarning once per new cycle
+    on_hang: str = "report"           # report | exit (end the process, status 3)
 
 
 _config = Config()
@@ -41,6 +42,8 @@ def configure(**changes: object) -> Config:
     new = replace(_config, **changes)  # type: ignore[arg-type]
     if new.on_deadlock not in POLICIES:
         raise ValueError(f"on_deadlock must be one of {POLICIES}, not {new.on_deadlock!r}")
+    if new.on_hang not in ("report", "exit"):
+        raise ValueError(f"on_hang must be 'report' or 'exit', not {new.on_hang!r}")
     if new.identity not in IDENTITIES:
         raise ValueError(f"identity must be one of {IDENTITIES}, not {new.identity!r}")
     if new.hang_timeout is not None:

@@ -15,7 +15,6 @@ Called by the primitives (and the C fast paths) at three moments:
 from __future__ import annotations
 
 import collections
-import os
 import sys
 import weakref
 from typing import Any, Hashable
@@ -272,9 +271,4 @@ def _deadlock(path: list, st: Any, cfg: Any) -> None:
         st.blocked_on = None
         raise F.DeadlockError(msg, finding)
     if policy == "exit":
-        try:
-            from .recorder import flush
-            flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(_config.EXIT_DEADLOCK)
+        F.end_process(_config.EXIT_DEADLOCK)

@@ -20,12 +20,14 @@ from typing import Any
 
 from . import _raw
 from . import config as _config
+from .records import _short_path
 
 KINDS = ("potential-deadlock", "guarded-cycle", "deadlock", "hang")
 MAX_FINDINGS = 10_000
 MAX_STACK = 40
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_NOISE = {_raw.THREADING_FILE, getattr(__import__("runpy"), "__file__", ""), "<frozen runpy>"}
 
 
 class PotentialDeadlockWarning(RuntimeWarning):
@@ -91,6 +93,35 @@ class Finding:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# Called (guarded, in order) before the process is ended by a policy (on_deadlock or
+# on_hang "exit"): the CLI writes its reports here.
+fatal_hooks: list = []
+
+
+def end_process(status: int) -> None:
+    """Run the fatal hooks, flush the record stream and stdio, and end the process now."""
+    from .recorder import current_state, flush
+    st = current_state()
+    st.guard = True
+    try:
+        for hook in list(fatal_hooks):
+            try:
+                hook(status)
+            except Exception as exc:  # noqa: BLE001 - still end the process
+                try:
+                    sys.stderr.write(f"tracethread: exit hook failed: {exc!r}\n")
+                except Exception:  # noqa: BLE001
+                    pass
+        flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001
+                pass
+    finally:
+        os._exit(status)
 
 
 _lock = _raw.allocate_lock()
@@ -169,9 +200,10 @@ def frames_of(frame: Any, limit: int = MAX_STACK) -> tuple[Frame, ...]:
         return ()
     out = []
     for fs in traceback.extract_stack(frame, limit=limit + 20):
-        if fs.filename.startswith(_PKG_DIR):
+        # The program's own frames: not tracethread's, not threading's bootstrap, not runpy.
+        if fs.filename.startswith(_PKG_DIR) or fs.filename in _NOISE:
             continue
-        out.append(Frame(fs.filename, fs.lineno or 0, fs.name))
+        out.append(Frame(_short_path(fs.filename), fs.lineno or 0, fs.name))
     return tuple(out[-limit:])
 
 

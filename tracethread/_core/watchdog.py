@@ -102,6 +102,8 @@ def scan(me: Any = None, now_ns: int | None = None) -> list[F.Finding]:
         if me is not None:
             F.publish(finding, me)
         out.append(finding)
+    if out and me is not None and _config.get().on_hang == "exit":
+        F.end_process(_config.EXIT_DEADLOCK)
     return out
 
 

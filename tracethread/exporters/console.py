@@ -1,7 +1,8 @@
-"""The contention report, rendered by rich (imported here, never by ``import tracethread``).
+"""The report, rendered by rich (imported here, never by ``import tracethread``).
 
-``ContentionReport`` implements ``__rich_console__``; rendering is the console's job. Plain
-text when the stream is not a terminal or ``NO_COLOR`` is set.
+``ReportView`` renders a report dict (the JSON report's schema, docs/report.md) and
+implements ``__rich_console__``: the live report at exit and ``tracethread report FILE``
+are the same view. Plain text when the stream is not a terminal or ``NO_COLOR`` is set.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from .stats import PrimitiveStats, StatsSink
 
-
-def _ms(ns: int) -> str:
+def _dur(seconds: float) -> str:
+    ns = seconds * 1e9
     if ns == 0:
         return "0"
     if ns < 1_000_000:
@@ -25,52 +25,80 @@ def _ms(ns: int) -> str:
     return f"{ns / 1e6:.1f} ms"
 
 
-class ContentionReport:
-    """The most contended primitives of a run, and how much was recorded."""
+def _site(site: dict | None) -> str:
+    return "" if not site else f"{site['file']}:{site['line']}"
 
-    def __init__(self, stats: StatsSink, recorder: dict[str, int] | None = None,
-                 limit: int = 20, title: str = "tracethread: lock contention") -> None:
-        self.stats = stats
-        self.recorder = recorder or {}
+
+class ReportView:
+    """The most contended primitives, then each finding: the cycle as a chain, a scenario
+    per thread (holds X, wants Y), and the program's own frames."""
+
+    def __init__(self, report: dict[str, Any], limit: int = 20,
+                 title: str = "tracethread: lock contention", baselined: set | None = None,
+                 stack_frames: int = 4) -> None:
+        self.report = report
         self.limit = limit
         self.title = title
-
-    def rows(self) -> list[PrimitiveStats]:
-        return self.stats.top(self.limit)
+        self.baselined = baselined or set()
+        self.stack_frames = stack_frames
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        locks = self.report.get("locks", [])
         table = Table(title=self.title, title_justify="left", expand=False)
         table.add_column("primitive", overflow="fold", min_width=24)
         table.add_column("kind", no_wrap=True)
         for col in ("ops", "acquired", "contended", "waits", "timeouts", "wait total",
                     "wait max", "hold max", "threads"):
             table.add_column(col, justify="right", no_wrap=True)
-        for row in self.rows():
-            table.add_row(row.name, row.kind, str(row.operations), str(row.acquisitions),
-                          str(row.contentions), str(row.waits), str(row.timeouts),
-                          _ms(row.wait_ns_total), _ms(row.wait_ns_max), _ms(row.hold_ns_max),
-                          str(len(row.threads)))
+        for row in locks[: self.limit]:
+            table.add_row(row["name"], row["kind"], str(row["operations"]),
+                          str(row["acquisitions"]), str(row["contentions"]),
+                          str(row["waits"]), str(row["timeouts"]),
+                          _dur(row["wait_seconds_total"]), _dur(row["wait_seconds_max"]),
+                          _dur(row["hold_seconds_max"]), str(row["threads"]))
         yield table
-        shown = min(self.limit, len(self.stats.rows))
-        summary = (f"{self.stats.records} records from {len(self.stats.threads)} threads on "
-                   f"{len(self.stats.rows)} primitives (top {shown} shown)")
-        dropped = self.recorder.get("dropped", 0)
-        if dropped:
-            summary += f"; {dropped} records dropped (buffer overflow)"
-        if self.stats.overflow:
-            summary += f"; {self.stats.overflow} records of primitives past the row limit"
+        rec = self.report.get("recorder", {})
+        summary = (f"{rec.get('records', 0)} records on {len(locks)} primitives "
+                   f"(top {min(self.limit, len(locks))} shown)")
+        if rec.get("dropped"):
+            summary += f"; {rec['dropped']} records dropped (buffer overflow)"
         yield Text(summary)
-        from .._core.findings import findings
-        found = findings()
+        found = self.report.get("findings", [])
         if not found:
             yield Text("No deadlock findings: no lock-order cycles, deadlocks or hangs.")
+            return
         for f in found:
-            yield Text(f"{f.kind}: {f.message}" + (f" (seen {f.count}×)" if f.count > 1 else ""),
-                       style="bold red" if f.kind in ("deadlock", "hang",
-                                                      "potential-deadlock") else "")
-            for e in f.edges:
-                where = f" at {e.stack[-1].file}:{e.stack[-1].line}" if e.stack else ""
-                yield Text(f"    {e.thread}: holds {e.src}, takes {e.dst}{where}")
+            yield from self._finding(f)
+
+    def _finding(self, f: dict[str, Any]) -> RenderResult:
+        base = f["fingerprint"] in self.baselined
+        style = "dim" if base or f["kind"] == "guarded-cycle" else "bold red"
+        head = f"{f['kind']}: {f['message']}"
+        if f.get("count", 1) > 1:
+            head += f" (seen {f['count']}×)"
+        if base:
+            head += " [in baseline]"
+        yield Text("")
+        yield Text(head, style=style)
+        if f["locks"] and f["kind"] in ("potential-deadlock", "guarded-cycle"):
+            chain = " → ".join(lk["name"] for lk in f["locks"])
+            yield Text(f"  cycle: {chain} → {f['locks'][0]['name']}")
+        for e in f.get("edges", []):
+            where = _site(e["stack"][-1]) if e.get("stack") else "?"
+            yield Text(f"  thread {e['thread']!r} holds {e['from']} and takes {e['to']} "
+                       f"at {where}")
+            for fr in e["stack"][-self.stack_frames:-1][::-1]:
+                yield Text(f"      called from {fr['file']}:{fr['line']} in {fr['function']}",
+                           style="dim")
+        if f["kind"] in ("deadlock", "hang"):
+            for t in f.get("threads", []):
+                holds = ", ".join(t["holds"]) or "nothing"
+                yield Text(f"  thread {t['name']!r} holds {holds}; waits for "
+                           f"{t['waits_for'] or '-'}")
+                for fr in t["stack"][-self.stack_frames:][::-1]:
+                    yield Text(f"      {fr['file']}:{fr['line']} in {fr['function']}",
+                               style="dim")
+        yield Text(f"  fingerprint {f['fingerprint']}", style="dim")
 
 
 def make_console(file: TextIO, width: int | None = None) -> Console:

@@ -1,0 +1,205 @@
+"""`python -m tracethread run/report`, each in a subprocess with a timeout."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+def tt(*args, cwd=None, timeout=60, env=None):
+    e = dict(os.environ, PYTHONFAULTHANDLER="1", NO_COLOR="1", PYTHONPATH=ROOT)
+    for k in list(e):
+        if k.startswith("TRACETHREAD_"):
+            del e[k]
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "tracethread", *args], cwd=cwd or ROOT,
+                          env=e, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def script(tmp_path):
+    def make(code, name="prog.py"):
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(code))
+        return str(path)
+    return make
+
+
+INVERSION = os.path.join(EXAMPLES, "inversion.py")
+
+
+def test_runs_a_script_as_python_would(script, tmp_path):
+    path = script("""
+        import atexit, sys, threading
+        print(sys.argv, sys.path[0] == __import__("os").path.dirname(__file__), __name__)
+        atexit.register(lambda: print("atexit ran"))
+        def late():
+            import time; time.sleep(0.05); print("non-daemon thread finished")
+        threading.Thread(target=late).start()
+        sys.exit(7)
+    """)
+    proc = tt("run", "-q", path, "a", "--fail-on", "x")
+    assert proc.returncode == 7, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"[{path!r}, 'a', '--fail-on', 'x'] True __main__"
+    assert lines[1:] == ["non-daemon thread finished", "atexit ran"]
+
+
+def test_uncaught_exception_traceback_and_status_pass_through(script):
+    path = script("""
+        def boom():
+            raise ValueError("kaboom")
+        boom()
+    """)
+    proc = tt("run", "-q", path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Traceback (most recent call last):")
+    assert "tracethread" not in proc.stderr.split("ValueError")[0].replace(path, "")
+    assert "ValueError: kaboom" in proc.stderr and "in boom" in proc.stderr
+
+
+def test_module_mode(tmp_path):
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text("import sys, threading\nprint('module', sys.argv[1:], "
+                                     "threading.Lock.__module__)\n")
+    proc = tt("run", "-q", "-m", "mypkg", "x", "-q", cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "module ['x', '-q'] tracethread"
+
+
+def test_runs_pytest_under_tracing(tmp_path):
+    (tmp_path / "test_x.py").write_text(
+        "import threading\ndef test_lock():\n    with threading.Lock(): pass\n")
+    proc = tt("run", "-q", "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path),
+              cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
+
+
+def test_report_json_and_sarif(tmp_path):
+    rep, sar = tmp_path / "r.json", tmp_path / "r.sarif"
+    proc = tt("run", "--report", str(rep), "--sarif", str(sar), INVERSION)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(rep.read_text())
+    assert report["version"] == 1 and report["exit_status"] == 0
+    assert report["command"] == [INVERSION]
+    (f,) = report["findings"]
+    assert f["kind"] == "potential-deadlock" and len(f["fingerprint"]) == 16
+    assert {lk["site"]["line"] for lk in f["locks"]} == {9, 10}
+    assert all(lk["site"]["file"] == "examples/inversion.py" for lk in f["locks"])
+    assert {e["thread"] for e in f["edges"]} == {"transfer", "audit"}
+    assert all(e["stack"][-1]["file"] == "examples/inversion.py" for e in f["edges"])
+    lock_rows = [r for r in report["locks"] if r["kind"] == "Lock"]
+    assert {r["acquisitions"] for r in lock_rows} == {2}
+    for key in ("contentions", "wait_seconds_total", "wait_seconds_max", "hold_seconds_max"):
+        assert key in lock_rows[0]
+    assert len(report["graph"]["edges"]) == 2 and len(report["graph"]["nodes"]) == 2
+    # SARIF 2.1.0: the structure its schema requires.
+    sarif = json.loads(sar.read_text())
+    assert sarif["version"] == "2.1.0" and sarif["$schema"].endswith("sarif-2.1.0.json")
+    (run,) = sarif["runs"]
+    assert run["tool"]["driver"]["name"] == "tracethread"
+    rule_ids = {r["id"] for r in run["tool"]["driver"]["rules"]}
+    (res,) = run["results"]
+    assert res["ruleId"] in rule_ids and res["level"] == "error" and res["message"]["text"]
+    loc = res["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"] == "examples/inversion.py"
+    assert loc["region"]["startLine"] in (15, 21)
+    assert res["partialFingerprints"]["tracethread/v1"] == f["fingerprint"]
+    # The saved report renders the same way.
+    shown = tt("report", str(rep))
+    assert shown.returncode == 0 and "potential-deadlock: lock-order inversion" in shown.stdout
+
+
+@pytest.mark.parametrize("fail_on,status", [("none", 0), ("potential", 3), ("any", 3),
+                                            ("deadlock", 0), ("hang", 0),
+                                            ("deadlock,potential", 3)])
+def test_fail_on_kinds(fail_on, status):
+    proc = tt("run", "-q", "--fail-on", fail_on, INVERSION)
+    assert proc.returncode == status, proc.stderr
+    assert ("gate failed" in proc.stderr) == (status == 3)
+
+
+def test_fail_on_from_the_environment():
+    proc = tt("run", "-q", INVERSION, env={"TRACETHREAD_FAIL_ON": "potential"})
+    assert proc.returncode == 3
+
+
+def test_a_real_deadlock_ends_the_run_promptly(script, tmp_path):
+    path = script("""
+        import threading
+        a, b = threading.Lock(), threading.Lock()
+        both = threading.Barrier(2)
+        def one(x, y):
+            with x:
+                both.wait()
+                with y:
+                    pass
+        ts = [threading.Thread(target=one, args=(a, b)), threading.Thread(target=one, args=(b, a))]
+        for t in ts: t.start()
+        for t in ts: t.join()
+    """)
+    rep = tmp_path / "d.json"
+    t0 = time.monotonic()
+    proc = tt("run", "--fail-on", "deadlock", "--report", str(rep), path, timeout=60)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert time.monotonic() - t0 < 30
+    report = json.loads(rep.read_text())
+    assert report["ended_by_tracethread"] and report["findings"][0]["kind"] == "deadlock"
+    assert "deadlock between 2 threads" in proc.stderr
+
+
+def test_a_hang_ends_the_run_under_fail_on_hang(script):
+    path = script("""
+        import threading
+        threading.Event().wait()    # nobody will ever set it
+    """)
+    t0 = time.monotonic()
+    proc = tt("run", "--fail-on", "hang", "--hang-timeout", "1", path, timeout=60)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert time.monotonic() - t0 < 30
+    assert "has been waiting on Event" in proc.stderr
+
+
+def test_baseline_suppresses_accepted_findings(tmp_path):
+    base = tmp_path / "baseline.json"
+    first = tt("run", "-q", "--write-baseline", str(base), INVERSION)
+    assert first.returncode == 0
+    accepted = json.loads(base.read_text())["accepted"]
+    assert len(accepted) == 1 and accepted[0]["reason"]
+    proc = tt("run", "--fail-on", "potential", "--baseline", str(base), INVERSION)
+    assert proc.returncode == 0, proc.stderr
+    assert "[in baseline]" in " ".join(proc.stderr.split())
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "missing.py"], "can't open file 'missing.py'"),
+    (["run", "--fail-on", "sometimes", "x.py"], "unknown --fail-on kind"),
+    (["run", "--hang-timeout", "-1", "x.py"], "must be >= 0"),
+    (["run", "--bogus", "x.py"], "unrecognized arguments"),
+    (["run"], "run needs a script"),
+    (["frobnicate"], "unknown command"),
+    ([], "a command is needed"),
+])
+def test_usage_errors_exit_2_with_one_line(args, needle):
+    proc = tt(*args)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr
+
+
+def test_help_lists_the_environment_variables():
+    proc = tt("run", "--help")
+    assert proc.returncode == 0
+    for var in ("TRACETHREAD_REPORT", "TRACETHREAD_FAIL_ON", "TRACETHREAD_HANG_TIMEOUT",
+                "TRACETHREAD_ON_DEADLOCK", "TRACETHREAD_BASELINE"):
+        assert var in proc.stdout

@@ -1,0 +1,94 @@
+"""The JSON report: a documented, versioned schema (docs/report.md).
+
+Built from the statistics sink, the findings and the lock-order graph. Version 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from .._core import detect, findings as F
+from .stats import StatsSink
+
+SCHEMA_VERSION = 1
+
+
+def _site(file: str | None, line: int | None, function: str | None) -> dict | None:
+    if file is None:
+        return None
+    return {"file": file, "line": line, "function": function}
+
+
+def _stack(frames: Any) -> list[dict]:
+    return [{"file": fr.file, "line": fr.line, "function": fr.function} for fr in frames]
+
+
+def finding_dict(f: F.Finding) -> dict[str, Any]:
+    return {
+        "kind": f.kind, "message": f.message, "fingerprint": f.fingerprint,
+        "count": f.count, "single_thread": f.single_thread, "bounded": f.bounded,
+        "guarded_by": list(f.guarded_by),
+        "locks": [{"name": lk.name, "kind": lk.kind,
+                   "site": _site(lk.file, lk.line, lk.function)} for lk in f.locks],
+        "threads": [{"name": t.name, "holds": list(t.holds), "waits_for": t.waits_for,
+                     "stack": _stack(t.stack),
+                     "held_at": [{"lock": name, "site": None if fr is None else
+                                  _site(fr.file, fr.line, fr.function)}
+                                 for name, fr in t.held_at]} for t in f.threads],
+        "edges": [{"from": e.src, "to": e.dst, "thread": e.thread, "bounded": e.bounded,
+                   "stack": _stack(e.stack)} for e in f.edges],
+    }
+
+
+def _node_name(node: Any) -> str:
+    return detect._name(node)
+
+
+def graph_dict() -> dict[str, Any]:
+    with detect._graph_lock:
+        edges = list(detect.graph.edges.values())
+    nodes: dict[str, dict] = {}
+    out_edges = []
+    for e in edges:
+        for n in (e.src, e.dst):
+            name = _node_name(n)
+            if name not in nodes:
+                ref = detect._lock_ref(n)
+                nodes[name] = {"id": name, "name": ref.name, "kind": ref.kind,
+                               "site": _site(ref.file, ref.line, ref.function)}
+        out_edges.append({"from": _node_name(e.src), "to": _node_name(e.dst),
+                          "thread": e.thread, "bounded": e.bounded, "count": e.count,
+                          "stack": [{"file": f[0], "line": f[1], "function": f[2]}
+                                    if isinstance(f, tuple) else
+                                    {"file": f.file, "line": f.line, "function": f.function}
+                                    for f in e.stack]})
+    return {"nodes": list(nodes.values()), "edges": out_edges}
+
+
+def build(stats: StatsSink | None, command: list[str], exit_status: int | None,
+          recorder: dict[str, int] | None = None) -> dict[str, Any]:
+    locks = []
+    if stats is not None:
+        for row in stats.top():
+            d = row.as_dict()
+            locks.append(d)
+    return {
+        "version": SCHEMA_VERSION,
+        "tool": "tracethread",
+        "command": list(command),
+        "exit_status": exit_status,
+        "findings": [finding_dict(f) for f in F.findings()],
+        "locks": locks,
+        "graph": graph_dict(),
+        "recorder": dict(recorder or {}),
+    }
+
+
+def write(path: str, report: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=2, default=str)
+        fh.write("\n")
+    os.replace(tmp, path)
