@@ -30,6 +30,8 @@ _tracked: set = set()                             # nodes with a finalizer regis
 # (src_info, dst_info) of edges already taken without a timeout, by instance: the fast
 # paths' "nothing new here" check.
 known: set = set()
+# Set by the pytest plugin to the running test's id: new edges remember it.
+context = ""
 _known_by_node: dict = {}  # node -> keys of `known` it appears in (to forget them with it)
 
 
@@ -127,7 +129,8 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
                     except TypeError:
                         pass
             new_cycles += graph.add_edge(src, dst, thread=st.name, thread_ident=st.uid,
-                                         held=held_nodes, stack=stack, bounded=bounded)
+                                         held=held_nodes, stack=stack, bounded=bounded,
+                                         context=context)
             if not bounded and not by_site:
                 key = (hinfo, info)
                 known.add(key)
@@ -172,7 +175,7 @@ def _report_cycle(cycle: Cycle, st: Any) -> None:
     locks = tuple(_lock_ref(n) for n in cycle.nodes)
     edges = tuple(F.EdgeRef(_name(e.src), _name(e.dst), e.thread, e.bounded,
                             tuple(F.Frame(*f) if not isinstance(f, F.Frame) else f
-                                  for f in e.stack)) for e in cycle.edges)
+                                  for f in e.stack), e.context) for e in cycle.edges)
     threads = {}
     for e in cycle.edges:
         t = threads.setdefault(e.thread_ident, {"name": e.thread, "holds": [], "wants": []})

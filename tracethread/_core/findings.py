@@ -75,6 +75,7 @@ class EdgeRef:
     thread: str
     bounded: bool
     stack: tuple[Frame, ...]
+    context: str = ""  # e.g. the pytest test that first took this edge
 
 
 @dataclass

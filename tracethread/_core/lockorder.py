@@ -44,6 +44,7 @@ class Edge:
     stack: tuple     # frames (file, line, function) where it was first taken
     bounded: bool    # only ever taken with a timeout
     count: int = 1
+    context: str = ""  # what was running when it was first taken (e.g. a pytest test id)
 
 
 @dataclass
@@ -74,8 +75,8 @@ class LockOrderGraph:
         return (src, dst) in self.edges
 
     def add_edge(self, src: Hashable, dst: Hashable, *, thread: str = "", thread_ident: int = 0,
-                 held: Iterable[Hashable] = (), stack: tuple = (), bounded: bool = False
-                 ) -> list[Cycle]:
+                 held: Iterable[Hashable] = (), stack: tuple = (), bounded: bool = False,
+                 context: str = "") -> list[Cycle]:
         """Record that ``dst`` was acquired while ``src`` was held. Returns the cycles this
         edge closes that were not known before (empty for repeated edges)."""
         if src == dst:
@@ -88,7 +89,8 @@ class LockOrderGraph:
                 edge.bounded = False  # now it can wait forever: look again
                 return self._check(edge)
             return []
-        edge = Edge(src, dst, thread, thread_ident, frozenset(held) | {src}, stack, bounded)
+        edge = Edge(src, dst, thread, thread_ident, frozenset(held) | {src}, stack, bounded,
+                    context=context)
         self.edges[key] = edge
         self.succ.setdefault(src, set()).add(dst)
         self.pred.setdefault(dst, set()).add(src)

@@ -38,7 +38,7 @@ def finding_dict(f: F.Finding) -> dict[str, Any]:
                                   _site(fr.file, fr.line, fr.function)}
                                  for name, fr in t.held_at]} for t in f.threads],
         "edges": [{"from": e.src, "to": e.dst, "thread": e.thread, "bounded": e.bounded,
-                   "stack": _stack(e.stack)} for e in f.edges],
+                   "context": e.context, "stack": _stack(e.stack)} for e in f.edges],
     }
 
 
@@ -60,6 +60,7 @@ def graph_dict() -> dict[str, Any]:
                                "site": _site(ref.file, ref.line, ref.function)}
         out_edges.append({"from": _node_name(e.src), "to": _node_name(e.dst),
                           "thread": e.thread, "bounded": e.bounded, "count": e.count,
+                          "context": e.context,
                           "stack": [{"file": f[0], "line": f[1], "function": f[2]}
                                     if isinstance(f, tuple) else
                                     {"file": f.file, "line": f.line, "function": f.function}
