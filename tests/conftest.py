@@ -1,9 +1,9 @@
-pytest_plugins = ["pytester"]
-
 import pytest
 
 import tracethread
 from tracethread._core import detect
+
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(autouse=True)
