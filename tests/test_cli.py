@@ -203,3 +203,29 @@ def test_help_lists_the_environment_variables():
     for var in ("TRACETHREAD_REPORT", "TRACETHREAD_FAIL_ON", "TRACETHREAD_HANG_TIMEOUT",
                 "TRACETHREAD_ON_DEADLOCK", "TRACETHREAD_BASELINE"):
         assert var in proc.stdout
+
+
+def test_merge_finds_a_cycle_that_only_the_combination_has(script, tmp_path):
+    path = script("""
+        import sys, threading
+        accounts = threading.Lock()   # line 3
+        audit = threading.Lock()      # line 4
+        if sys.argv[1] == "transfer":
+            with accounts, audit:
+                pass
+        else:
+            with audit, accounts:
+                pass
+    """)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for half, out in (("transfer", a), ("audit", b)):
+        proc = tt("run", "-q", "--fail-on", "potential", "--report", str(out), path, half)
+        assert proc.returncode == 0, proc.stderr  # each half alone is clean
+        assert json.loads(out.read_text())["findings"] == []
+    merged = tmp_path / "m.json"
+    proc = tt("merge", str(a), str(b), "-o", str(merged), "--fail-on", "potential")
+    assert proc.returncode == 3, proc.stderr
+    (f,) = json.loads(merged.read_text())["findings"]
+    assert f["only_when_combined"] and f["kind"] == "potential-deadlock"
+    assert {lk["site"]["line"] for lk in f["locks"]} == {3, 4}
+    assert "seen only when the runs are combined" in " ".join(proc.stderr.split())

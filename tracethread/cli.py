@@ -188,7 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(opts, script, module, prog_args)
     if command == "report":
         return _report_command(rest)
-    sys.stderr.write(f"tracethread: error: unknown command {command!r} (run, report)\n")
+    if command == "merge":
+        return _merge_command(rest)
+    sys.stderr.write(f"tracethread: error: unknown command {command!r} "
+                     "(run, report, merge)\n")
     return USAGE_ERROR
 
 
@@ -205,6 +208,41 @@ def _report_command(rest: list[str]) -> int:
         return USAGE_ERROR
     from tracethread.exporters.console import ReportView, make_console
     make_console(sys.stdout).print(ReportView(report, limit=opts.top))
+    return 0
+
+
+def _merge_command(rest: list[str]) -> int:
+    p = _Parser(prog="tracethread merge",
+                description="Combine the lock-order graphs of several runs (test shards, "
+                            "processes) by lock name (creation site by default) and report "
+                            "the cycles that appear only when they are combined.")
+    p.add_argument("reports", nargs="+", metavar="REPORT.json")
+    p.add_argument("-o", "--output", metavar="OUT.json", help="write the merged report")
+    p.add_argument("--fail-on", metavar="LIST", type=_fail_on, default=set(),
+                   help="exit 3 when the merge finds a cycle (potential or any)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    opts = p.parse_args(rest)
+    reports = []
+    for path in opts.reports:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                reports.append(json.load(fh))
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"tracethread: error: cannot read report {path!r}: {exc}\n")
+            return USAGE_ERROR
+    from tracethread.exporters.merge import merge
+    merged = merge(reports, [os.path.basename(p) for p in opts.reports])
+    if opts.output:
+        from tracethread.exporters import json_report
+        json_report.write(opts.output, merged)
+    if not opts.quiet:
+        from tracethread.exporters.console import ReportView, make_console
+        make_console(sys.stderr).print(ReportView(merged, title="tracethread: merged runs"))
+    new = [f for f in merged["findings"] if f.get("only_when_combined")]
+    if new and "potential-deadlock" in opts.fail_on:
+        sys.stderr.write(f"tracethread: gate failed: {len(new)} cycle(s) appear only when "
+                         f"the runs are combined; exit {EXIT_GATE}\n")
+        return EXIT_GATE
     return 0
 
 
