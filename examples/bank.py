@@ -1,6 +1,9 @@
-"""A small bank: tellers move money between accounts, an auditor sums balances.
+"""A small bank: tellers move money between accounts, an auditor sums balances, and a
+refund desk that locks in the opposite order to the tellers.
 
-Plain threading code, nothing tracethread-specific: run it traced with
+Plain threading code, nothing tracethread-specific. This run never deadlocks (the refunds
+happen after the tellers are done), but a refund racing a transfer could: tracethread
+reports the lock-order inversion the first time both orders are seen.
 
     python -m tracethread run examples/bank.py
 """
@@ -33,6 +36,16 @@ def transfer(src: Account, dst: Account, amount: int) -> bool:
             return True
 
 
+def refund(ledger_lock: threading.RLock, account: Account, amount: int,
+           ledger: list) -> None:
+    # The inversion: the ledger first, then the account -- tellers take the account first
+    # and then the ledger.
+    with ledger_lock:
+        with account.lock:
+            account.balance += amount
+            ledger.append((-1, account.number, amount))
+
+
 def main() -> None:
     accounts = [Account(i, 1_000) for i in range(N_ACCOUNTS)]
     ledger_lock = threading.RLock()
@@ -45,8 +58,9 @@ def main() -> None:
         while (job := work.get()) is not None:
             src, dst, amount = job
             if transfer(accounts[src], accounts[dst], amount):
-                with ledger_lock:
-                    ledger.append(job)
+                with accounts[dst].lock:        # account first, then the ledger
+                    with ledger_lock:
+                        ledger.append(job)
             work.task_done()
         work.task_done()
 
@@ -79,8 +93,10 @@ def main() -> None:
         n_audits = audits.result()
     for t in tellers:
         t.join()
+    refund(ledger_lock, accounts[0], 10, ledger)
+    accounts[0].balance -= 10  # the refund was paid out in cash
     total = sum(a.balance for a in accounts)
-    print(f"{len(ledger)} transfers booked, {n_audits} audits, total {total}")
+    print(f"{len(ledger) - 1} transfers booked, {n_audits} audits, total {total}")
 
 
 if __name__ == "__main__":

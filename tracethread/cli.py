@@ -333,7 +333,8 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
     tracethread.install(
         on_deadlock=on_deadlock, hang_timeout=opts.hang_timeout or None,
         on_hang="exit" if "hang" in opts.fail_on else "report",
-        identity=opts.identity, single_thread_cycles=not opts.no_single_thread_cycles)
+        identity=opts.identity, single_thread_cycles=not opts.no_single_thread_cycles,
+        warn=False)  # the report at exit shows every finding
     command = ([script] if script else ["-m", module]) + list(prog_args)
     session = _Session(opts, command, stats, baseline)
 

@@ -18,7 +18,8 @@ class Config:
     hang_timeout: float | None = None  # seconds; None or 0: no watchdog
     single_thread_cycles: bool = True  # a cycle seen in one thread is still a finding
     identity: str = "instance"        # instance | site (merge locks made at one line)
-    warn: bool = True                 # PotentialDeadlockWarning once per new cycle
+    warn: bool = True                 # announce at once: a PotentialDeadlockWarning per new
+    #                                   cycle, a stderr report per deadlock or hang
     on_hang: str = "report"           # report | exit (end the process, status 3)
 
 

@@ -235,10 +235,15 @@ def before_block(st: Any, prim: Any, bounded: bool) -> None:
     _deadlock(path, st, cfg)
 
 
-def _describe(obj: Any) -> str:
+def _describe(obj: Any, instance: bool = True) -> str:
+    """``Kind name``; with ``instance``, locks that share a default (creation-site) name
+    get ``#id`` so five forks made on one line can be told apart in a report."""
     info = info_of(obj) or getattr(obj, "_tt_info", None)
     if info is None:
         return repr(obj)
+    if instance and info.site is not None and info.kind != "Thread" and \
+            info.name == f"{info.site.file}:{info.site.line}":
+        return f"{info.kind} {info.name} #{info.id}"
     return f"{info.kind} {info.name}"
 
 
@@ -260,7 +265,7 @@ def _deadlock(path: list, st: Any, cfg: Any) -> None:
         chain = "; ".join(f"{t.name!r} holds {', '.join(t.holds) or 'nothing'} and waits "
                           f"for {t.waits_for}" for t in threads)
         msg = f"deadlock between {len(path)} threads: {chain}"
-    names = sorted(_describe(w) for _, w in path)
+    names = sorted(_describe(w, instance=False) for _, w in path)
     import hashlib
     fp = hashlib.sha256("\x00".join(["deadlock"] + names).encode()).hexdigest()[:16]
     locks = tuple(_lock_ref(info_of(w)) for _, w in path if info_of(w) is not None)

@@ -171,7 +171,7 @@ def publish(finding: Finding, st: Any) -> None:
         record(FINDING, info, st, None, False, False, None, None, (finding,))
         if finding.kind == "potential-deadlock" and _config.get().warn:
             warnings.warn(finding.message, PotentialDeadlockWarning, stacklevel=4)
-        elif finding.kind in ("deadlock", "hang"):
+        elif finding.kind in ("deadlock", "hang") and _config.get().warn:
             try:
                 sys.stderr.write(render_text(finding))
                 sys.stderr.flush()
