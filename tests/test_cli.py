@@ -229,3 +229,23 @@ def test_merge_finds_a_cycle_that_only_the_combination_has(script, tmp_path):
     assert f["only_when_combined"] and f["kind"] == "potential-deadlock"
     assert {lk["site"]["line"] for lk in f["locks"]} == {3, 4}
     assert "seen only when the runs are combined" in " ".join(proc.stderr.split())
+
+
+def test_subprocesses_are_traced_and_gate_the_run(script, tmp_path):
+    child = script(open(INVERSION).read(), name="child.py")
+    parent = script(f"""
+        import subprocess, sys
+        proc = subprocess.run([sys.executable, {child!r}], capture_output=True, text=True)
+        print("child said:", proc.stdout.strip(), proc.returncode)
+    """, name="parent.py")
+    rep = tmp_path / "r.json"
+    plain = tt("run", "-q", "--fail-on", "potential", parent)
+    assert plain.returncode == 0  # the child is not traced by default
+    proc = tt("run", "-q", "--subprocesses", "--fail-on", "potential", "--report", str(rep),
+              parent)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "child said: done (no deadlock this time) 0" in proc.stdout
+    report = json.loads(rep.read_text())
+    (f,) = report["findings"]
+    assert f["kind"] == "potential-deadlock" and f["process"]["command"] == [child]
+    assert report["subprocesses"][0]["findings"] == 1

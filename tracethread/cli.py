@@ -116,6 +116,11 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true",
                    default=_env("QUIET", "") not in ("", "0"),
                    help="no report on stderr (env TRACETHREAD_QUIET=1)")
+    p.add_argument("--subprocesses", action="store_true",
+                   default=_env("SUBPROCESSES", "") not in ("", "0"),
+                   help="trace Python subprocesses too (started with a new interpreter: "
+                        "subprocess, multiprocessing spawn); their findings join this "
+                        "report and gate (env TRACETHREAD_SUBPROCESSES=1)")
     p.add_argument("--top", type=int, default=int(_env("TOP", "20") or 20),
                    help="rows in the contention table (default 20; env TRACETHREAD_TOP)")
     return p
@@ -258,7 +263,8 @@ class _Session:
     """What the run needs at its end, whichever way it ends."""
 
     def __init__(self, opts: argparse.Namespace, command: list[str], stats: Any,
-                 baseline: dict[str, str]) -> None:
+                 baseline: dict[str, str], children: str | None = None) -> None:
+        self.children = children
         self.opts = opts
         self.command = command
         self.stats = stats
@@ -279,6 +285,8 @@ class _Session:
                                    self.exit_status if ended_by is None else ended_by,
                                    tracethread.recorder_stats())
         report["ended_by_tracethread"] = ended_by is not None
+        if self.children:
+            self._add_children(report)
         opts = self.opts
         for path, writer in ((opts.report, json_report.write), (opts.sarif, sarif.write)):
             if path:
@@ -306,6 +314,29 @@ class _Session:
                              f"({', '.join(kinds)}) not in the baseline; exit {EXIT_GATE}\n")
             return EXIT_GATE
         return None
+
+    @staticmethod
+    def _with_process(f: dict, child: dict) -> dict:
+        return dict(f, process={"pid": child.get("pid"), "command": child.get("command")})
+
+    def _add_children(self, report: dict) -> None:
+        """Findings of traced subprocesses join the report; graphs are merged so a cycle
+        split across processes is found too."""
+        from tracethread._child import collect
+        from tracethread.exporters.merge import merge
+        children = collect(self.children)
+        report["subprocesses"] = [{"pid": c.get("pid"), "command": c.get("command"),
+                                   "exit_status": c.get("exit_status"),
+                                   "findings": len(c.get("findings", []))}
+                                  for c in children]
+        if not children:
+            return
+        for child in children:
+            report["findings"] += [self._with_process(f, child)
+                                   for f in child.get("findings", [])]
+        combined = merge([report, *children],
+                         ["main"] + [f"pid {c.get('pid')}" for c in children])
+        report["findings"] += [f for f in combined["findings"] if f["only_when_combined"]]
 
 
 def _run(opts: argparse.Namespace, script: str | None, module: str | None,
@@ -336,7 +367,15 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         identity=opts.identity, single_thread_cycles=not opts.no_single_thread_cycles,
         warn=False)  # the report at exit shows every finding
     command = ([script] if script else ["-m", module]) + list(prog_args)
-    session = _Session(opts, command, stats, baseline)
+    children = None
+    if opts.subprocesses:
+        from tracethread._child import prepare
+        children = prepare({
+            "on_deadlock": on_deadlock, "hang_timeout": opts.hang_timeout or None,
+            "on_hang": "exit" if "hang" in opts.fail_on else "report",
+            "identity": opts.identity,
+            "single_thread_cycles": not opts.no_single_thread_cycles})
+    session = _Session(opts, command, stats, baseline, children)
 
     def at_exit() -> None:
         status = session.finish()

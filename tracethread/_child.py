@@ -1,0 +1,102 @@
+"""Tracing inside a Python subprocess started by a traced program (``run --subprocesses``).
+
+The parent puts a directory holding a ``sitecustomize.py`` first on the children's
+``PYTHONPATH``; that file calls ``start()`` before the child's first import. The child
+traces with the parent's settings and, at exit (or when a policy ends it), writes its JSON
+report into the parent's directory, where the parent merges it into its own report.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+
+ENV_DIR = "TRACETHREAD_CHILD_REPORT_DIR"
+ENV_SETTINGS = "TRACETHREAD_CHILD_SETTINGS"
+
+
+def start() -> None:
+    directory = os.environ.get(ENV_DIR)
+    if not directory:
+        return
+    import tracethread
+    from tracethread._core import findings as F
+    from tracethread.exporters.stats import StatsSink
+
+    settings = json.loads(os.environ.get(ENV_SETTINGS, "{}"))
+    stats = StatsSink()
+    tracethread.add_sink(stats)
+    tracethread.install(warn=False, **settings)
+    done = []
+
+    def write(status: int | None) -> None:
+        if done:
+            return
+        done.append(True)
+        from tracethread.exporters import json_report
+        tracethread.flush()
+        report = json_report.build(stats, list(sys.argv), status,
+                                   tracethread.recorder_stats())
+        report["pid"] = os.getpid()
+        json_report.write(os.path.join(directory, f"{os.getpid()}.json"), report)
+
+    atexit.register(lambda: write(None))
+    F.fatal_hooks.append(write)
+
+
+SITECUSTOMIZE = '''\
+# Written by tracethread for the subprocesses of a traced program.
+import os as _os, sys as _sys
+try:
+    from tracethread import _child as _tt_child
+    _tt_child.start()
+except Exception as _exc:  # never break the program
+    _sys.stderr.write(f"tracethread: not tracing subprocess {_os.getpid()}: {_exc!r}\\n")
+# Chain to the sitecustomize this one shadows, if there is one.
+_here = _os.path.dirname(_os.path.abspath(__file__))
+for _entry in list(_sys.path):
+    if _entry and _os.path.abspath(_entry) != _here:
+        _candidate = _os.path.join(_entry, "sitecustomize.py")
+        if _os.path.isfile(_candidate):
+            with open(_candidate) as _f:
+                exec(compile(_f.read(), _candidate, "exec"), {"__name__": "sitecustomize",
+                                                              "__file__": _candidate})
+            break
+'''
+
+
+def prepare(settings: dict) -> str:
+    """Set up the environment so Python subprocesses trace themselves; returns the
+    directory their reports land in."""
+    import tempfile
+    base = tempfile.mkdtemp(prefix="tracethread-")
+    with open(os.path.join(base, "sitecustomize.py"), "w", encoding="utf-8") as fh:
+        fh.write(SITECUSTOMIZE)
+    reports = os.path.join(base, "reports")
+    os.mkdir(reports)
+    # tracethread itself must be importable from the children.
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = [base, pkg_parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                 if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(path)
+    os.environ[ENV_DIR] = reports
+    os.environ[ENV_SETTINGS] = json.dumps(settings)
+    return reports
+
+
+def collect(directory: str) -> list[dict]:
+    out = []
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return out
+    for name in names:
+        if name.endswith(".json"):
+            try:
+                with open(os.path.join(directory, name), encoding="utf-8") as fh:
+                    out.append(json.load(fh))
+            except (OSError, ValueError):
+                continue
+    return out
