@@ -249,3 +249,16 @@ def test_subprocesses_are_traced_and_gate_the_run(script, tmp_path):
     (f,) = report["findings"]
     assert f["kind"] == "potential-deadlock" and f["process"]["command"] == [child]
     assert report["subprocesses"][0]["findings"] == 1
+
+
+@pytest.mark.parametrize("example,status,needle", [
+    ("bank.py", 0, "potential-deadlock: lock-order inversion"),
+    ("philosophers.py", 3, "deadlock between 5 threads"),
+    ("server.py", 0, "No deadlock findings"),
+])
+def test_examples_run_under_tracethread(example, status, needle):
+    proc = tt("run", os.path.join("examples", example), timeout=120)
+    assert proc.returncode == status, proc.stderr[-3000:]
+    assert needle in " ".join(proc.stderr.split())
+    if example == "server.py":
+        assert "served 60 requests" in proc.stdout
