@@ -63,6 +63,7 @@ def test_uncaught_exception_traceback_and_status_pass_through(script):
     assert proc.stderr.startswith("Traceback (most recent call last):")
     assert "tracethread" not in proc.stderr.split("ValueError")[0].replace(path, "")
     assert "ValueError: kaboom" in proc.stderr and "in boom" in proc.stderr
+    assert "runpy" not in proc.stderr  # trimmed like `python script.py` shows it
 
 
 def test_module_mode(tmp_path):

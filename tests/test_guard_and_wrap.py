@@ -81,6 +81,7 @@ def test_guard_is_per_thread_and_reentrant():
             pass
         seen.append(True)
 
+    t = tracethread.Thread(target=other)  # made by the program: its thread is traced
     with testing.capture() as cap:
         with tracethread.guarded():
             with tracethread.guarded():
@@ -88,12 +89,22 @@ def test_guard_is_per_thread_and_reentrant():
                     pass
             with lock:  # still guarded: the outer block is open
                 pass
-            t = tracethread.Thread(target=other)
             t.start()
             t.join(10)
     assert seen == [True]
-    # Only the other thread's operations and the guarded Thread's... none of main's.
+    # The other thread's operations are recorded, none of main's guarded ones.
     assert {r.thread.name for r in cap.records if r.primitive is lock._info} == {t.name}
+
+
+def test_threads_the_tracer_itself_creates_are_never_traced():
+    lock = tracethread.Lock()
+    with tracethread.guarded():
+        t = tracethread.Thread(target=lambda: lock.acquire() and lock.release())
+    assert type(t) is threading.Thread
+    with testing.capture() as cap:
+        t.start()
+        t.join(10)
+    assert [r for r in cap.records if r.primitive is lock._info] == []
 
 
 def test_wrap_traces_an_existing_rlock_in_place():

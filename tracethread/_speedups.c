@@ -354,6 +354,14 @@ parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
 }
 
 static PyObject *minus_one = NULL;
+static PyObject *contended_details = NULL;  /* (True,): another thread was waiting */
+
+static inline PyObject *
+release_details(LockCore *self)
+{
+    return (self->waiting && PyList_Check(self->waiting) &&
+            PyList_GET_SIZE(self->waiting) > 0) ? contended_details : Py_None;
+}
 
 static PyObject *
 lock_acquire_impl(LockCore *self, PyObject *blocking, PyObject *timeout, int defaults)
@@ -436,6 +444,7 @@ lock_release_impl(LockCore *self)
     }
     long long t = now_ns();
     long long acquired = self->acquired_ns;
+    PyObject *details = release_details(self);
     PyObject *owner = self->owner;   /* reference moves to us */
     Py_INCREF(Py_None);
     self->owner = Py_None;
@@ -447,7 +456,7 @@ lock_release_impl(LockCore *self)
     Py_XDECREF(owner);
     if (nr < 0)
         goto done;
-    int e = emit(cfg_lock_release, self->info, st, t, t - acquired, Py_None);
+    int e = emit(cfg_lock_release, self->info, st, t, t - acquired, details);
     if (e < 0)
         goto done;
     Py_INCREF(Py_None);
@@ -618,6 +627,7 @@ rlock_release_impl(RLockCore *self)
     }
     long long t = now_ns();
     long long held = -1;
+    PyObject *details = count == 0 ? release_details(self) : Py_None;
     if (count == 0) {
         long long acquired = self->acquired_ns;
         Py_INCREF(Py_None);
@@ -628,7 +638,7 @@ rlock_release_impl(RLockCore *self)
             goto done;
         held = t - acquired;
     }
-    int e = emit(cfg_rlock_release, self->info, st, t, held, Py_None);
+    int e = emit(cfg_rlock_release, self->info, st, t, held, details);
     if (e < 0)
         goto done;
     Py_INCREF(Py_None);
@@ -813,6 +823,9 @@ module_exec(PyObject *m)
 #undef INTERN
     minus_one = PyLong_FromLong(-1);
     if (minus_one == NULL)
+        return -1;
+    contended_details = PyTuple_Pack(1, Py_True);
+    if (contended_details == NULL)
         return -1;
     {
         PyObject *thread_mod = PyImport_ImportModule("_thread");

@@ -35,7 +35,8 @@ FAIL_KINDS = {
 }
 # Options of `run` that take a value (everything up to the script or -m is ours).
 _VALUED = {"--report", "--sarif", "--fail-on", "--hang-timeout", "--on-deadlock",
-           "--baseline", "--write-baseline", "--identity", "--top"}
+           "--baseline", "--write-baseline", "--identity", "--top", "--trace-file", "--otlp",
+           "--prometheus-port", "--spans"}
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -121,6 +122,19 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="trace Python subprocesses too (started with a new interpreter: "
                         "subprocess, multiprocessing spawn); their findings join this "
                         "report and gate (env TRACETHREAD_SUBPROCESSES=1)")
+    p.add_argument("--trace-file", metavar="FILE", default=_env("TRACE_FILE"),
+                   help="write a Chrome/Perfetto trace (open in ui.perfetto.dev) "
+                        "(env TRACETHREAD_TRACE_FILE)")
+    p.add_argument("--otlp", metavar="ENDPOINT", default=_env("OTLP"),
+                   help="export spans and metrics over OTLP to ENDPOINT (sets "
+                        "OTEL_EXPORTER_OTLP_ENDPOINT; OTEL_* variables are honoured too)")
+    p.add_argument("--prometheus-port", metavar="PORT", type=int,
+                   default=_env("PROMETHEUS_PORT"),
+                   help="serve metrics for Prometheus on 127.0.0.1:PORT "
+                        "(env TRACETHREAD_PROMETHEUS_PORT)")
+    p.add_argument("--spans", choices=("blocked", "all"), default=_env("SPANS", "blocked"),
+                   help="spans for operations that blocked (default) or for every "
+                        "operation (env TRACETHREAD_SPANS)")
     p.add_argument("--top", type=int, default=int(_env("TOP", "20") or 20),
                    help="rows in the contention table (default 20; env TRACETHREAD_TOP)")
     return p
@@ -265,6 +279,8 @@ class _Session:
     def __init__(self, opts: argparse.Namespace, command: list[str], stats: Any,
                  baseline: dict[str, str], children: str | None = None) -> None:
         self.children = children
+        self.trace_sink: Any = None
+        self.exporting: Any = None
         self.opts = opts
         self.command = command
         self.stats = stats
@@ -281,6 +297,14 @@ class _Session:
         import tracethread
         from tracethread.exporters import json_report, sarif
         tracethread.flush()
+        if self.exporting is not None:
+            self.exporting.shutdown()
+        if self.trace_sink is not None and self.opts.trace_file:
+            try:
+                self.trace_sink.write(self.opts.trace_file)
+            except OSError as exc:
+                sys.stderr.write(f"tracethread: cannot write {self.opts.trace_file!r}: "
+                                 f"{exc}\n")
         report = json_report.build(self.stats, self.command,
                                    self.exit_status if ended_by is None else ended_by,
                                    tracethread.recorder_stats())
@@ -376,6 +400,18 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
             "identity": opts.identity,
             "single_thread_cycles": not opts.no_single_thread_cycles})
     session = _Session(opts, command, stats, baseline, children)
+    if opts.trace_file:
+        from tracethread.exporters.chrome_trace import ChromeTraceSink
+        session.trace_sink = ChromeTraceSink()
+        tracethread.add_sink(session.trace_sink)
+    try:
+        from tracethread.exporters import otel
+        session.exporting = otel.setup(otlp_endpoint=opts.otlp,
+                                       prometheus_port=opts.prometheus_port, spans=opts.spans)
+    except (otel.MissingExtra, ValueError, OSError) as exc:
+        sys.stderr.write(f"tracethread: error: {exc}\n")
+        tracethread.uninstall()
+        return USAGE_ERROR
 
     def at_exit() -> None:
         status = session.finish()
@@ -432,8 +468,9 @@ def _print_program_traceback(exc: BaseException, own_file: str | None) -> None:
     import runpy
     runpy_file = os.path.abspath(runpy.__file__)
     while tb is not None:
-        f = os.path.abspath(tb.tb_frame.f_code.co_filename)
-        if not (f.startswith(here) or f == runpy_file or f.startswith("<frozen runpy")):
+        raw = tb.tb_frame.f_code.co_filename
+        f = os.path.abspath(raw)
+        if not (f.startswith(here) or f == runpy_file or raw.startswith("<frozen runpy")):
             break
         tb = tb.tb_next
     sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))

@@ -220,6 +220,16 @@ def _first(raw: tuple) -> int:
     return raw[0]
 
 
+# Set by the OpenTelemetry exporter: the thread's current OTel context is captured for
+# operations that blocked (their spans' parent), and carried into threads at start().
+otel_hooks: Any = None  # (get_current, attach, detach) or None
+
+
+def capture_context() -> Any:
+    hooks = otel_hooks
+    return hooks[0]() if hooks is not None else None
+
+
 def stats() -> dict[str, int]:
     """Counters of the record stream: records delivered, dropped (buffer overflow before a
     drain reached them), sink errors."""

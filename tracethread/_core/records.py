@@ -162,21 +162,27 @@ class Record:
 # Hot paths may give details as a plain tuple in this order (cheaper than a mapping);
 # it becomes a read-only mapping when the record is materialized, off the hot path.
 DETAIL_KEYS: dict[str, tuple[str, ...]] = {
-    SEMAPHORE_ACQUIRE: ("blocking", "timeout"),
+    SEMAPHORE_ACQUIRE: ("blocking", "timeout", "context"),
     SEMAPHORE_RELEASE: ("n",),
-    CONDITION_WAIT: ("timeout", "reacquired_ns"),
+    CONDITION_WAIT: ("timeout", "reacquired_ns", "context"),
     CONDITION_NOTIFY: ("n", "woken"),
     CONDITION_NOTIFY_ALL: ("n", "woken"),
     EVENT_SET: ("woken",),
-    EVENT_WAIT: ("timeout",),
-    BARRIER_WAIT: ("index", "parties", "broken", "timeout"),
+    EVENT_WAIT: ("timeout", "context"),
+    BARRIER_WAIT: ("index", "parties", "broken", "timeout", "context"),
     BARRIER_RESET: ("parties",),
     BARRIER_ABORT: ("parties",),
     THREAD_START: ("daemon",),
+    THREAD_RUN_BEGIN: ("context",),
     THREAD_RUN_END: ("exception",),
-    THREAD_JOIN: ("timeout",),
+    THREAD_JOIN: ("timeout", "context"),
+    LOCK_RELEASE: ("contended",),
+    RLOCK_RELEASE: ("contended",),
     FINDING: ("finding",),
 }
+
+
+_OPTIONAL = {"context", "contended"}
 
 
 def materialize(raw: tuple) -> Record:
@@ -184,7 +190,9 @@ def materialize(raw: tuple) -> Record:
     if details is None:
         details = EMPTY
     elif type(details) is tuple:
-        details = MappingProxyType(dict(zip(DETAIL_KEYS[op], details)))
+        # An absent OTel context or release flag is left out, not shown as None.
+        details = MappingProxyType({k: v for k, v in zip(DETAIL_KEYS[op], details)
+                                    if v is not None or k not in _OPTIONAL})
     return Record(seq, op, info, st.info(), t0, t1, ok, blocked, held, site, details)
 
 

@@ -81,7 +81,9 @@ D_TRY_ACQUIRE = _records.D_TRY_ACQUIRE
 def acquire_details(blocking: Any, timeout: Any, **extra: Any) -> MappingProxyType:
     d = {"blocking": bool(blocking),
          "timeout": None if (timeout is None or timeout == -1) else float(timeout)}
-    d.update(extra)
+    for k, v in extra.items():
+        if v is not None:
+            d[k] = v
     return MappingProxyType(d)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .._core import _raw
+from .._core import recorder as _rec
 from .._core.records import BARRIER_ABORT, BARRIER_RESET, BARRIER_WAIT, caller_site
 from ._base import (
     BarrierStatistics, StdCompatMeta, current_state, make_info, now_ns, record, use_raw,
@@ -59,7 +60,8 @@ class Barrier(metaclass=StdCompatMeta):
                 record(BARRIER_WAIT, self._info, st, t0, passed,
                        not (passed and index + 1 == self._parties), None, site,
                        (index, self._parties, not passed,
-                        None if timeout is None else float(timeout)))
+                        None if timeout is None else float(timeout),
+                        _rec.capture_context()))
 
     def _wait_impl(self, st: Any, timeout: float | None) -> int:
         if timeout is None:

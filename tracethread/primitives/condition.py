@@ -12,6 +12,7 @@ from time import monotonic as _time
 from typing import Any, Callable
 
 from .._core import _raw
+from .._core import recorder as _rec
 from .._core.records import (
     CONDITION_NOTIFY, CONDITION_NOTIFY_ALL, CONDITION_WAIT, caller_site,
 )
@@ -132,7 +133,8 @@ class Condition(metaclass=StdCompatMeta):
             if recording:
                 _append((
                     seq(), CONDITION_WAIT, self._info, st, t0, t1, gotit, True, None, site,
-                    (None if timeout is None else float(timeout), now_ns())))
+                    (None if timeout is None else float(timeout), now_ns(),
+                     _rec.capture_context())))
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
         """Wait until a condition evaluates to True (see ``threading.Condition``)."""

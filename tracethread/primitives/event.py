@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._core import _raw
+from .._core import recorder as _rec
 from .._core.records import EVENT_CLEAR, EVENT_SET, EVENT_WAIT, caller_site
 from ._base import EventStatistics, StdCompatMeta, current_state, make_info, now_ns, record, use_raw
 
@@ -91,7 +92,8 @@ class Event(metaclass=StdCompatMeta):
                     st.waiting = None
         if not st.guard:
             record(EVENT_WAIT, self._info, st, t0 if blocked else None, signaled, blocked, None,
-                   site, _D_NO_TIMEOUT if timeout is None else (float(timeout),))
+                   site, (None if timeout is None else float(timeout),
+                          _rec.capture_context() if blocked else None))
         return signaled
 
     def statistics(self) -> EventStatistics:

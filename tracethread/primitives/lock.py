@@ -40,6 +40,7 @@ _rec.on_buffer_change(_rebind)
 
 _D_REENTER = D_REENTER
 _D_VIA_CONDITION = MappingProxyType({"via": "condition.wait"})
+_CONTENDED = (True,)  # release details: another thread was waiting (a contended hold)
 
 
 def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, op: str,
@@ -85,7 +86,7 @@ def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, 
         self._owner = st
         self._acquired_ns = t1
     _append((seq(), op, self._info, st, t0, t1, ok, True, None, site,
-             via or acquire_details(blocking, timeout)))
+             via or acquire_details(blocking, timeout, context=_rec.capture_context())))
     return ok
 
 
@@ -144,7 +145,7 @@ class _PyLockFast:
         self._lock.release()
         _leave_held(owner, self, st)
         _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
-                 None))
+                 _CONTENDED if self._waiting else None))
 
     def __exit__(self, t: Any, v: Any, tb: Any) -> None:
         try:
@@ -160,7 +161,7 @@ class _PyLockFast:
         self._lock.release()
         _leave_held(owner, self, st)
         _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
-                 None))
+                 _CONTENDED if self._waiting else None))
 
 
 _LockBase: Any = speedups.LockCore if speedups is not None else _PyLockFast
@@ -295,7 +296,7 @@ class _PyRLockFast:
         self._block.release()
         _leave_held(st, self, st)
         _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
-                 None))
+                 _CONTENDED if self._waiting else None))
 
     def __exit__(self, t: Any, v: Any, tb: Any) -> None:
         self.release()

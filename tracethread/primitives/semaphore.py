@@ -7,6 +7,7 @@ from time import monotonic as _time
 from typing import Any
 
 from .._core import _raw
+from .._core import recorder as _rec
 from .._core import detect as _detect
 from .._core.records import SEMAPHORE_ACQUIRE, SEMAPHORE_RELEASE, caller_site
 from ._base import (
@@ -96,7 +97,8 @@ class Semaphore(metaclass=StdCompatMeta):
         if not st.guard:
             record(SEMAPHORE_ACQUIRE, self._info, st, t0 if blocked else None, rc, blocked,
                    None, site, (bool(blocking),
-                                None if requested_timeout is None else float(requested_timeout)))
+                                None if requested_timeout is None else float(requested_timeout),
+                                _rec.capture_context() if blocked else None))
         return rc
 
     __enter__ = acquire

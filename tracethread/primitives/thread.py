@@ -30,8 +30,17 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Thread and use_raw():
+            # A thread the tracer's own code starts (the OTel SDK's exporters, a metrics
+            # server): a plain stdlib Thread whose every operation stays unrecorded.
             t = _StdThread.__new__(_StdThread)
             t.__init__(*args, **kwargs)
+            run = t.run
+
+            def guarded_run() -> None:
+                current_state().guard = True
+                run()
+
+            t.run = guarded_run
             return t
         return super().__new__(cls)
 
@@ -60,6 +69,11 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
 
     def start(self) -> None:
         st = current_state()
+        hooks = _rec.otel_hooks
+        if hooks is not None and getattr(self, "_otel_context", None) is None:
+            # Carry the starter's OTel context into the thread (unless
+            # opentelemetry-instrumentation-threading already does: it sets _otel_context).
+            self._tt_otel_ctx = hooks[0]()
         if not st.guard and self._initialized and not self._started.is_set():
             # Recorded as it is requested, so it precedes every record of the new thread.
             record(THREAD_START, self._tt_info, st, None, True, False, None, None,
@@ -73,11 +87,22 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
         run = self.run
         info = self._tt_info
 
+        carried = getattr(self, "_tt_otel_ctx", None)
+        hooks = _rec.otel_hooks
+
         def traced_run() -> None:
+            token = hooks[1](carried) if carried is not None and hooks is not None else None
             t0 = now_ns()
             if not st.guard:
                 _rec.buffer.append((seq(), THREAD_RUN_BEGIN, info, st, t0, t0, True, False,
-                                    None, None, None))
+                                    None, None, (_rec.capture_context(),)))
+            try:
+                return traced_body(t0)
+            finally:
+                if token is not None:
+                    hooks[2](token)
+
+        def traced_body(t0: int) -> None:
             exc_name = None
             try:
                 run()
@@ -118,7 +143,8 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
             st.waiting = None
         _rec.buffer.append((seq(), THREAD_JOIN, self._tt_info, st, t0, now_ns() if alive else t0,
                             not self.is_alive(), alive, None, site,
-                            (None if timeout is None else float(timeout),)))
+                            (None if timeout is None else float(timeout),
+                             _rec.capture_context() if alive else None)))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,366 @@
+"""OpenTelemetry export, the Chrome/Perfetto trace file, and real receivers: an OTLP/HTTP
+receiver decoding protobuf with opentelemetry-proto, and a Prometheus scrape."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+import tracethread
+from tracethread import testing
+from tracethread._core import recorder
+from tracethread.exporters import otel_names as N
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMEOUT = 10
+
+CONTENDED_PROGRAM = """
+    import threading, time
+    lock = threading.Lock()
+    holding = threading.Event()
+    def holder():
+        with lock:
+            holding.set()
+            time.sleep(0.3)          # the waiter waits about this long
+    def waiter():
+        holding.wait()
+        with lock:
+            pass
+    ts = [threading.Thread(target=holder, name="holder"),
+          threading.Thread(target=waiter, name="waiter")]
+    for t in ts: t.start()
+    for t in ts: t.join()
+"""
+
+
+@pytest.fixture
+def sdk():
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tracethread.exporters.otel import OTelSink, enable_context_capture
+    with tracethread.guarded():
+        spans = InMemorySpanExporter()
+        tp = TracerProvider()
+        tp.add_span_processor(SimpleSpanProcessor(spans))
+        reader = InMemoryMetricReader()
+        mp = MeterProvider(metric_readers=[reader])
+    enable_context_capture()
+    sink = OTelSink(tp, mp)
+    tracethread.add_sink(sink)
+    try:
+        yield spans, reader, tp
+    finally:
+        tracethread.remove_sink(sink)
+        recorder.otel_hooks = None
+
+
+def _metrics(reader):
+    out = {}
+    data = reader.get_metrics_data()
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                out[m.name] = m
+    return out
+
+
+def test_blocked_operations_become_spans_with_attributes(sdk):
+    spans, reader, tp = sdk
+    lock = tracethread.Lock(name="L")
+    lock.acquire()
+
+    def waiter():
+        with lock:  # marker: waits here
+            pass
+
+    t = tracethread.Thread(target=waiter, name="waiter")
+    t.start()
+    testing.wait_until_blocked(lock, 1)
+    time.sleep(0.05)
+    lock.release()
+    t.join(TIMEOUT)
+    tracethread.flush()
+    got = {s.name: s for s in spans.get_finished_spans()}
+    wait = got[N.SPAN_LOCK_WAIT]
+    a = wait.attributes
+    assert a[N.LOCK_NAME] == "L" and a[N.LOCK_KIND] == "Lock" and a[N.THREAD_NAME] == "waiter"
+    assert a[N.CONTENDED] is True and a[N.CODE_FUNCTION] == "waiter"
+    assert a[N.CODE_FILE].endswith("test_otel.py") and a[N.CODE_LINE] > 0
+    assert (wait.end_time - wait.start_time) >= 40_000_000
+    # The main thread's hold was contended: a lock.hold span.
+    hold = got[N.SPAN_LOCK_HOLD]
+    assert hold.attributes[N.THREAD_NAME] == "MainThread"
+    assert hold.attributes[N.CONTENDED] is True
+    # The waiter's run is a span, and its lock.wait is inside it.
+    run = got[N.SPAN_THREAD_RUN]
+    assert run.attributes[N.THREAD_NAME] == "waiter"
+    assert run.start_time <= wait.start_time and wait.end_time <= run.end_time
+    m = _metrics(reader)
+    for spec in (N.WAIT_DURATION, N.HOLD_DURATION, N.ACQUISITIONS, N.CONTENTIONS):
+        assert spec[0] in m, spec[0]
+        assert m[spec[0]].unit == spec[1] and m[spec[0]].description == spec[2]
+    hist = m[N.WAIT_DURATION[0]].data.data_points[0]
+    assert list(hist.explicit_bounds) == N.DURATION_BUCKETS
+    assert set(hist.attributes) == {N.M_LOCK_NAME, N.M_LOCK_KIND}
+
+
+def test_lock_waits_nest_under_the_request_span_across_threads(sdk):
+    spans, reader, tp = sdk
+    from opentelemetry import trace
+    tracer = tp.get_tracer("app")
+    lock = tracethread.Lock(name="db")
+    lock.acquire()
+    with tracer.start_as_current_span("request") as request:
+        worker = tracethread.Thread(target=lambda: lock.acquire() and lock.release(),
+                                    name="worker")
+        worker.start()
+    testing.wait_until_blocked(lock, 1)
+    lock.release()
+    worker.join(TIMEOUT)
+    tracethread.flush()
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    req = request.get_span_context()
+    run, wait = by_name[N.SPAN_THREAD_RUN], by_name[N.SPAN_LOCK_WAIT]
+    assert run.context.trace_id == req.trace_id and run.parent.span_id == req.span_id
+    assert wait.context.trace_id == req.trace_id
+    assert trace.get_current_span() is not request  # the main thread's context is restored
+
+
+def test_findings_become_error_spans_and_counters(sdk):
+    spans, reader, tp = sdk
+    a, b = tracethread.Lock(name="A"), tracethread.Lock(name="B")
+    with pytest.warns(tracethread.PotentialDeadlockWarning):
+        with a, b:
+            pass
+        with b, a:
+            pass
+    tracethread.flush()
+    (f,) = [s for s in spans.get_finished_spans() if s.name == N.SPAN_FINDING]
+    assert f.status.status_code.name == "ERROR"
+    assert f.attributes[N.FINDING_KIND] == "potential-deadlock"
+    assert f.events[0].name == "potential-deadlock"
+    counted = _metrics(reader)[N.FINDINGS[0]].data.data_points[0]
+    assert counted.value == 1 and counted.attributes == {N.M_FINDING_KIND: "potential-deadlock"}
+
+
+def test_lock_name_cardinality_is_capped(sdk):
+    spans, reader, tp = sdk
+    sink = [s for s in tracethread.sinks() if type(s).__name__ == "OTelSink"][0]
+    sink.max_lock_names = 3
+    for i in range(10):
+        with tracethread.Lock(name=f"lock-{i}"):
+            pass
+    tracethread.flush()
+    points = _metrics(reader)[N.ACQUISITIONS[0]].data.data_points
+    names = {p.attributes[N.M_LOCK_NAME] for p in points}
+    assert len(names) <= 4 and N.OTHER in names
+
+
+# --- real receivers ------------------------------------------------------------------
+
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.payloads.append((self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def otlp_receiver():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.payloads = []
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        t.join(TIMEOUT)
+
+
+def _run(args, code, tmp_path, env=None, timeout=90):
+    path = tmp_path / "prog.py"
+    path.write_text(textwrap.dedent(code))
+    e = dict(os.environ, PYTHONFAULTHANDLER="1", PYTHONPATH=ROOT, NO_COLOR="1")
+    for k in list(e):
+        if k.startswith(("TRACETHREAD_", "OTEL_")):
+            del e[k]
+    e.update(env or {})
+    return subprocess.Popen([sys.executable, "-m", "tracethread", "run", *args, str(path)],
+                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_spans_and_metrics_arrive_over_otlp_http(otlp_receiver, tmp_path):
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    port = otlp_receiver.server_address[1]
+    proc = _run(["-q", "--otlp", f"http://127.0.0.1:{port}"], CONTENDED_PROGRAM, tmp_path,
+                env={"OTEL_SERVICE_NAME": "contended-app"})
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err[-3000:]
+    spans, metric_names = [], set()
+    service = set()
+    for path, body in otlp_receiver.payloads:
+        if path == "/v1/traces":
+            req = ExportTraceServiceRequest.FromString(body)
+            for rs in req.resource_spans:
+                service |= {a.value.string_value for a in rs.resource.attributes
+                            if a.key == "service.name"}
+                for ss in rs.scope_spans:
+                    spans += list(ss.spans)
+        elif path == "/v1/metrics":
+            req = ExportMetricsServiceRequest.FromString(body)
+            for rm in req.resource_metrics:
+                for sm in rm.scope_metrics:
+                    metric_names |= {m.name for m in sm.metrics}
+    assert service == {"contended-app"}
+    by_name = {}
+    for s in spans:
+        by_name.setdefault(s.name, []).append(s)
+    (wait,) = by_name[N.SPAN_LOCK_WAIT]
+    attrs = {a.key: a.value for a in wait.attributes}
+    assert attrs[N.THREAD_NAME].string_value == "waiter"
+    assert attrs[N.LOCK_KIND].string_value == "Lock"
+    # Timing consistent with the program's 0.3 s sleep while holding the lock.
+    assert 0.2e9 <= wait.end_time_unix_nano - wait.start_time_unix_nano <= 5e9
+    runs = {next(a.value.string_value for a in s.attributes if a.key == N.THREAD_NAME): s
+            for s in by_name[N.SPAN_THREAD_RUN]}
+    assert wait.parent_span_id == b"" or wait.trace_id == runs["waiter"].trace_id
+    assert N.SPAN_LOCK_HOLD in by_name
+    for spec in (N.WAIT_DURATION, N.HOLD_DURATION, N.ACQUISITIONS, N.CONTENTIONS):
+        assert spec[0] in metric_names
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_prometheus_scrapes_a_real_run(tmp_path):
+    port = _free_port()
+    flag = tmp_path / "scraped"
+    code = CONTENDED_PROGRAM + f"""
+    import os, time
+    c = threading.Condition()
+    with c:
+        c.wait(0.05)
+    deadline = time.monotonic() + 30
+    while not os.path.exists({str(flag)!r}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    """
+    proc = _run(["-q", "--prometheus-port", str(port)], code, tmp_path,
+                env={"OTEL_METRIC_EXPORT_INTERVAL": "200"})
+    try:
+        text = ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                              timeout=5).read().decode()
+                if all(f"# TYPE {name}" in text for name in (
+                        "tracethread_lock_wait_duration_seconds",
+                        "tracethread_condition_wait_duration_seconds",
+                        "tracethread_lock_hold_duration_seconds")):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+    finally:
+        flag.write_text("ok")
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    types = {line.split()[2]: line.split()[3] for line in text.splitlines()
+             if line.startswith("# TYPE")}
+    expected = {
+        "tracethread_lock_wait_duration_seconds": "histogram",
+        "tracethread_lock_hold_duration_seconds": "histogram",
+        "tracethread_condition_wait_duration_seconds": "histogram",
+        "tracethread_lock_acquisitions_total": "counter",
+        "tracethread_lock_contentions_total": "counter",
+        "tracethread_lock_waiters": "gauge",
+        "tracethread_lock_order_cycles": "gauge",
+        "tracethread_lock_order_edges": "gauge",
+        "tracethread_thread_live": "gauge",
+    }
+    for name, kind in expected.items():
+        assert types.get(name) == kind, (name, sorted(types))
+    assert 'le="1e-06"' in text or 'le="1.0e-06"' in text
+    assert "thread.id" not in text and "thread_id" not in text
+
+
+def test_trace_file_is_well_formed(tmp_path):
+    trace = tmp_path / "trace.json"
+    proc = _run(["-q", "--trace-file", str(trace)], CONTENDED_PROGRAM, tmp_path)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err[-3000:]
+    doc = json.loads(trace.read_text())
+    events = doc["traceEvents"]
+    for ev in events:
+        assert ev["ph"] in ("M", "X", "b", "e", "s", "f", "i") and "pid" in ev and "tid" in ev
+        if ev["ph"] != "M":
+            assert isinstance(ev["ts"], (int, float)) and ev["ts"] >= 0
+        if ev["ph"] == "X":
+            assert ev["dur"] > 0
+    names = {ev["tid"]: ev["args"]["name"] for ev in events if ev["name"] == "thread_name"}
+    assert {"holder", "waiter"} <= set(names.values())
+    used = {ev["tid"] for ev in events if ev["ph"] != "M"}
+    assert used <= set(names)  # one named track per thread
+    starts = {ev["id"] for ev in events if ev["ph"] == "s"}
+    ends = {ev["id"] for ev in events if ev["ph"] == "f"}
+    assert starts and starts == ends  # every flow has both ends
+    b = sorted(ev["id"] for ev in events if ev["ph"] == "b")
+    assert b == sorted(ev["id"] for ev in events if ev["ph"] == "e")
+    waits = [ev for ev in events if ev["ph"] == "X" and ev["name"].startswith("lock.wait")]
+    assert waits and waits[0]["dur"] >= 200_000  # µs: the 0.3 s hold
+
+
+def test_registered_as_an_opentelemetry_instrumentor():
+    import importlib.metadata as md
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    (ep,) = [e for e in md.entry_points(group="opentelemetry_instrumentor")
+             if e.name == "tracethread"]
+    instrumentor = ep.load()()
+    with tracethread.guarded():
+        spans = InMemorySpanExporter()
+        tp = TracerProvider()
+        tp.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor.instrument(tracer_provider=tp)
+    try:
+        assert threading.Lock is tracethread.Lock
+        lock = threading.Lock()
+        lock.acquire()
+        t = threading.Thread(target=lambda: lock.acquire() and lock.release())
+        t.start()
+        testing.wait_until_blocked(lock, 1)
+        lock.release()
+        t.join(TIMEOUT)
+        tracethread.flush()
+    finally:
+        instrumentor.uninstrument()
+    assert threading.Lock is not tracethread.Lock
+    assert N.SPAN_LOCK_WAIT in {s.name for s in spans.get_finished_spans()}

@@ -1,0 +1,108 @@
+"""A Chrome trace-event / Perfetto JSON file: opens in ui.perfetto.dev with no server.
+
+One track per thread (named), waits as slices on it, holds as async slices (so holds that
+do not nest — a Lock released out of order, or by another thread — still render), a short
+``release`` slice where a lock was released, findings as global instant events, and flow
+arrows from a release to the wait it ended. Events are kept in memory, bounded
+(``max_events``; what does not fit is counted in the file's metadata).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from .._core import records as R
+
+_WAITS = {R.LOCK_ACQUIRE: "lock.wait", R.RLOCK_ACQUIRE: "lock.wait",
+          R.SEMAPHORE_ACQUIRE: "semaphore.wait", R.CONDITION_WAIT: "condition.wait",
+          R.EVENT_WAIT: "event.wait", R.BARRIER_WAIT: "barrier.wait",
+          R.THREAD_JOIN: "thread.join"}
+
+
+class ChromeTraceSink:
+    def __init__(self, max_events: int = 1_000_000) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.max_events = max_events
+        self.overflow = 0
+        self.threads: dict[int, str] = {}       # tid -> name
+        self._tids: dict[tuple, int] = {}       # (ident, native_id) -> small tid
+        self._last_release: dict[int, tuple] = {}  # lock id -> (ts_us, tid)
+        self._flow = 0
+        self._hold = 0
+        self.pid = os.getpid()
+        self._t0 = time.monotonic_ns()  # time zero of the trace: when tracing began
+
+    def _tid(self, thread: Any) -> int:
+        key = (thread.ident, thread.native_id)
+        tid = self._tids.get(key)
+        if tid is None:
+            tid = self._tids[key] = thread.native_id or len(self._tids) + 1
+        self.threads[tid] = thread.name
+        return tid
+
+    def _us(self, ns: int) -> float:
+        return max(ns - self._t0, 0) / 1000.0
+
+    def _add(self, ev: dict[str, Any]) -> None:
+        if len(self.events) >= self.max_events:
+            self.overflow += 1
+            return
+        ev["pid"] = self.pid
+        self.events.append(ev)
+
+    def handle(self, records: list) -> None:
+        for r in records:
+            op = r.op
+            if op == R.FINDING:
+                f = r.details.get("finding")
+                self._add({"name": f"{f.kind}: {f.message}"[:200], "ph": "i", "s": "g",
+                           "ts": self._us(r.end_ns), "tid": self._tid(r.thread),
+                           "cat": "finding",
+                           "args": {"fingerprint": f.fingerprint,
+                                    "locks": [lk.name for lk in f.locks]}})
+                continue
+            tid = self._tid(r.thread)
+            p = r.primitive
+            if op in _WAITS and r.blocked:
+                start, end = self._us(r.start_ns), self._us(r.end_ns)
+                self._add({"name": f"{_WAITS[op]} {p.name}", "ph": "X", "ts": start,
+                           "dur": max(end - start, 0.001), "tid": tid, "cat": "wait",
+                           "args": {"lock": p.name, "kind": p.kind, "ok": r.ok,
+                                    "site": str(r.site) if r.site else None}})
+                rel = self._last_release.get(p.id)
+                if rel is not None and rel[1] != tid and start <= rel[0] <= end:
+                    self._flow += 1
+                    self._add({"name": "handoff", "ph": "s", "id": self._flow, "ts": rel[0],
+                               "tid": rel[1], "cat": "handoff"})
+                    self._add({"name": "handoff", "ph": "f", "bp": "e", "id": self._flow,
+                               "ts": max(end - 0.0005, start), "tid": tid,
+                               "cat": "handoff"})
+            elif op in (R.LOCK_RELEASE, R.RLOCK_RELEASE) and r.held_ns is not None:
+                end = self._us(r.end_ns)
+                start = self._us(r.end_ns - r.held_ns)
+                self._hold += 1
+                name = f"hold {p.name}"
+                self._add({"name": name, "ph": "b", "id": self._hold, "ts": start,
+                           "tid": tid, "cat": "hold"})
+                self._add({"name": name, "ph": "e", "id": self._hold, "ts": end, "tid": tid,
+                           "cat": "hold"})
+                self._add({"name": f"release {p.name}", "ph": "X", "ts": end, "dur": 0.001,
+                           "tid": tid, "cat": "release"})
+                self._last_release[p.id] = (end, tid)
+
+    def document(self) -> dict[str, Any]:
+        meta = [{"name": "process_name", "ph": "M", "pid": self.pid, "tid": 0,
+                 "args": {"name": "tracethread"}}]
+        meta += [{"name": "thread_name", "ph": "M", "pid": self.pid, "tid": tid,
+                  "args": {"name": name}} for tid, name in sorted(self.threads.items())]
+        return {"traceEvents": meta + self.events, "displayTimeUnit": "ms",
+                "otherData": {"tool": "tracethread", "dropped_events": self.overflow,
+                              "written": time.strftime("%Y-%m-%dT%H:%M:%S")}}
+
+    def write(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(self.document(), fh)
+            fh.write("\n")

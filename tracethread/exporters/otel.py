@@ -1,0 +1,384 @@
+"""OpenTelemetry export: spans and metrics built from records, off the hot path.
+
+The sink runs in the record drainer's thread (guarded: nothing the SDK does is recorded),
+so the application never waits for it; the SDK's batch processor and periodic reader do
+the network I/O on their own threads. When the program outruns the drainer, the record
+buffer overflows and the loss is counted (``tracethread.records.dropped``).
+
+Default mode: a span for every operation that blocked (``lock.wait``, ``condition.wait``,
+``event.wait``, ``semaphore.wait``, ``barrier.wait``, ``thread.join``), for contended
+holds (``lock.hold``) and each thread's run (``thread.run``); every operation counts in
+the metrics. ``spans="all"`` makes a span of every operation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from .. import __version__
+from .._core import detect, recorder, watchdog
+from .._core import records as R
+from . import otel_names as N
+
+_LOCK_ACQ = {R.LOCK_ACQUIRE, R.RLOCK_ACQUIRE, R.SEMAPHORE_ACQUIRE}
+_RELEASES = {R.LOCK_RELEASE, R.RLOCK_RELEASE}
+_WAIT_SPANS = {
+    R.LOCK_ACQUIRE: N.SPAN_LOCK_WAIT, R.RLOCK_ACQUIRE: N.SPAN_LOCK_WAIT,
+    R.SEMAPHORE_ACQUIRE: N.SPAN_SEMAPHORE_WAIT, R.CONDITION_WAIT: N.SPAN_CONDITION_WAIT,
+    R.EVENT_WAIT: N.SPAN_EVENT_WAIT, R.BARRIER_WAIT: N.SPAN_BARRIER_WAIT,
+    R.THREAD_JOIN: N.SPAN_THREAD_JOIN,
+}
+
+
+class OTelSink:
+    """Turns records into spans and metrics through the given (or global) providers."""
+
+    def __init__(self, tracer_provider: Any = None, meter_provider: Any = None,
+                 spans: str = "blocked", min_duration_s: float = 0.0,
+                 max_lock_names: int = 200) -> None:
+        if spans not in ("blocked", "all", "none"):
+            raise ValueError("spans must be 'blocked', 'all' or 'none'")
+        self.spans = spans
+        self.min_ns = int(min_duration_s * 1e9)
+        self._tp = tracer_provider
+        self._tracer = None
+        self._names: dict[str, str] = {}
+        self.max_lock_names = max_lock_names
+        self._offset = time.time_ns() - time.monotonic_ns()
+        self._runs: dict[int, Any] = {}  # thread info id -> run-begin record
+        self._findings: dict[str, int] = {}
+        self.meter = None
+        if meter_provider is not None or spans != "none":
+            self._make_instruments(meter_provider)
+
+    # -- providers ------------------------------------------------------------------------
+    def tracer(self) -> Any:
+        # The application's global provider if it set one (even after us), else ours.
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, trace.ProxyTracerProvider) and self._tp is not None:
+            provider = self._tp
+        if self._tracer is None or self._tracer[0] is not provider:
+            self._tracer = (provider, provider.get_tracer("tracethread", __version__))
+        return self._tracer[1]
+
+    def _make_instruments(self, meter_provider: Any) -> None:
+        from opentelemetry import metrics
+        mp = meter_provider or metrics.get_meter_provider()
+        m = self.meter = mp.get_meter("tracethread", __version__)
+
+        def hist(spec):
+            name, unit, desc = spec
+            return m.create_histogram(name, unit=unit, description=desc,
+                                      explicit_bucket_boundaries_advisory=N.DURATION_BUCKETS)
+
+        def counter(spec):
+            name, unit, desc = spec
+            return m.create_counter(name, unit=unit, description=desc)
+
+        self.h_wait = hist(N.WAIT_DURATION)
+        self.h_hold = hist(N.HOLD_DURATION)
+        self.h_cond = hist(N.CONDITION_WAIT_DURATION)
+        self.h_barrier = hist(N.BARRIER_WAIT_DURATION)
+        self.c_acq = counter(N.ACQUISITIONS)
+        self.c_cont = counter(N.CONTENTIONS)
+        self.c_timeouts = counter(N.TIMEOUTS)
+        self.c_notify = counter(N.NOTIFICATIONS)
+        self.c_findings = counter(N.FINDINGS)
+        from opentelemetry.metrics import Observation
+
+        def waiters(options):
+            counts: dict[tuple, int] = {}
+            for st in list(watchdog.states):
+                info = st.waiting
+                if info is not None:
+                    key = (self._name(info.name), info.kind)
+                    counts[key] = counts.get(key, 0) + 1
+            return [Observation(n, {N.M_LOCK_NAME: k[0], N.M_LOCK_KIND: k[1]})
+                    for k, n in counts.items()] or [Observation(0)]
+
+        def graph(key):
+            return lambda options: [Observation(detect.graph.stats()[key])]
+
+        m.create_observable_gauge(N.WAITERS[0], [waiters], unit=N.WAITERS[1],
+                                  description=N.WAITERS[2])
+        m.create_observable_gauge(N.CYCLES[0], [graph("cycles")], unit=N.CYCLES[1],
+                                  description=N.CYCLES[2])
+        m.create_observable_gauge(N.EDGES[0], [graph("edges")], unit=N.EDGES[1],
+                                  description=N.EDGES[2])
+        m.create_observable_gauge(N.THREADS_LIVE[0],
+                                  [lambda o: [Observation(threading.active_count())]],
+                                  unit=N.THREADS_LIVE[1], description=N.THREADS_LIVE[2])
+        m.create_observable_counter(N.DROPPED[0],
+                                    [lambda o: [Observation(recorder.stats()["dropped"])]],
+                                    unit=N.DROPPED[1], description=N.DROPPED[2])
+
+    def _name(self, name: str) -> str:
+        """Metric attribute for a lock name: the first ``max_lock_names`` names as they
+        are, every later one as ``other`` (bounded cardinality)."""
+        got = self._names.get(name)
+        if got is None:
+            got = name if len(self._names) < self.max_lock_names else N.OTHER
+            self._names[name] = got
+        return got
+
+    # -- records ----------------------------------------------------------------------------
+    def handle(self, records: list) -> None:
+        for r in records:
+            self._one(r)
+
+    def _one(self, r: Any) -> None:
+        op = r.op
+        p = r.primitive
+        attrs_m = None
+        if self.meter is not None and op != R.FINDING:
+            attrs_m = {N.M_LOCK_NAME: self._name(p.name), N.M_LOCK_KIND: p.kind}
+        if op in _LOCK_ACQ:
+            if attrs_m is not None:
+                if r.ok:
+                    self.c_acq.add(1, attrs_m)
+                if r.blocked:
+                    self.c_cont.add(1, attrs_m)
+                    self.h_wait.record(r.duration_ns / 1e9, attrs_m)
+                if r.timed_out:
+                    self.c_timeouts.add(1, attrs_m)
+            if r.blocked or self.spans == "all":
+                self._span(_WAIT_SPANS[op], r)
+        elif op in _RELEASES:
+            if r.held_ns is not None:
+                if attrs_m is not None:
+                    self.h_hold.record(r.held_ns / 1e9, attrs_m)
+                if r.details.get("contended") or self.spans == "all":
+                    self._span(N.SPAN_LOCK_HOLD, r, start_ns=r.end_ns - r.held_ns,
+                               extra={N.CONTENDED: bool(r.details.get("contended"))})
+        elif op in (R.CONDITION_WAIT, R.EVENT_WAIT, R.BARRIER_WAIT, R.THREAD_JOIN):
+            if attrs_m is not None and r.blocked:
+                h = self.h_barrier if op == R.BARRIER_WAIT else (
+                    self.h_cond if op in (R.CONDITION_WAIT, R.EVENT_WAIT) else None)
+                if h is not None:
+                    h.record(r.duration_ns / 1e9, attrs_m)
+                if r.timed_out:
+                    self.c_timeouts.add(1, attrs_m)
+            if r.blocked or self.spans == "all":
+                extra = {}
+                if op == R.BARRIER_WAIT:
+                    extra = {N.BARRIER_INDEX: r.details.get("index") if r.details.get(
+                        "index") is not None else -1,
+                        N.BARRIER_PARTIES: r.details.get("parties", 0)}
+                self._span(_WAIT_SPANS[op], r, extra=extra)
+        elif op in (R.CONDITION_NOTIFY, R.CONDITION_NOTIFY_ALL, R.EVENT_SET):
+            woken = r.details.get("woken", 0)
+            if attrs_m is not None and woken:
+                self.c_notify.add(woken, attrs_m)
+            if self.spans == "all":
+                self._span(op, r, extra={N.NOTIFIED: woken})
+        elif op == R.THREAD_RUN_BEGIN:
+            self._runs[p.id] = r
+        elif op == R.THREAD_RUN_END:
+            begin = self._runs.pop(p.id, None)
+            if begin is not None and self.spans != "none":
+                self._span(N.SPAN_THREAD_RUN, r, start_ns=begin.start_ns,
+                           parent=begin.details.get("context"),
+                           error=None if r.ok else r.details.get("exception"))
+        elif op == R.FINDING:
+            self._finding(r)
+        elif self.spans == "all":
+            self._span(op, r)
+
+    def _attrs(self, r: Any) -> dict[str, Any]:
+        p = r.primitive
+        a = {N.THREAD_ID: r.thread.ident, N.THREAD_NAME: r.thread.name,
+             N.LOCK_NAME: p.name, N.LOCK_KIND: p.kind, N.LOCK_ID: p.id,
+             N.OPERATION: r.op}
+        if p.site is not None:
+            a[N.LOCK_SITE] = f"{p.site.file}:{p.site.line}"
+        if r.site is not None:
+            a[N.CODE_FILE] = r.site.file
+            a[N.CODE_LINE] = r.site.line
+            a[N.CODE_FUNCTION] = r.site.function
+        if r.blocked:
+            a[N.CONTENDED] = True
+        if r.timed_out:
+            a[N.TIMED_OUT] = True
+        return a
+
+    def _span(self, name: str, r: Any, start_ns: int | None = None, extra: dict | None = None,
+              parent: Any = None, error: str | None = None) -> None:
+        if self.spans == "none":
+            return
+        start = r.start_ns if start_ns is None else start_ns
+        if r.end_ns - start < self.min_ns and name != N.SPAN_THREAD_RUN:
+            return
+        attrs = self._attrs(r)
+        if extra:
+            attrs.update(extra)
+        ctx = parent if parent is not None else r.details.get("context")
+        span = self.tracer().start_span(name, context=ctx, attributes=attrs,
+                                        start_time=start + self._offset)
+        if error:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_time=r.end_ns + self._offset)
+
+    def _finding(self, r: Any) -> None:
+        f = r.details.get("finding")
+        if f is None:
+            return
+        if self.meter is not None:
+            self.c_findings.add(1, {N.M_FINDING_KIND: f.kind})
+        if self.spans == "none":
+            return
+        cycle = " -> ".join(lk.name for lk in f.locks)
+        span = self.tracer().start_span(
+            N.SPAN_FINDING, attributes={N.FINDING_KIND: f.kind,
+                                        N.FINDING_FINGERPRINT: f.fingerprint,
+                                        N.FINDING_CYCLE: cycle},
+            start_time=r.end_ns + self._offset)
+        span.add_event(f.kind, {"message": f.message,
+                                "threads": [t.name for t in f.threads] or [""]})
+        if f.kind in ("potential-deadlock", "deadlock", "hang"):
+            span.set_status(Status(StatusCode.ERROR, f.message))
+        span.end(end_time=r.end_ns + self._offset)
+
+
+def enable_context_capture() -> None:
+    """Blocked operations remember the thread's OTel context (their spans' parent) and
+    threads inherit their starter's context."""
+    recorder.otel_hooks = (otel_context.get_current, otel_context.attach,
+                           otel_context.detach)
+
+
+# ---------------------------------------------------------------------------------------
+# Configuration the OpenTelemetry way (OTEL_* environment), plus the CLI's shortcuts.
+
+class MissingExtra(RuntimeError):
+    pass
+
+
+def _need(extra: str, what: str):
+    raise MissingExtra(f"{what} needs an optional dependency: pip install 'tracethread[{extra}]'")
+
+
+def _span_exporter(name: str) -> Any:
+    import os
+    if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+        return ConsoleSpanExporter()
+    if name != "otlp":
+        raise ValueError(f"OTEL_TRACES_EXPORTER: unsupported exporter {name!r} "
+                         "(otlp, console, none)")
+    proto = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                           os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"))
+    try:
+        if proto == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        _need("otlp-grpc" if proto == "grpc" else "otlp", f"OTLP ({proto}) export")
+    return OTLPSpanExporter()
+
+
+def _metric_reader(name: str, prometheus_port: int | None) -> Any:
+    import os
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    interval = int(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "5000"))
+    if name == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+        return PeriodicExportingMetricReader(ConsoleMetricExporter(),
+                                             export_interval_millis=interval)
+    if name == "prometheus":
+        try:
+            import prometheus_client
+            from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        except ImportError:
+            _need("prometheus", "Prometheus export")
+        port = prometheus_port if prometheus_port is not None else int(
+            os.environ.get("OTEL_EXPORTER_PROMETHEUS_PORT", "9464"))
+        host = os.environ.get("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
+        prometheus_client.start_http_server(port, addr=host)
+        return PrometheusMetricReader()
+    if name != "otlp":
+        raise ValueError(f"OTEL_METRICS_EXPORTER: unsupported exporter {name!r} "
+                         "(otlp, prometheus, console, none)")
+    proto = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+                           os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"))
+    try:
+        if proto == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter,
+            )
+        else:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                OTLPMetricExporter,
+            )
+    except ImportError:
+        _need("otlp-grpc" if proto == "grpc" else "otlp", f"OTLP ({proto}) export")
+    return PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=interval)
+
+
+class Exporting:
+    """The providers tracethread made, and the sink feeding them."""
+
+    def __init__(self, sink: OTelSink, tracer_provider: Any, meter_provider: Any) -> None:
+        self.sink = sink
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+
+    def shutdown(self) -> None:
+        from .._core.recorder import flush, guarded
+        flush()
+        with guarded():
+            for p in (self.tracer_provider, self.meter_provider):
+                if p is not None:
+                    try:
+                        p.shutdown()
+                    except Exception:  # noqa: BLE001 - exit must go on
+                        pass
+
+
+def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
+          spans: str = "blocked") -> Exporting | None:
+    """Start exporting as the OTEL_* environment (and the CLI shortcuts) say; None when
+    nothing asks for it (tracethread needs no server) or OTEL_SDK_DISABLED=true."""
+    import os
+    from .._core.recorder import add_sink, guarded
+    env = os.environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    traces = env.get("OTEL_TRACES_EXPORTER")
+    metrics_ = env.get("OTEL_METRICS_EXPORTER")
+    if otlp_endpoint:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        traces = traces or "otlp"
+        metrics_ = metrics_ or "otlp"
+    if prometheus_port is not None:
+        metrics_ = "prometheus" if not metrics_ or metrics_ == "otlp" and not otlp_endpoint \
+            else f"{metrics_},prometheus"
+    if not traces and not metrics_:
+        return None
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    with guarded():
+        resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME",
+                                                            "tracethread")})
+        tp = None
+        names = [n.strip() for n in (traces or "").split(",") if n.strip() not in ("", "none")]
+        if names:
+            tp = TracerProvider(resource=resource)
+            for n in names:
+                tp.add_span_processor(BatchSpanProcessor(_span_exporter(n)))
+        readers = [_metric_reader(n.strip(), prometheus_port)
+                   for n in (metrics_ or "").split(",") if n.strip() not in ("", "none")]
+        mp = MeterProvider(resource=resource, metric_readers=readers) if readers else None
+        enable_context_capture()
+        sink = OTelSink(tp, mp, spans=spans if tp is not None else "none")
+    add_sink(sink)
+    return Exporting(sink, tp, mp)
