@@ -216,8 +216,9 @@ def test_spans_and_metrics_arrive_over_otlp_http(otlp_receiver, tmp_path):
         ExportTraceServiceRequest,
     )
     port = otlp_receiver.server_address[1]
-    proc = _run(["-q", "--otlp", f"http://127.0.0.1:{port}"], CONTENDED_PROGRAM, tmp_path,
-                env={"OTEL_SERVICE_NAME": "contended-app"})
+    proc = _run(["-q"], CONTENDED_PROGRAM, tmp_path,
+                env={"OTEL_SERVICE_NAME": "contended-app",
+                     "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err[-3000:]
     spans, metric_names = [], set()
@@ -253,6 +254,57 @@ def test_spans_and_metrics_arrive_over_otlp_http(otlp_receiver, tmp_path):
         assert spec[0] in metric_names
 
 
+def test_spans_join_the_applications_own_trace_over_otlp(otlp_receiver, tmp_path):
+    """The application set up its own TracerProvider: tracethread's spans go through it,
+    under the application's request span, across a worker thread."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    port = otlp_receiver.server_address[1]
+    code = """
+        import threading, time
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+        tracer = trace.get_tracer("app")
+        lock = threading.Lock()
+        with tracer.start_as_current_span("request"):
+            lock.acquire()
+            worker = threading.Thread(target=lambda: (lock.acquire(), lock.release()),
+                                      name="worker")
+            worker.start()
+            time.sleep(0.2)
+            lock.release()
+            worker.join()
+    """
+    code = textwrap.dedent(code) + textwrap.dedent(CONTENDED_PROGRAM)
+    proc = _run(["-q"], code, tmp_path,
+                env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+                     "OTEL_METRICS_EXPORTER": "none"})
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err[-3000:]
+    spans = []
+    for path, body in otlp_receiver.payloads:
+        if path == "/v1/traces":
+            for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
+                for ss in rs.scope_spans:
+                    spans += list(ss.spans)
+    request = [s for s in spans if s.name == "request"]
+    assert len(request) == 1, [s.name for s in spans]
+    (request,) = request
+    in_request = [s for s in spans if s.trace_id == request.trace_id and s.name != "request"]
+    names = {s.name for s in in_request}
+    assert {N.SPAN_LOCK_WAIT, N.SPAN_THREAD_RUN, N.SPAN_LOCK_HOLD} <= names, names
+    run = next(s for s in in_request if s.name == N.SPAN_THREAD_RUN)
+    assert run.parent_span_id == request.span_id
+    wait = next(s for s in in_request if s.name == N.SPAN_LOCK_WAIT)
+    assert wait.end_time_unix_nano - wait.start_time_unix_nano >= 0.1e9
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -266,7 +318,27 @@ def test_prometheus_scrapes_a_real_run(tmp_path):
     import os, time
     c = threading.Condition()
     with c:
-        c.wait(0.05)
+        c.wait(0.05)                     # a timed-out condition wait
+    woken = []
+    def sleeper():
+        with c:
+            woken.append(c.wait(5))
+    s = threading.Thread(target=sleeper)
+    s.start()
+    while not c._waiters:
+        time.sleep(0.01)
+    with c:
+        c.notify()                       # a notification
+    s.join()
+    b = threading.Barrier(2)
+    t = threading.Thread(target=b.wait)
+    t.start(); b.wait(); t.join()        # a barrier pass
+    x, y = threading.Lock(), threading.Lock()
+    with x, y: pass
+    with y, x: pass                      # a finding
+    lock.acquire()
+    lock.acquire(timeout=0.01)           # a timed-out acquire
+    lock.release()
     deadline = time.monotonic() + 30
     while not os.path.exists({str(flag)!r}) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -283,7 +355,10 @@ def test_prometheus_scrapes_a_real_run(tmp_path):
                 if all(f"# TYPE {name}" in text for name in (
                         "tracethread_lock_wait_duration_seconds",
                         "tracethread_condition_wait_duration_seconds",
-                        "tracethread_lock_hold_duration_seconds")):
+                        "tracethread_barrier_wait_duration_seconds",
+                        "tracethread_lock_hold_duration_seconds",
+                        "tracethread_deadlock_findings_total",
+                        "tracethread_lock_timeouts_total")):
                     break
             except OSError:
                 pass
@@ -304,6 +379,11 @@ def test_prometheus_scrapes_a_real_run(tmp_path):
         "tracethread_lock_order_cycles": "gauge",
         "tracethread_lock_order_edges": "gauge",
         "tracethread_thread_live": "gauge",
+        "tracethread_barrier_wait_duration_seconds": "histogram",
+        "tracethread_lock_timeouts_total": "counter",
+        "tracethread_condition_notifications_total": "counter",
+        "tracethread_deadlock_findings_total": "counter",
+        "tracethread_records_dropped_total": "counter",
     }
     for name, kind in expected.items():
         assert types.get(name) == kind, (name, sorted(types))

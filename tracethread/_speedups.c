@@ -356,11 +356,28 @@ parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
 static PyObject *minus_one = NULL;
 static PyObject *contended_details = NULL;  /* (True,): another thread was waiting */
 
-static inline PyObject *
+static PyObject *cfg_capture_context = NULL;  /* recorder.capture_context */
+
+/* Details of a release (new reference): None, or (True, otel context) when another thread
+ * was waiting: a contended hold, whose span joins the holder's trace. */
+static PyObject *
 release_details(LockCore *self)
 {
-    return (self->waiting && PyList_Check(self->waiting) &&
-            PyList_GET_SIZE(self->waiting) > 0) ? contended_details : Py_None;
+    if (!(self->waiting && PyList_Check(self->waiting) &&
+          PyList_GET_SIZE(self->waiting) > 0)) {
+        Py_INCREF(Py_None);
+        return Py_None;
+    }
+    if (cfg_capture_context == NULL) {
+        Py_INCREF(contended_details);
+        return contended_details;
+    }
+    PyObject *ctx = PyObject_CallNoArgs(cfg_capture_context);
+    if (ctx == NULL)
+        return NULL;
+    PyObject *d = PyTuple_Pack(2, Py_True, ctx);
+    Py_DECREF(ctx);
+    return d;
 }
 
 static PyObject *
@@ -445,18 +462,24 @@ lock_release_impl(LockCore *self)
     long long t = now_ns();
     long long acquired = self->acquired_ns;
     PyObject *details = release_details(self);
+    if (details == NULL)
+        goto done;
     PyObject *owner = self->owner;   /* reference moves to us */
     Py_INCREF(Py_None);
     self->owner = Py_None;
     if (raw_release(self->lock) < 0) {
         Py_XSETREF(self->owner, owner);
+        Py_DECREF(details);
         goto done;
     }
     int nr = note_released(owner, (PyObject *)self, st);
     Py_XDECREF(owner);
-    if (nr < 0)
+    if (nr < 0) {
+        Py_DECREF(details);
         goto done;
+    }
     int e = emit(cfg_lock_release, self->info, st, t, t - acquired, details);
+    Py_DECREF(details);
     if (e < 0)
         goto done;
     Py_INCREF(Py_None);
@@ -627,18 +650,27 @@ rlock_release_impl(RLockCore *self)
     }
     long long t = now_ns();
     long long held = -1;
-    PyObject *details = count == 0 ? release_details(self) : Py_None;
+    PyObject *details;
+    if (count == 0) {
+        details = release_details(self);
+        if (details == NULL)
+            goto done;
+    } else {
+        Py_INCREF(Py_None);
+        details = Py_None;
+    }
     if (count == 0) {
         long long acquired = self->acquired_ns;
         Py_INCREF(Py_None);
         Py_XSETREF(self->owner, Py_None);
-        if (raw_release(self->lock) < 0)
+        if (raw_release(self->lock) < 0 || note_released(st, (PyObject *)self, st) < 0) {
+            Py_DECREF(details);
             goto done;
-        if (note_released(st, (PyObject *)self, st) < 0)
-            goto done;
+        }
         held = t - acquired;
     }
     int e = emit(cfg_rlock_release, self->info, st, t, held, details);
+    Py_DECREF(details);
     if (e < 0)
         goto done;
     Py_INCREF(Py_None);
@@ -761,11 +793,11 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"tls", "new_state", "append", "lock_acquire", "lock_release",
                              "rlock_acquire", "rlock_release", "fast_details",
                              "reenter_details", "on_acquire", "released_elsewhere", "known",
-                             NULL};
-    PyObject *tls, *new_state, *append, *la, *lr, *ra, *rr, *fd, *rd, *oa, *re, *kn;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOOOOO:configure", kwlist, &tls,
+                             "capture_context", NULL};
+    PyObject *tls, *new_state, *append, *la, *lr, *ra, *rr, *fd, *rd, *oa, *re, *kn, *cc;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOOOOOO:configure", kwlist, &tls,
                                      &new_state, &append, &la, &lr, &ra, &rr, &fd, &rd,
-                                     &oa, &re, &kn))
+                                     &oa, &re, &kn, &cc))
         return NULL;
     if (!PySet_Check(kn)) {
         PyErr_SetString(PyExc_TypeError, "known must be a set");
@@ -784,6 +816,7 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     SET(cfg_on_acquire, oa);
     SET(cfg_released_elsewhere, re);
     SET(cfg_known, kn);
+    SET(cfg_capture_context, cc);
 #undef SET
     Py_RETURN_NONE;
 }

@@ -315,7 +315,8 @@ if speedups is not None:
                        rlock_acquire=_r.RLOCK_ACQUIRE, rlock_release=_r.RLOCK_RELEASE,
                        fast_details=_r.D_FAST_ACQUIRE, reenter_details=_r.D_REENTER,
                        on_acquire=_detect.on_acquire,
-                       released_elsewhere=_detect.released_elsewhere, known=_detect.known)
+                       released_elsewhere=_detect.released_elsewhere, known=_detect.known,
+                       capture_context=lambda: capture_context())
     on_buffer_change(lambda buf: speedups.set_append(buf.append))
     record = speedups.record
     now_ns = speedups.now_ns

@@ -176,8 +176,8 @@ DETAIL_KEYS: dict[str, tuple[str, ...]] = {
     THREAD_RUN_BEGIN: ("context",),
     THREAD_RUN_END: ("exception",),
     THREAD_JOIN: ("timeout", "context"),
-    LOCK_RELEASE: ("contended",),
-    RLOCK_RELEASE: ("contended",),
+    LOCK_RELEASE: ("contended", "context"),
+    RLOCK_RELEASE: ("contended", "context"),
     FINDING: ("finding",),
 }
 

@@ -145,7 +145,7 @@ class _PyLockFast:
         self._lock.release()
         _leave_held(owner, self, st)
         _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
-                 _CONTENDED if self._waiting else None))
+                 (True, _rec.capture_context()) if self._waiting else None))
 
     def __exit__(self, t: Any, v: Any, tb: Any) -> None:
         try:
@@ -161,7 +161,7 @@ class _PyLockFast:
         self._lock.release()
         _leave_held(owner, self, st)
         _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
-                 _CONTENDED if self._waiting else None))
+                 (True, _rec.capture_context()) if self._waiting else None))
 
 
 _LockBase: Any = speedups.LockCore if speedups is not None else _PyLockFast
@@ -296,7 +296,7 @@ class _PyRLockFast:
         self._block.release()
         _leave_held(st, self, st)
         _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
-                 _CONTENDED if self._waiting else None))
+                 (True, _rec.capture_context()) if self._waiting else None))
 
     def __exit__(self, t: Any, v: Any, tb: Any) -> None:
         self.release()
