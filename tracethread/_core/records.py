@@ -124,9 +124,11 @@ class ThreadState:
         return info
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One operation on one primitive.
+from operator import itemgetter as _item  # noqa: E402 - C-level field getters
+
+
+class Record(tuple):
+    """One operation on one primitive (an immutable tuple with named fields).
 
     ``start_ns``/``end_ns`` are ``time.monotonic_ns()`` values: when the operation was
     requested and when it returned (equal for operations that never wait). ``ok`` is the
@@ -135,28 +137,48 @@ class Record:
     site, captured only for operations that blocked. ``held_ns`` is set on releases: how
     long the lock was held. ``details`` holds the few operation-specific values documented
     in ``docs/records.md``.
+
+    A tuple rather than a dataclass: sinks receive many of these, and building one is the
+    drain's main cost (a frozen dataclass sets eleven attributes one by one).
     """
 
-    seq: int
-    op: str
-    primitive: PrimitiveInfo
-    thread: ThreadInfo
-    start_ns: int
-    end_ns: int
-    ok: bool | None
-    blocked: bool
-    held_ns: int | None
-    site: Site | None
-    details: Mapping[str, Any]
+    __slots__ = ()
+    _fields = ("seq", "op", "primitive", "thread", "start_ns", "end_ns", "ok", "blocked",
+               "held_ns", "site", "details")
+
+    def __new__(cls, seq: int, op: str, primitive: PrimitiveInfo, thread: ThreadInfo,
+                start_ns: int, end_ns: int, ok: bool | None, blocked: bool,
+                held_ns: int | None, site: Site | None,
+                details: Mapping[str, Any] = EMPTY) -> "Record":
+        return tuple.__new__(cls, (seq, op, primitive, thread, start_ns, end_ns, ok, blocked,
+                                   held_ns, site, details))
+
+    seq = property(_item(0), doc="global sequence number")
+    op = property(_item(1), doc="operation name")
+    primitive = property(_item(2), doc="PrimitiveInfo")
+    thread = property(_item(3), doc="ThreadInfo")
+    start_ns = property(_item(4))
+    end_ns = property(_item(5))
+    ok = property(_item(6))
+    blocked = property(_item(7))
+    held_ns = property(_item(8))
+    site = property(_item(9))
+    details = property(_item(10))
 
     @property
     def duration_ns(self) -> int:
-        return self.end_ns - self.start_ns
+        return self[5] - self[4]
 
     @property
     def timed_out(self) -> bool:
         """A bounded wait that ended without getting what it waited for."""
-        return self.ok is False and self.blocked and self.details.get("timeout") is not None
+        return self[6] is False and self[7] and self[10].get("timeout") is not None
+
+    def __repr__(self) -> str:
+        return ("Record(" + ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self)) + ")")
+
+    def __reduce__(self) -> Any:
+        return (Record, tuple(self))
 
 
 # Hot paths may give details as a plain tuple in this order (cheaper than a mapping);
@@ -185,6 +207,9 @@ DETAIL_KEYS: dict[str, tuple[str, ...]] = {
 _OPTIONAL = {"context", "contended"}
 
 
+_new_tuple = tuple.__new__
+
+
 def materialize(raw: tuple) -> Record:
     seq, op, info, st, t0, t1, ok, blocked, held, site, details = raw
     if details is None:
@@ -193,7 +218,10 @@ def materialize(raw: tuple) -> Record:
         # An absent OTel context or release flag is left out, not shown as None.
         details = MappingProxyType({k: v for k, v in zip(DETAIL_KEYS[op], details)
                                     if v is not None or k not in _OPTIONAL})
-    return Record(seq, op, info, st.info(), t0, t1, ok, blocked, held, site, details)
+    info_ = st._info
+    if info_ is None or info_.name != st.name:
+        info_ = st.info()
+    return _new_tuple(Record, (seq, op, info, info_, t0, t1, ok, blocked, held, site, details))
 
 
 # ---------------------------------------------------------------------------------------
