@@ -36,6 +36,14 @@ _WAIT_SPANS = {
 }
 
 
+class _Attrs(dict):
+    """A metric attribute set, hashable so per-batch sums can be keyed by it (never
+    mutated after creation)."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return id(self)
+
+
 class OTelSink:
     """Turns records into spans and metrics through the given (or global) providers."""
 
@@ -53,6 +61,8 @@ class OTelSink:
         self._offset = time.time_ns() - time.monotonic_ns()
         self._runs: dict[int, Any] = {}  # thread info id -> run-begin record
         self._findings: dict[str, int] = {}
+        self._attr_sets: dict[tuple, Any] = {}
+        self._pending = {}
         self.meter = None
         if meter_provider is not None or spans != "none":
             self._make_instruments(meter_provider)
@@ -129,24 +139,38 @@ class OTelSink:
 
     # -- records ----------------------------------------------------------------------------
     def handle(self, records: list) -> None:
+        # Counters are summed per batch and handed to the SDK once per attribute set (the
+        # SDK costs microseconds a call); histograms take every value.
+        self._pending: dict[tuple, int] = {}
         for r in records:
             self._one(r)
+        for (counter, attrs), n in self._pending.items():
+            counter.add(n, attrs)
+        self._pending = {}
+
+    def _count(self, counter: Any, attrs: Any, n: int = 1) -> None:
+        key = (counter, attrs)
+        self._pending[key] = self._pending.get(key, 0) + n
 
     def _one(self, r: Any) -> None:
         op = r.op
         p = r.primitive
         attrs_m = None
         if self.meter is not None and op != R.FINDING:
-            attrs_m = {N.M_LOCK_NAME: self._name(p.name), N.M_LOCK_KIND: p.kind}
+            key = (p.name, p.kind)
+            attrs_m = self._attr_sets.get(key)
+            if attrs_m is None:
+                attrs_m = self._attr_sets[key] = _Attrs(
+                    {N.M_LOCK_NAME: self._name(p.name), N.M_LOCK_KIND: p.kind})
         if op in _LOCK_ACQ:
             if attrs_m is not None:
                 if r.ok:
-                    self.c_acq.add(1, attrs_m)
+                    self._count(self.c_acq, attrs_m)
                 if r.blocked:
-                    self.c_cont.add(1, attrs_m)
+                    self._count(self.c_cont, attrs_m)
                     self.h_wait.record(r.duration_ns / 1e9, attrs_m)
                 if r.timed_out:
-                    self.c_timeouts.add(1, attrs_m)
+                    self._count(self.c_timeouts, attrs_m)
             if r.blocked or self.spans == "all":
                 self._span(_WAIT_SPANS[op], r)
         elif op in _RELEASES:
@@ -163,7 +187,7 @@ class OTelSink:
                 if h is not None:
                     h.record(r.duration_ns / 1e9, attrs_m)
                 if r.timed_out:
-                    self.c_timeouts.add(1, attrs_m)
+                    self._count(self.c_timeouts, attrs_m)
             if r.blocked or self.spans == "all":
                 extra = {}
                 if op == R.BARRIER_WAIT:
@@ -174,7 +198,7 @@ class OTelSink:
         elif op in (R.CONDITION_NOTIFY, R.CONDITION_NOTIFY_ALL, R.EVENT_SET):
             woken = r.details.get("woken", 0)
             if attrs_m is not None and woken:
-                self.c_notify.add(woken, attrs_m)
+                self._count(self.c_notify, attrs_m, woken)
             if self.spans == "all":
                 self._span(op, r, extra={N.NOTIFIED: woken})
         elif op == R.THREAD_RUN_BEGIN:
