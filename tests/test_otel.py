@@ -444,3 +444,53 @@ def test_registered_as_an_opentelemetry_instrumentor():
         instrumentor.uninstrument()
     assert threading.Lock is not tracethread.Lock
     assert N.SPAN_LOCK_WAIT in {s.name for s in spans.get_finished_spans()}
+
+
+def test_findings_mark_the_involved_threads_run_spans(sdk):
+    spans, reader, tp = sdk
+    a, b = tracethread.Lock(name="A"), tracethread.Lock(name="B")
+    gate = tracethread.Event()
+
+    def ab():
+        with a, b:
+            pass
+        gate.wait(TIMEOUT)  # still running when the inversion is found
+
+    t = tracethread.Thread(target=ab, name="first")
+    t.start()
+    testing.wait_until_blocked(gate, 1)
+    with pytest.warns(tracethread.PotentialDeadlockWarning):
+        with b, a:
+            pass
+    tracethread.flush()
+    gate.set()
+    t.join(TIMEOUT)
+    tracethread.flush()
+    (run,) = [s for s in spans.get_finished_spans()
+              if s.name == N.SPAN_THREAD_RUN and s.attributes[N.THREAD_NAME] == "first"]
+    assert run.status.status_code.name == "ERROR"
+    assert [e.name for e in run.events] == ["potential-deadlock"]
+
+
+def test_uncontended_operations_as_span_events(sdk):
+    spans, reader, tp = sdk
+    sink = [s for s in tracethread.sinks() if type(s).__name__ == "OTelSink"][0]
+    from tracethread.exporters.otel import OTelSink
+    assert OTelSink(spans="events").span_events  # what `run --spans events` selects
+    sink.span_events = True
+    lock = tracethread.Lock(name="quiet")
+
+    def work():
+        for _ in range(200):
+            with lock:
+                pass
+
+    t = tracethread.Thread(target=work, name="worker")
+    t.start()
+    t.join(TIMEOUT)
+    tracethread.flush()
+    (run,) = [s for s in spans.get_finished_spans() if s.name == N.SPAN_THREAD_RUN]
+    assert len(run.events) == sink.MAX_EVENTS_PER_RUN
+    assert run.events[0].name == "lock.acquire"
+    assert run.events[0].attributes[N.LOCK_NAME] == "quiet"
+    assert run.attributes[N.EVENTS_DROPPED] == 400 - sink.MAX_EVENTS_PER_RUN

@@ -132,9 +132,11 @@ def _run_parser() -> argparse.ArgumentParser:
                    default=_env("PROMETHEUS_PORT"),
                    help="serve metrics for Prometheus on 127.0.0.1:PORT "
                         "(env TRACETHREAD_PROMETHEUS_PORT)")
-    p.add_argument("--spans", choices=("blocked", "all"), default=_env("SPANS", "blocked"),
-                   help="spans for operations that blocked (default) or for every "
-                        "operation (env TRACETHREAD_SPANS)")
+    p.add_argument("--spans", choices=("blocked", "events", "all"),
+                   default=_env("SPANS", "blocked"),
+                   help="spans for operations that blocked (default); 'events' also attaches "
+                        "uncontended operations as events on each thread's run span; 'all' "
+                        "makes a span of every operation (env TRACETHREAD_SPANS)")
     p.add_argument("--top", type=int, default=int(_env("TOP", "20") or 20),
                    help="rows in the contention table (default 20; env TRACETHREAD_TOP)")
     return p
@@ -406,12 +408,22 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         tracethread.add_sink(session.trace_sink)
     try:
         from tracethread.exporters import otel
-        session.exporting = otel.setup(otlp_endpoint=opts.otlp,
-                                       prometheus_port=opts.prometheus_port, spans=opts.spans)
-    except (otel.MissingExtra, ValueError, OSError) as exc:
-        sys.stderr.write(f"tracethread: error: {exc}\n")
-        tracethread.uninstall()
-        return USAGE_ERROR
+    except ImportError as exc:  # opentelemetry is a dependency, but may be broken/absent
+        if opts.otlp or opts.prometheus_port is not None or any(
+                os.environ.get(f"OTEL_{k}_EXPORTER") for k in ("TRACES", "METRICS")):
+            sys.stderr.write(f"tracethread: error: OpenTelemetry export unavailable: {exc}\n")
+            tracethread.uninstall()
+            return USAGE_ERROR
+        otel = None
+    if otel is not None:
+        try:
+            session.exporting = otel.setup(otlp_endpoint=opts.otlp,
+                                           prometheus_port=opts.prometheus_port,
+                                           spans=opts.spans)
+        except (otel.MissingExtra, ValueError, OSError) as exc:
+            sys.stderr.write(f"tracethread: error: {exc}\n")
+            tracethread.uninstall()
+            return USAGE_ERROR
 
     def at_exit() -> None:
         status = session.finish()

@@ -47,11 +47,21 @@ class _Attrs(dict):
 class OTelSink:
     """Turns records into spans and metrics through the given (or global) providers."""
 
+    MAX_EVENTS_PER_RUN = 128
+
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None,
                  spans: str = "blocked", min_duration_s: float = 0.0,
-                 max_lock_names: int = 200) -> None:
+                 max_lock_names: int = 200, span_events: bool = False) -> None:
+        # span_events: uncontended operations become events on their thread's run span
+        # (at most MAX_EVENTS_PER_RUN each; the rest are counted in an attribute).
+        self.span_events = span_events
+        self._events: dict[tuple, list] = {}     # (ident, native_id) -> [(name, t, attrs)]
+        self._events_dropped: dict[tuple, int] = {}
+        self._finding_events: dict[str, list] = {}  # thread name -> [(kind, msg, t)]
+        if spans == "events":  # blocked operations as spans, the rest as run-span events
+            spans, self.span_events = "blocked", True
         if spans not in ("blocked", "all", "none"):
-            raise ValueError("spans must be 'blocked', 'all' or 'none'")
+            raise ValueError("spans must be 'blocked', 'events', 'all' or 'none'")
         self.spans = spans
         self.min_ns = int(min_duration_s * 1e9)
         self._tp = tracer_provider
@@ -128,6 +138,13 @@ class OTelSink:
                                     [lambda o: [Observation(recorder.stats()["dropped"])]],
                                     unit=N.DROPPED[1], description=N.DROPPED[2])
 
+    def _finding_attrs(self, kind: str) -> Any:
+        key = ("finding", kind)
+        attrs = self._attr_sets.get(key)
+        if attrs is None:
+            attrs = self._attr_sets[key] = _Attrs({N.M_FINDING_KIND: kind})
+        return attrs
+
     def _name(self, name: str) -> str:
         """Metric attribute for a lock name: the first ``max_lock_names`` names as they
         are, every later one as ``other`` (bounded cardinality)."""
@@ -203,16 +220,39 @@ class OTelSink:
                 self._span(op, r, extra={N.NOTIFIED: woken})
         elif op == R.THREAD_RUN_BEGIN:
             self._runs[p.id] = r
+            if self.span_events:
+                self._events[(r.thread.ident, r.thread.native_id)] = []
+            return
         elif op == R.THREAD_RUN_END:
             begin = self._runs.pop(p.id, None)
+            key = (r.thread.ident, r.thread.native_id)
+            events = self._events.pop(key, None) or []
+            dropped = self._events_dropped.pop(key, 0)
+            found = self._finding_events.pop(r.thread.name, [])
             if begin is not None and self.spans != "none":
+                extra = {N.EVENTS_DROPPED: dropped} if dropped else None
+                error = None if r.ok else r.details.get("exception")
+                if found and error is None:
+                    error = found[0][1]
                 self._span(N.SPAN_THREAD_RUN, r, start_ns=begin.start_ns,
-                           parent=begin.details.get("context"),
-                           error=None if r.ok else r.details.get("exception"))
+                           parent=begin.details.get("context"), error=error, extra=extra,
+                           events=events + [(kind, t, {N.FINDING_MESSAGE: msg,
+                                                       N.FINDING_KIND: kind})
+                                            for kind, msg, t in found])
+            return
         elif op == R.FINDING:
             self._finding(r)
+            return
         elif self.spans == "all":
             self._span(op, r)
+        if self.span_events and not r.blocked and self.spans != "all":
+            key = (r.thread.ident, r.thread.native_id)
+            events = self._events.get(key)
+            if events is not None:
+                if len(events) < self.MAX_EVENTS_PER_RUN:
+                    events.append((op, r.end_ns, {N.LOCK_NAME: p.name, N.LOCK_KIND: p.kind}))
+                else:
+                    self._events_dropped[key] = self._events_dropped.get(key, 0) + 1
 
     def _attrs(self, r: Any) -> dict[str, Any]:
         p = r.primitive
@@ -232,7 +272,8 @@ class OTelSink:
         return a
 
     def _span(self, name: str, r: Any, start_ns: int | None = None, extra: dict | None = None,
-              parent: Any = None, error: str | None = None) -> None:
+              parent: Any = None, error: str | None = None,
+              events: list | None = None) -> None:
         if self.spans == "none":
             return
         start = r.start_ns if start_ns is None else start_ns
@@ -244,6 +285,8 @@ class OTelSink:
         ctx = parent if parent is not None else r.details.get("context")
         span = self.tracer().start_span(name, context=ctx, attributes=attrs,
                                         start_time=start + self._offset)
+        for ev_name, t, ev_attrs in events or ():
+            span.add_event(ev_name, ev_attrs, timestamp=t + self._offset)
         if error:
             span.set_status(Status(StatusCode.ERROR, error))
         span.end(end_time=r.end_ns + self._offset)
@@ -253,9 +296,16 @@ class OTelSink:
         if f is None:
             return
         if self.meter is not None:
-            self.c_findings.add(1, {N.M_FINDING_KIND: f.kind})
+            self._count(self.c_findings, self._finding_attrs(f.kind))
         if self.spans == "none":
             return
+        # The involved threads' run spans (those still running) get the finding as an
+        # event and ERROR status when they end.
+        if f.kind != "guarded-cycle":
+            names = {t.name for t in f.threads} | {e.thread for e in f.edges}
+            for name in names:
+                self._finding_events.setdefault(name, []).append(
+                    (f.kind, f.message, r.end_ns))
         cycle = " -> ".join(lk.name for lk in f.locks)
         span = self.tracer().start_span(
             N.SPAN_FINDING, attributes={N.FINDING_KIND: f.kind,

@@ -35,6 +35,8 @@ OPERATION = "tracethread.operation"
 FINDING_KIND = "tracethread.finding.kind"
 FINDING_FINGERPRINT = "tracethread.finding.fingerprint"
 FINDING_CYCLE = "tracethread.finding.cycle"
+EVENTS_DROPPED = "tracethread.events_dropped"  # run-span events over the per-run cap
+FINDING_MESSAGE = "message"  # on a finding event (an exception-like message)
 
 # Metric attributes (bounded: never thread ids)
 M_LOCK_NAME = "lock.name"
