@@ -208,34 +208,20 @@ def _run(args, code, tmp_path, env=None, timeout=90):
                             env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_spans_and_metrics_arrive_over_otlp_http(otlp_receiver, tmp_path):
-    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-        ExportMetricsServiceRequest,
-    )
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-    port = otlp_receiver.server_address[1]
-    proc = _run(["-q"], CONTENDED_PROGRAM, tmp_path,
-                env={"OTEL_SERVICE_NAME": "contended-app",
-                     "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
-    out, err = proc.communicate(timeout=90)
-    assert proc.returncode == 0, err[-3000:]
+def _check_contended_export(trace_requests, metric_requests):
+    """What the contended program must deliver, whatever the OTLP transport."""
     spans, metric_names = [], set()
     service = set()
-    for path, body in otlp_receiver.payloads:
-        if path == "/v1/traces":
-            req = ExportTraceServiceRequest.FromString(body)
-            for rs in req.resource_spans:
-                service |= {a.value.string_value for a in rs.resource.attributes
-                            if a.key == "service.name"}
-                for ss in rs.scope_spans:
-                    spans += list(ss.spans)
-        elif path == "/v1/metrics":
-            req = ExportMetricsServiceRequest.FromString(body)
-            for rm in req.resource_metrics:
-                for sm in rm.scope_metrics:
-                    metric_names |= {m.name for m in sm.metrics}
+    for req in trace_requests:
+        for rs in req.resource_spans:
+            service |= {a.value.string_value for a in rs.resource.attributes
+                        if a.key == "service.name"}
+            for ss in rs.scope_spans:
+                spans += list(ss.spans)
+    for req in metric_requests:
+        for rm in req.resource_metrics:
+            for sm in rm.scope_metrics:
+                metric_names |= {m.name for m in sm.metrics}
     assert service == {"contended-app"}
     by_name = {}
     for s in spans:
@@ -252,6 +238,78 @@ def test_spans_and_metrics_arrive_over_otlp_http(otlp_receiver, tmp_path):
     assert N.SPAN_LOCK_HOLD in by_name
     for spec in (N.WAIT_DURATION, N.HOLD_DURATION, N.ACQUISITIONS, N.CONTENTIONS):
         assert spec[0] in metric_names
+
+
+def test_spans_and_metrics_arrive_over_otlp_http(otlp_receiver, tmp_path):
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    port = otlp_receiver.server_address[1]
+    proc = _run(["-q"], CONTENDED_PROGRAM, tmp_path,
+                env={"OTEL_SERVICE_NAME": "contended-app",
+                     "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err[-3000:]
+    payloads = otlp_receiver.payloads
+    _check_contended_export(
+        [ExportTraceServiceRequest.FromString(b) for p, b in payloads if p == "/v1/traces"],
+        [ExportMetricsServiceRequest.FromString(b) for p, b in payloads if p == "/v1/metrics"])
+
+
+def test_spans_and_metrics_arrive_over_otlp_grpc(tmp_path):
+    """OTEL_EXPORTER_OTLP_PROTOCOL=grpc against a real gRPC server speaking the OTLP
+    collector services (the stubs opentelemetry-proto ships)."""
+    grpc = pytest.importorskip("grpc", reason="the otlp-grpc extra is not installed")
+    from concurrent import futures
+
+    from opentelemetry.proto.collector.metrics.v1 import (
+        metrics_service_pb2 as mpb,
+    )
+    from opentelemetry.proto.collector.metrics.v1 import (
+        metrics_service_pb2_grpc as mgrpc,
+    )
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as tpb
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as tgrpc
+
+    traces, metrics = [], []
+
+    class Traces(tgrpc.TraceServiceServicer):
+        def Export(self, request, context):  # noqa: N802
+            traces.append(request)
+            return tpb.ExportTraceServiceResponse()
+
+    class Metrics(mgrpc.MetricsServiceServicer):
+        def Export(self, request, context):  # noqa: N802
+            metrics.append(request)
+            return mpb.ExportMetricsServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    tgrpc.add_TraceServiceServicer_to_server(Traces(), server)
+    mgrpc.add_MetricsServiceServicer_to_server(Metrics(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        proc = _run(["-q"], CONTENDED_PROGRAM, tmp_path,
+                    env={"OTEL_SERVICE_NAME": "contended-app",
+                         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err[-3000:]
+    finally:
+        server.stop(grace=None).wait(TIMEOUT)
+    _check_contended_export(traces, metrics)
+
+
+def test_unknown_otlp_protocol_is_a_usage_error(tmp_path):
+    proc = _run(["-q"], "print('never runs')", tmp_path,
+                env={"OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon",
+                     "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "never runs" not in out
+    assert "carrier-pigeon" in err and len(err.strip().splitlines()) == 1
 
 
 def test_spans_join_the_applications_own_trace_over_otlp(otlp_receiver, tmp_path):

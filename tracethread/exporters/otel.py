@@ -337,16 +337,27 @@ def _need(extra: str, what: str):
     raise MissingExtra(f"{what} needs an optional dependency: pip install 'tracethread[{extra}]'")
 
 
-def _span_exporter(name: str) -> Any:
+def _otlp_protocol(signal: str) -> str:
+    """OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' or
+    'http/protobuf' (the default); anything else is a configuration error."""
     import os
+    var = f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"
+    if not os.environ.get(var):
+        var = "OTEL_EXPORTER_OTLP_PROTOCOL"
+    proto = os.environ.get(var, "").strip() or "http/protobuf"
+    if proto not in ("grpc", "http/protobuf"):
+        raise ValueError(f"{var}={proto!r} is not supported (grpc, http/protobuf)")
+    return proto
+
+
+def _span_exporter(name: str) -> Any:
     if name == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
         return ConsoleSpanExporter()
     if name != "otlp":
         raise ValueError(f"OTEL_TRACES_EXPORTER: unsupported exporter {name!r} "
                          "(otlp, console, none)")
-    proto = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-                           os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"))
+    proto = _otlp_protocol("TRACES")
     try:
         if proto == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -379,8 +390,7 @@ def _metric_reader(name: str, prometheus_port: int | None) -> Any:
     if name != "otlp":
         raise ValueError(f"OTEL_METRICS_EXPORTER: unsupported exporter {name!r} "
                          "(otlp, prometheus, console, none)")
-    proto = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-                           os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"))
+    proto = _otlp_protocol("METRICS")
     try:
         if proto == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
