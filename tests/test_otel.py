@@ -552,3 +552,73 @@ def test_uncontended_operations_as_span_events(sdk):
     assert run.events[0].name == "lock.acquire"
     assert run.events[0].attributes[N.LOCK_NAME] == "quiet"
     assert run.attributes[N.EVENTS_DROPPED] == 400 - sink.MAX_EVENTS_PER_RUN
+
+
+COEXIST_PROGRAM = """
+import json, logging, sys, threading
+from concurrent.futures import ThreadPoolExecutor
+from opentelemetry import trace
+from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import tracethread
+from tracethread import testing
+from tracethread.exporters.otel import OTelSink, enable_context_capture
+
+errors = []
+class Catch(logging.Handler):
+    def emit(self, record):
+        errors.append(record.getMessage())
+logging.getLogger("opentelemetry").addHandler(Catch(level=logging.WARNING))
+
+exporter = InMemorySpanExporter()
+tp = TracerProvider()
+tp.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(tp)
+order = sys.argv[1]
+if order == "instrumentor-first":
+    ThreadingInstrumentor().instrument()
+tracethread.install()
+if order == "tracethread-first":
+    ThreadingInstrumentor().instrument()
+enable_context_capture()
+tracethread.add_sink(OTelSink(tp))
+
+lock = threading.Lock()
+def contend():
+    with lock:
+        pass
+tracer = tp.get_tracer("app")
+lock.acquire()
+with tracer.start_as_current_span("request") as request:
+    t = threading.Thread(target=contend, name="worker")
+    t.start()
+    pool = ThreadPoolExecutor(1)
+    fut = pool.submit(contend)
+testing.wait_until_blocked(lock, 2)
+lock.release()
+t.join(); fut.result(); pool.shutdown()
+tracethread.flush()
+req = request.get_span_context()
+waits = [s for s in exporter.get_finished_spans() if s.name == "lock.wait"]
+print(json.dumps({"waits": len(waits),
+                  "in_request": sum(s.context.trace_id == req.trace_id for s in waits),
+                  "errors": errors,
+                  "current_restored": trace.get_current_span() is not request}))
+"""
+
+
+@pytest.mark.parametrize("order", ["instrumentor-first", "tracethread-first"])
+def test_coexists_with_opentelemetry_instrumentation_threading(order, tmp_path):
+    """Both carry the starter's context into threads; with both installed, in either
+    order, lock waits in a request's worker thread and pool task land in that request's
+    trace, and no context is attached or detached out of order."""
+    pytest.importorskip("opentelemetry.instrumentation.threading")
+    path = tmp_path / "coexist.py"
+    path.write_text(COEXIST_PROGRAM)
+    proc = subprocess.run([sys.executable, str(path), order], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, PYTHONFAULTHANDLER="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result == {"waits": 2, "in_request": 2, "errors": [], "current_restored": True}
