@@ -3,14 +3,12 @@ receiver decoding protobuf with opentelemetry-proto, and a Prometheus scrape."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -19,26 +17,11 @@ from tracethread import testing
 from tracethread._core import recorder
 from tracethread.exporters import otel_names as N
 
+from helpers import CONTENDED_PROGRAM, OTLPReceiver, free_port, run_traced
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 10
 
-CONTENDED_PROGRAM = """
-    import threading, time
-    lock = threading.Lock()
-    holding = threading.Event()
-    def holder():
-        with lock:
-            holding.set()
-            time.sleep(0.3)          # the waiter waits about this long
-    def waiter():
-        holding.wait()
-        with lock:
-            pass
-    ts = [threading.Thread(target=holder, name="holder"),
-          threading.Thread(target=waiter, name="waiter")]
-    for t in ts: t.start()
-    for t in ts: t.join()
-"""
 
 
 @pytest.fixture
@@ -170,42 +153,13 @@ def test_lock_name_cardinality_is_capped(sdk):
 
 # --- real receivers ------------------------------------------------------------------
 
-class _Receiver(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.payloads.append((self.path, body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def otlp_receiver():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.payloads = []
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        t.join(TIMEOUT)
+    with OTLPReceiver() as receiver:
+        yield receiver
 
 
-def _run(args, code, tmp_path, env=None, timeout=90):
-    path = tmp_path / "prog.py"
-    path.write_text(textwrap.dedent(code))
-    e = dict(os.environ, PYTHONFAULTHANDLER="1", PYTHONPATH=ROOT, NO_COLOR="1")
-    for k in list(e):
-        if k.startswith(("TRACETHREAD_", "OTEL_")):
-            del e[k]
-    e.update(env or {})
-    return subprocess.Popen([sys.executable, "-m", "tracethread", "run", *args, str(path)],
-                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+_run = run_traced
 
 
 def _check_contended_export(trace_requests, metric_requests):
@@ -241,22 +195,13 @@ def _check_contended_export(trace_requests, metric_requests):
 
 
 def test_spans_and_metrics_arrive_over_otlp_http(otlp_receiver, tmp_path):
-    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-        ExportMetricsServiceRequest,
-    )
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
     port = otlp_receiver.server_address[1]
     proc = _run(["-q"], CONTENDED_PROGRAM, tmp_path,
                 env={"OTEL_SERVICE_NAME": "contended-app",
                      "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err[-3000:]
-    payloads = otlp_receiver.payloads
-    _check_contended_export(
-        [ExportTraceServiceRequest.FromString(b) for p, b in payloads if p == "/v1/traces"],
-        [ExportMetricsServiceRequest.FromString(b) for p, b in payloads if p == "/v1/metrics"])
+    _check_contended_export(otlp_receiver.traces(), otlp_receiver.metrics())
 
 
 def test_spans_and_metrics_arrive_over_otlp_grpc(tmp_path):
@@ -363,10 +308,7 @@ def test_spans_join_the_applications_own_trace_over_otlp(otlp_receiver, tmp_path
     assert wait.end_time_unix_nano - wait.start_time_unix_nano >= 0.1e9
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = free_port
 
 
 def test_prometheus_scrapes_a_real_run(tmp_path):

@@ -1,0 +1,441 @@
+"""The Grafana dashboards in dashboards/: generated, well-formed, and answering real data.
+
+Static checks read the JSON as Grafana would; the live test runs a real workload under
+``tracethread run --prometheus-port``, has a real Prometheus (Debian's package) scrape it
+every second, and evaluates every panel's query through Prometheus's HTTP API. The traces
+dashboard is checked against the spans a real run delivers over OTLP.
+"""
+
+import importlib.util
+import json
+import math
+import re
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tracethread.exporters import otel_names as N
+
+from helpers import CONTENDED_PROGRAM, OTLPReceiver, free_port, run_traced
+
+ROOT = Path(__file__).resolve().parent.parent
+DASH = ROOT / "dashboards"
+CONTENTION = DASH / "grafana" / "tracethread-lock-contention.json"
+TRACES = DASH / "grafana" / "tracethread-lock-traces.json"
+BUILTINS = {"__rate_interval", "__range", "__interval", "__all", "__from", "__to",
+            "__dashboard", "__name", "__org", "__user", "__range_s", "__range_ms",
+            "__interval_ms", "timeFilter", "__timeFilter"}
+VAR_RE = re.compile(r"\$(\w+)|\$\{(\w+)(?::[^}]*)?\}|\[\[(\w+)\]\]")
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("dashboards_build", DASH / "build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _load(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _panels(dash):
+    return [p for p in dash["panels"] if p["type"] != "row"]
+
+
+def _prom_targets(dash):
+    for p in _panels(dash):
+        for t in p["targets"]:
+            if "expr" in t:
+                yield p, t
+
+
+def _strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
+
+
+def _label_values(query):
+    """label_values(METRIC{matchers}, LABEL) -> (selector, label)."""
+    m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query)
+    assert m, query
+    return m.group(1), m.group(2)
+
+
+# --- static ------------------------------------------------------------------------------
+
+def test_regenerating_the_dashboards_gives_no_diff():
+    build = _builder()
+    for path, text in build.outputs().items():
+        assert path.read_text(encoding="utf-8") == text, \
+            f"{path.name} differs from dashboards/build.py's output: run it and commit"
+
+
+@pytest.mark.parametrize("path", [CONTENTION, TRACES], ids=lambda p: p.stem)
+def test_panels_have_unique_ids_and_fit_the_grid_without_overlap(path):
+    dash = _load(path)
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
+    taken = {}
+    for p in dash["panels"]:
+        g = p["gridPos"]
+        assert g["x"] >= 0 and g["y"] >= 0 and g["w"] > 0 and g["h"] > 0, p["title"]
+        assert g["x"] + g["w"] <= 24, f"{p['title']} sticks out of the 24-column grid"
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in taken, f"{p['title']} overlaps {taken[(x, y)]}"
+                taken[(x, y)] = p["title"]
+
+
+@pytest.mark.parametrize("path", [CONTENTION, TRACES], ids=lambda p: p.stem)
+def test_every_panel_has_a_description_a_unit_and_declared_datasources(path):
+    dash = _load(path)
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    inputs = {i["name"] for i in dash["__inputs"]}
+    ds_vars = {n for n, v in variables.items() if v["type"] == "datasource"}
+    for name in ds_vars:
+        # Importable: the variable defaults to the input the import dialog asks for;
+        # provisioned from a file (no __inputs), Grafana falls back to the default source.
+        m = re.fullmatch(r"\$\{(\w+)\}", variables[name]["current"]["value"])
+        assert m and m.group(1) in inputs
+    for p in _panels(dash):
+        assert p.get("description", "").strip(), p["title"]
+        assert p["fieldConfig"]["defaults"].get("unit"), p["title"]
+        refs = [t["refId"] for t in p["targets"]]
+        assert len(refs) == len(set(refs)), p["title"]
+        for ds in [p["datasource"]] + [t["datasource"] for t in p["targets"]]:
+            m = re.fullmatch(r"\$\{(\w+)\}", ds["uid"])
+            assert m and m.group(1) in ds_vars, (p["title"], ds)
+            assert variables[m.group(1)]["query"] == ds["type"], (p["title"], ds)
+    required = {r["id"] for r in dash["__requires"]}
+    assert {p["type"] for p in _panels(dash)} <= required
+
+
+@pytest.mark.parametrize("path", [CONTENTION, TRACES], ids=lambda p: p.stem)
+def test_every_variable_used_is_declared_or_a_builtin(path):
+    dash = _load(path)
+    declared = {v["name"] for v in dash["templating"]["list"]}
+    inputs = {i["name"] for i in dash["__inputs"]}
+    body = {k: v for k, v in dash.items() if k != "__inputs"}
+    for s in _strings(body):
+        for m in VAR_RE.finditer(s):
+            name = next(g for g in m.groups() if g)
+            assert name in declared | BUILTINS | inputs, f"${name} in {s!r}"
+
+
+def _substitute(expr, rate="1m", rng="1h", interval="1m"):
+    return (expr.replace("$__rate_interval", rate).replace("$__range", rng)
+            .replace("$__interval", interval)
+            .replace("$job", ".*").replace("$instance", ".*")
+            .replace("$lock_kind", ".*").replace("$lock_name", ".*"))
+
+
+def _metric_names(expr):
+    import promql_parser
+    names = set()
+
+    def visit(node):
+        if isinstance(node, promql_parser.VectorSelector) and node.name:
+            names.add(node.name)
+        for attr in ("expr", "lhs", "rhs", "vector_selector", "param"):
+            child = getattr(node, attr, None)
+            if isinstance(child, promql_parser.Expr):
+                visit(child)
+        for child in getattr(node, "args", None) or []:
+            visit(child)
+
+    visit(promql_parser.parse(expr))
+    return names
+
+
+def test_every_promql_expression_parses_and_rates_use_rate_interval():
+    pytest.importorskip("promql_parser", reason="the test extra (promql-parser) is missing")
+    import promql_parser
+    dash = _load(CONTENTION)
+    exprs = [t["expr"] for _, t in _prom_targets(dash)]
+    assert len(exprs) >= 25
+    for v in dash["templating"]["list"]:
+        if v["type"] == "query":
+            selector, _ = _label_values(v["query"]["query"])
+            exprs.append(selector)
+    used = set()
+    for expr in exprs:
+        for window in re.findall(r"\[([^\]]+)\]", expr):
+            assert window in ("$__rate_interval", "$__range"), expr
+        try:
+            promql_parser.parse(_substitute(expr))
+        except ValueError as exc:
+            pytest.fail(f"{expr!r} does not parse: {exc}")
+        used |= _metric_names(_substitute(expr))
+    # Every instrument the OTel sink defines appears on the dashboard.
+    build = _builder()
+    for name in (build.WAIT, build.HOLD, build.COND, build.BARRIER):
+        assert f"{name}_bucket" in used or f"{name}_sum" in used, name
+    for name in (build.ACQ, build.CONT, build.TIMEOUTS, build.NOTIFY, build.FINDINGS,
+                 build.DROPPED, build.WAITERS, build.CYCLES, build.EDGES, build.LIVE):
+        assert name in used, name
+
+
+# --- live, against a real Prometheus -----------------------------------------------------
+
+WORKLOAD = """
+    import os, sys, threading, time
+
+    ACTIVE_S = 6.0
+    stop = time.monotonic() + ACTIVE_S
+    accounts = threading.Lock()          # contended by three workers
+    audit = threading.RLock()
+    gate = threading.Lock()              # held by main: timed acquires on it time out
+    cond = threading.Condition()
+    ready = []
+    barrier = threading.Barrier(2)
+    event = threading.Event()
+
+    x, y = threading.Lock(), threading.Lock()
+    with x:
+        with y: pass
+    with y:
+        with x: pass                     # an inversion: a potential-deadlock finding
+
+    def worker():
+        while time.monotonic() < stop:
+            with accounts:
+                with audit:
+                    time.sleep(0.002)
+            time.sleep(0.001)
+
+    def timid():
+        while time.monotonic() < stop:
+            if gate.acquire(timeout=0.02):
+                gate.release()
+            time.sleep(0.01)
+
+    def producer():
+        while time.monotonic() < stop:
+            time.sleep(0.01)
+            with cond:
+                ready.append(1)
+                cond.notify()
+        with cond:
+            ready.append(None)
+            cond.notify()
+
+    def consumer():
+        while True:
+            with cond:
+                while not ready:
+                    cond.wait(1)
+                if ready.pop(0) is None:
+                    return
+
+    def party(delay):
+        for _ in range(int(ACTIVE_S / 0.03)):
+            time.sleep(delay)
+            barrier.wait(10)
+
+    def setter():
+        while time.monotonic() < stop:
+            time.sleep(0.02)
+            event.set()
+            event.clear()
+
+    def waiter():
+        while time.monotonic() < stop:
+            event.wait(0.05)
+
+    gate.acquire()
+    threads = [threading.Thread(target=worker) for _ in range(3)] + [
+        threading.Thread(target=f, args=a) for f, a in (
+            (timid, ()), (producer, ()), (consumer, ()), (party, (0.03,)),
+            (party, (0.01,)), (setter, ()), (waiter, ()))]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    gate.release()
+    open(sys.argv[1] + ".active-done", "w").close()
+    deadline = time.monotonic() + 60       # keep serving /metrics until the test is done
+    while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+"""
+
+
+def _get(base, path, **params):
+    url = f"{base}{path}?{urllib.parse.urlencode(params, doseq=True)}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body = json.loads(resp.read())
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def _finite(result):
+    for series in result:
+        values = series.get("values") or [series.get("value")]
+        if any(v and math.isfinite(float(v[1])) for v in values):
+            return True
+    return False
+
+
+@pytest.fixture
+def prometheus(tmp_path):
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("no prometheus binary: .ci/run installs Debian's package "
+                    "(apt-get install prometheus)")
+    port, target_port = free_port(), free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: tracethread-live\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{target_port}']\n")
+    log = open(tmp_path / "prometheus.log", "w")
+    proc = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+            assert time.monotonic() < deadline, "prometheus did not become ready"
+            time.sleep(0.2)
+        yield base, target_port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def test_every_panel_answers_with_data_from_a_real_prometheus(prometheus, tmp_path):
+    base, target_port = prometheus
+    dash = _load(CONTENTION)
+    flag = tmp_path / "finished"
+    t0 = time.time()
+    proc = run_traced(["-q", "--prometheus-port", str(target_port)],
+                      WORKLOAD.replace("sys.argv[1]", repr(str(flag))), tmp_path,
+                      name="workload.py")
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(str(flag) + ".active-done").exists():
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "workload did not finish its active phase"
+            time.sleep(0.1)
+        time.sleep(3)  # a few more scrapes of the final state
+        t1 = time.time()
+    finally:
+        flag.write_text("done")
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+
+    start, end = t0 - 1, t1
+    rng = f"{int(end - start) + 1}s"
+    names = set(_get(base, "/api/v1/label/__name__/values"))
+    empty = []
+    for p, t in _prom_targets(dash):
+        expr = _substitute(t["expr"], rate="4s", rng=rng, interval="1s")
+        for metric in _metric_names(expr):
+            assert metric in names, f"{p['title']}: {metric} was never scraped"
+        if t.get("instant"):
+            data = _get(base, "/api/v1/query", query=expr, time=end)
+        else:
+            data = _get(base, "/api/v1/query_range", query=expr, start=start, end=end,
+                        step="1s")
+        if not _finite(data["result"]):
+            empty.append(f"{p['title']} [{t['refId']}]: {expr}")
+    assert not empty, "panels without finite data:\n" + "\n".join(empty)
+
+    for v in dash["templating"]["list"]:
+        if v["type"] != "query":
+            continue
+        selector, lbl = _label_values(v["query"]["query"])
+        values = _get(base, f"/api/v1/label/{lbl}/values", start=start, end=end,
+                      **{"match[]": _substitute(selector)})
+        assert values, f"variable ${v['name']}: no values"
+
+
+# --- the traces dashboard against spans a real run delivers ------------------------------
+
+SPANS_PROGRAM = CONTENDED_PROGRAM + """
+    lock.acquire()
+    t = threading.Thread(target=lambda: lock.acquire(timeout=0.05))   # times out
+    t.start(); t.join()
+    lock.release()
+    c = threading.Condition()
+    with c:
+        c.wait(0.02)
+    threading.Event().wait(0.02)
+    threading.Semaphore(0).acquire(timeout=0.02)
+    b = threading.Barrier(2)
+    t = threading.Thread(target=b.wait); t.start(); time.sleep(0.05); b.wait(); t.join()
+    x, y = threading.Lock(), threading.Lock()
+    with x:
+        with y: pass
+    with y:
+        with x: pass
+"""
+
+
+def test_traces_dashboard_queries_name_spans_and_attributes_that_arrive(tmp_path):
+    with OTLPReceiver() as receiver:
+        proc = run_traced(["-q"], SPANS_PROGRAM, tmp_path,
+                          env={"OTEL_SERVICE_NAME": "tracethread",
+                               "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint})
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err[-3000:]
+        requests = receiver.traces()
+    span_names, span_attrs, resource_attrs = set(), {}, set()
+    for req in requests:
+        for rs in req.resource_spans:
+            resource_attrs |= {a.key for a in rs.resource.attributes}
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    span_names.add(s.name)
+                    for a in s.attributes:
+                        span_attrs.setdefault(a.key, set()).add(
+                            str(getattr(a.value, a.value.WhichOneof("value"))).lower())
+
+    dash = _load(TRACES)
+    jaeger = tempo = 0
+    for p in _panels(dash):
+        for t in p["targets"]:
+            if t["datasource"]["type"] == "jaeger":
+                jaeger += 1
+                assert t["queryType"] == "search" and t["service"] == "$service"
+                assert t["operation"] in span_names, t["operation"]
+                for pair in t.get("tags", "").split():
+                    key, value = pair.split("=", 1)
+                    assert value.lower() in span_attrs.get(key, ()), pair
+            else:
+                tempo += 1
+                q = t["query"]
+                assert q.count("{") == q.count("}") and q.count("(") == q.count(")"), q
+                for name in re.findall(r'(?<![.\w])name = "([^"]+)"', q):
+                    assert name in span_names, name
+                for attr in re.findall(r"\bspan\.([\w.]+)", q):
+                    assert attr in span_attrs, attr
+                for attr in re.findall(r"\bresource\.([\w.]+)", q):
+                    assert attr in resource_attrs, attr
+    assert jaeger >= 3 and tempo >= 3
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["service"]["query"] == "tracethread"  # the default OTEL_SERVICE_NAME
+    assert {N.SPAN_LOCK_WAIT, N.SPAN_FINDING} <= span_names
