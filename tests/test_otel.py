@@ -162,14 +162,16 @@ def otlp_receiver():
 _run = run_traced
 
 
-def _check_contended_export(trace_requests, metric_requests):
+def _check_contended_export(trace_requests, metric_requests, pid):
     """What the contended program must deliver, whatever the OTLP transport."""
     spans, metric_names = [], set()
-    service = set()
+    service, instances = set(), set()
     for req in trace_requests:
         for rs in req.resource_spans:
             service |= {a.value.string_value for a in rs.resource.attributes
                         if a.key == "service.name"}
+            instances |= {a.value.string_value for a in rs.resource.attributes
+                          if a.key == "service.instance.id"}
             for ss in rs.scope_spans:
                 spans += list(ss.spans)
     for req in metric_requests:
@@ -177,6 +179,7 @@ def _check_contended_export(trace_requests, metric_requests):
             for sm in rm.scope_metrics:
                 metric_names |= {m.name for m in sm.metrics}
     assert service == {"contended-app"}
+    assert len(instances) == 1 and str(pid) in instances.pop()  # host-pid by default
     by_name = {}
     for s in spans:
         by_name.setdefault(s.name, []).append(s)
@@ -201,7 +204,7 @@ def test_spans_and_metrics_arrive_over_otlp_http(otlp_receiver, tmp_path):
                      "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err[-3000:]
-    _check_contended_export(otlp_receiver.traces(), otlp_receiver.metrics())
+    _check_contended_export(otlp_receiver.traces(), otlp_receiver.metrics(), proc.pid)
 
 
 def test_spans_and_metrics_arrive_over_otlp_grpc(tmp_path):
@@ -245,7 +248,7 @@ def test_spans_and_metrics_arrive_over_otlp_grpc(tmp_path):
         assert proc.returncode == 0, err[-3000:]
     finally:
         server.stop(grace=None).wait(TIMEOUT)
-    _check_contended_export(traces, metrics)
+    _check_contended_export(traces, metrics, proc.pid)
 
 
 def test_unknown_otlp_protocol_is_a_usage_error(tmp_path):

@@ -337,6 +337,22 @@ def _need(extra: str, what: str):
     raise MissingExtra(f"{what} needs an optional dependency: pip install 'tracethread[{extra}]'")
 
 
+def _default_resource_attributes(env: Any) -> dict[str, str]:
+    """What the OTEL_* environment leaves unset: service.name defaults to "tracethread";
+    service.instance.id to host-pid, so the series of two processes never merge into one
+    (a Collector derives Prometheus's `instance` label from it)."""
+    import os
+    import socket
+    given = {kv.split("=", 1)[0].strip()
+             for kv in env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",") if "=" in kv}
+    attrs = {}
+    if not env.get("OTEL_SERVICE_NAME") and "service.name" not in given:
+        attrs["service.name"] = "tracethread"
+    if "service.instance.id" not in given:
+        attrs["service.instance.id"] = f"{socket.gethostname()}-{os.getpid()}"
+    return attrs
+
+
 def _otlp_protocol(signal: str) -> str:
     """OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' or
     'http/protobuf' (the default); anything else is a configuration error."""
@@ -451,8 +467,7 @@ def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     with guarded():
-        resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME",
-                                                            "tracethread")})
+        resource = Resource.create(_default_resource_attributes(env))
         tp = None
         names = [n.strip() for n in (traces or "").split(",") if n.strip() not in ("", "none")]
         if names:
