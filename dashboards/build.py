@@ -71,6 +71,11 @@ PSEL = 'job=~"$job", instance=~"$instance"'
 RI = "$__rate_interval"
 
 PROM_DS = {"type": "prometheus", "uid": "${datasource}"}
+LOCK_KINDS = f'{LOCK_KIND}=~"Lock|RLock|Semaphore|BoundedSemaphore"'
+# Variables read their values from every metric with lock labels, so Condition, Event,
+# Barrier and Thread can be picked too, not only the kinds that are acquired.
+LABELLED = "|".join([ACQ, WAITERS, NOTIFY, TIMEOUTS, f"{COND}_count", f"{BARRIER}_count",
+                     f"{HOLD}_count"])
 
 
 # --- panels -----------------------------------------------------------------------------
@@ -182,8 +187,11 @@ def by_lock_rate(metric: str) -> str:
 
 def variables() -> list[dict]:
     def query_var(name: str, lbl: str, metric: str, match: str, text: str) -> dict:
-        q = f"label_values({metric}{{{match}}}, {lbl})" if match else \
-            f"label_values({metric}, {lbl})"
+        if metric.startswith("{"):
+            q = f"label_values({metric[:-1]}, {match}}}, {lbl})"
+        else:
+            q = f"label_values({metric}{{{match}}}, {lbl})" if match else \
+                f"label_values({metric}, {lbl})"
         return {"name": name, "label": text, "type": "query", "datasource": PROM_DS,
                 "definition": q, "query": {"query": q, "refId": f"{name}-values",
                                            "qryType": 1},
@@ -198,9 +206,9 @@ def variables() -> list[dict]:
                      "value": "${DS_PROMETHEUS}"}},
         query_var("job", "job", LIVE, "", "Job"),
         query_var("instance", "instance", LIVE, 'job=~"$job"', "Instance"),
-        query_var("lock_kind", LOCK_KIND, ACQ, PSEL, "Lock kind"),
-        query_var("lock_name", LOCK_NAME, ACQ, f'{PSEL}, {LOCK_KIND}=~"$lock_kind"',
-                  "Lock name"),
+        query_var("lock_kind", LOCK_KIND, f'{{__name__=~"{LABELLED}"}}', PSEL, "Lock kind"),
+        query_var("lock_name", LOCK_NAME, f'{{__name__=~"{LABELLED}"}}',
+                  f'{PSEL}, {LOCK_KIND}=~"$lock_kind"', "Lock name"),
     ]
 
 
@@ -211,10 +219,12 @@ def contention_dashboard() -> dict:
     L = Layout()
     L.row("Overview")
     L.add(stat("Threads blocked now",
-               "Threads blocked on a tracethread lock, RLock or semaphore at the last scrape "
-               "(tracethread.lock.waiters). A value that stays above zero means a lock is "
-               "a bottleneck — or a deadlock: check the cycles panel and the traces.",
-               f"sum({WAITERS}{{{SEL}}})", "short",
+               "Threads blocked acquiring a Lock, RLock or semaphore at the last scrape "
+               "(tracethread.lock.waiters; threads idle in Condition/Event waits and joins "
+               "are in 'Blocked threads by lock' below). A value that stays above zero "
+               "means a lock is a bottleneck — or a deadlock: check the cycles panel and "
+               "the traces.",
+               f"sum({WAITERS}{{{SEL}, {LOCK_KINDS}}})", "short",
                thresholds=[{"color": "green", "value": None},
                            {"color": "orange", "value": 1}]), 4, 4)
     L.add(stat("Average blocked threads",
@@ -279,12 +289,14 @@ def contention_dashboard() -> dict:
                      "Acquisitions per second that found the lock held and waited.",
                      [target(by_lock_rate(CONT), "A", "{{" + LOCK_NAME + "}}")], "ops"),
           6, 8)
-    L.add(timeseries("Blocked threads by lock",
-                     "Threads waiting on each lock at each scrape (a sampled gauge: short "
-                     "waits between scrapes do not show here; the wait-time panels count "
-                     "them all).",
-                     [target(f"sum by ({LOCK_NAME}) ({WAITERS}{{{SEL}}})", "A",
-                             "{{" + LOCK_NAME + "}}")], "short", stack=True), 6, 8)
+    L.add(timeseries("Blocked threads by primitive",
+                     "Threads blocked in each primitive at each scrape — locks, and also "
+                     "Condition/Event waits, barriers and joins ((threads)) — a sampled "
+                     "gauge: short waits between scrapes do not show here; the wait-time "
+                     "panels count them all.",
+                     [target(f"sum by ({LOCK_NAME}, {LOCK_KIND}) ({WAITERS}{{{SEL}}})", "A",
+                             "{{" + LOCK_NAME + "}} ({{" + LOCK_KIND + "}})")], "short",
+                     stack=True), 6, 8)
     L.add(timeseries("Utilisation (time held per second)",
                      "Seconds each lock was held per second. 1.0 (100 %) means always "
                      "held — fully serialised; above 1 is possible only for semaphores "
@@ -433,9 +445,11 @@ def traces_dashboard() -> dict:
         N.SPAN_BARRIER_WAIT, N.SPAN_EVENT_WAIT, N.SPAN_THREAD_JOIN))
 
     L.row("Jaeger")
-    L.add(jaeger("Slowest lock waits (Jaeger)",
-                 f"Traces with a {N.SPAN_LOCK_WAIT} span of at least $min_wait in service "
-                 "$service. Click a trace ID to open the trace view: the wait sits under "
+    L.add(jaeger("Long lock waits (Jaeger)",
+                 f"The latest 20 traces with a {N.SPAN_LOCK_WAIT} span of at least $min_wait "
+                 "in service $service (raise the minimum to narrow them to the slowest; the "
+                 "duration column is the whole trace's). Click a trace ID to open the trace "
+                 "view: the wait sits under "
                  "the request that suffered it, and its attributes name the lock "
                  f"({N.LOCK_NAME}) and the thread holding it ({N.HOLDER_THREAD}).",
                  N.SPAN_LOCK_WAIT, min_duration=slow), 12, 10)
@@ -454,9 +468,10 @@ def traces_dashboard() -> dict:
                  tags=f"{N.TIMED_OUT}=true"), 12, 10)
 
     L.row("Tempo (TraceQL)")
-    L.add(tempo("Slowest waits (Tempo)",
-                "Every blocking wait span (locks, conditions, semaphores, barriers, events, "
-                "joins) of at least $min_wait, slowest first; click through to the trace.",
+    L.add(tempo("Long waits (Tempo)",
+                "The latest 20 blocking wait spans (locks, conditions, semaphores, "
+                "barriers, events, joins) of at least $min_wait, one row per span with its "
+                "own duration; sort by the duration column, click through to the trace.",
                 f"{{ {svc} && ({waits}) && duration >= {slow} }}"), 12, 10)
     L.add(tempo("Deadlocks and timeouts (Tempo)",
                 "Finding spans (potential deadlocks, deadlocks, hangs) and waits that timed "
@@ -482,9 +497,7 @@ def traces_dashboard() -> dict:
             {"name": "DS_JAEGER", "label": "Jaeger", "description": "Jaeger receiving "
              "tracethread's spans", "type": "datasource", "pluginId": "jaeger",
              "pluginName": "Jaeger"},
-            {"name": "DS_TEMPO", "label": "Tempo", "description": "Tempo receiving "
-             "tracethread's spans (optional)", "type": "datasource", "pluginId": "tempo",
-             "pluginName": "Tempo"}],
+            ],
         "__requires": _requires(["table", "timeseries"],
                                 [("jaeger", "Jaeger"), ("tempo", "Tempo")]),
         "annotations": {"list": [_builtin_annotation()]},
@@ -497,7 +510,9 @@ def traces_dashboard() -> dict:
         "tags": ["tracethread", "python", "traces"],
         "templating": {"list": [
             ds_var("jaeger", "jaeger", "Jaeger", "DS_JAEGER"),
-            ds_var("tempo", "tempo", "Tempo", "DS_TEMPO"),
+            # No import input: a Jaeger-only Grafana can import the dashboard; the Tempo
+            # row then says its data source is missing, the Jaeger row works.
+            dict(ds_var("tempo", "tempo", "Tempo (optional)", ""), current={}),
             {"name": "service", "label": "Service (OTEL_SERVICE_NAME)", "type": "textbox",
              "query": "tracethread", "hide": 0,
              "current": {"text": "tracethread", "value": "tracethread"}},
@@ -523,7 +538,8 @@ def _builtin_annotation() -> dict:
 def _requires(panels: list[str], datasources: list[tuple[str, str]]) -> list[dict]:
     names = {"stat": "Stat", "timeseries": "Time series", "heatmap": "Heatmap",
              "bargauge": "Bar gauge", "table": "Table"}
-    return ([{"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.0.0"}]
+    # 10.4: TraceQL metrics queries in the Tempo data source.
+    return ([{"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.4.0"}]
             + [{"type": "datasource", "id": i, "name": n, "version": "1.0.0"}
                for i, n in datasources]
             + [{"type": "panel", "id": p, "name": names[p], "version": ""}

@@ -77,9 +77,30 @@ class OTLPReceiver:
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n):
+    """n distinct free loopback ports (bound together, so never the same one twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def finish(proc, timeout):
+    """proc.communicate(timeout), killing the process if it overruns (no leaked child
+    holding a port); re-raises the timeout after the kill."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
 
 
 def run_traced(args, code, tmp_path, env=None, name="prog.py"):

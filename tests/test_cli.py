@@ -263,3 +263,23 @@ def test_examples_run_under_tracethread(example, status, needle):
     assert needle in " ".join(proc.stderr.split())
     if example == "server.py":
         assert "served 60 requests" in proc.stdout
+
+
+def test_runs_without_opentelemetry_unless_export_is_asked_for(script, tmp_path):
+    """A broken or missing OpenTelemetry install costs nothing when nothing is exported,
+    and is one clear line (exit 2) when export was asked for."""
+    broken = tmp_path / "broken"
+    (broken / "opentelemetry").mkdir(parents=True)
+    (broken / "opentelemetry" / "__init__.py").write_text(
+        "raise ImportError('simulated broken opentelemetry')\n")
+    path = script("print('ran')")
+    env = {"PYTHONPATH": f"{broken}{os.pathsep}{ROOT}"}
+    for k in [k for k in os.environ if k.startswith("OTEL_")]:
+        env[k] = ""
+    proc = tt("run", "-q", path, env=env)
+    assert proc.returncode == 0 and proc.stdout == "ran\n", proc.stderr[-2000:]
+    proc = tt("run", "-q", "--otlp", "http://127.0.0.1:9", path, env=env)
+    assert proc.returncode == 2 and "ran" not in proc.stdout
+    assert proc.stderr.splitlines() == [
+        "tracethread: error: OpenTelemetry export unavailable: "
+        "simulated broken opentelemetry"]

@@ -406,22 +406,28 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         from tracethread.exporters.chrome_trace import ChromeTraceSink
         session.trace_sink = ChromeTraceSink()
         tracethread.add_sink(session.trace_sink)
-    try:
-        from tracethread.exporters import otel
-    except ImportError as exc:  # opentelemetry is a dependency, but may be broken/absent
-        if opts.otlp or opts.prometheus_port is not None or any(
-                os.environ.get(f"OTEL_{k}_EXPORTER") for k in ("TRACES", "METRICS")):
-            sys.stderr.write(f"tracethread: error: OpenTelemetry export unavailable: {exc}\n")
-            tracethread.uninstall()
-            return USAGE_ERROR
-        otel = None
-    if otel is not None:
+    env = os.environ
+    export_asked = bool(opts.otlp or opts.prometheus_port is not None
+                        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                        or any(env.get(f"OTEL_{k}_EXPORTER", "none").strip() not in ("", "none")
+                               for k in ("TRACES", "METRICS")))
+    if export_asked and env.get("OTEL_SDK_DISABLED", "").strip().lower() != "true":
+        error = None
         try:
-            session.exporting = otel.setup(otlp_endpoint=opts.otlp,
-                                           prometheus_port=opts.prometheus_port,
-                                           spans=opts.spans)
-        except (otel.MissingExtra, ValueError, OSError) as exc:
-            sys.stderr.write(f"tracethread: error: {exc}\n")
+            from tracethread.exporters import otel
+        except ImportError as exc:  # opentelemetry-sdk is a dependency, but may be broken
+            error = f"OpenTelemetry export unavailable: {exc}"
+        else:
+            try:
+                session.exporting = otel.setup(otlp_endpoint=opts.otlp,
+                                               prometheus_port=opts.prometheus_port,
+                                               spans=opts.spans)
+            except ImportError as exc:
+                error = f"OpenTelemetry export unavailable: {exc}"
+            except (otel.MissingExtra, ValueError, OSError) as exc:
+                error = str(exc)
+        if error is not None:
+            sys.stderr.write(f"tracethread: error: {error}\n")
             tracethread.uninstall()
             return USAGE_ERROR
 

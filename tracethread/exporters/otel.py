@@ -57,7 +57,7 @@ class OTelSink:
         self.span_events = span_events
         self._events: dict[tuple, list] = {}     # (ident, native_id) -> [(name, t, attrs)]
         self._events_dropped: dict[tuple, int] = {}
-        self._finding_events: dict[str, list] = {}  # thread name -> [(kind, msg, t)]
+        self._finding_events: dict[int, list] = {}  # running thread's id -> [(kind, msg, t)]
         if spans == "events":  # blocked operations as spans, the rest as run-span events
             spans, self.span_events = "blocked", True
         if spans not in ("blocked", "all", "none"):
@@ -112,15 +112,21 @@ class OTelSink:
         self.c_findings = counter(N.FINDINGS)
         from opentelemetry.metrics import Observation
 
+        waited: set[tuple] = set()  # bounded: names are capped, kinds are few
+
         def waiters(options):
             counts: dict[tuple, int] = {}
             for st in list(watchdog.states):
                 info = st.waiting
                 if info is not None:
-                    key = (self._name(info.name), info.kind)
+                    key = (self._metric_name(info.name, info.kind), info.kind)
                     counts[key] = counts.get(key, 0) + 1
-            return [Observation(n, {N.M_LOCK_NAME: k[0], N.M_LOCK_KIND: k[1]})
-                    for k, n in counts.items()] or [Observation(0)]
+            # A primitive once waited on keeps reporting (0 when nobody waits), so its
+            # series drops to zero instead of going stale at its last value.
+            for key in counts:
+                waited.add(key)
+            return [Observation(counts.get(k, 0), {N.M_LOCK_NAME: k[0], N.M_LOCK_KIND: k[1]})
+                    for k in list(waited)] or [Observation(0)]
 
         def graph(key):
             return lambda options: [Observation(detect.graph.stats()[key])]
@@ -145,9 +151,12 @@ class OTelSink:
             attrs = self._attr_sets[key] = _Attrs({N.M_FINDING_KIND: kind})
         return attrs
 
-    def _name(self, name: str) -> str:
-        """Metric attribute for a lock name: the first ``max_lock_names`` names as they
-        are, every later one as ``other`` (bounded cardinality)."""
+    def _metric_name(self, name: str, kind: str) -> str:
+        """Metric attribute for a primitive's name: the first ``max_lock_names`` names as
+        they are, every later one as ``other`` (bounded cardinality). Threads (joins, runs)
+        share one name, so a program starting many threads cannot use up the lock names."""
+        if kind == "Thread":
+            return N.THREADS_METRIC_NAME
         got = self._names.get(name)
         if got is None:
             got = name if len(self._names) < self.max_lock_names else N.OTHER
@@ -178,12 +187,14 @@ class OTelSink:
             attrs_m = self._attr_sets.get(key)
             if attrs_m is None:
                 attrs_m = self._attr_sets[key] = _Attrs(
-                    {N.M_LOCK_NAME: self._name(p.name), N.M_LOCK_KIND: p.kind})
+                    {N.M_LOCK_NAME: self._metric_name(p.name, p.kind), N.M_LOCK_KIND: p.kind})
         if op in _LOCK_ACQ:
             if attrs_m is not None:
                 if r.ok:
                     self._count(self.c_acq, attrs_m)
-                if r.blocked:
+                if r.blocked and r.ok:
+                    # A contention is an acquisition that had to wait; an attempt that
+                    # timed out is a timeout, not an acquisition (contentions <= acquisitions).
                     self._count(self.c_cont, attrs_m)
                     self.h_wait.record(r.duration_ns / 1e9, attrs_m)
                 if r.timed_out:
@@ -228,7 +239,7 @@ class OTelSink:
             key = (r.thread.ident, r.thread.native_id)
             events = self._events.pop(key, None) or []
             dropped = self._events_dropped.pop(key, 0)
-            found = self._finding_events.pop(r.thread.name, [])
+            found = self._finding_events.pop(p.id, [])
             if begin is not None and self.spans != "none":
                 extra = {N.EVENTS_DROPPED: dropped} if dropped else None
                 error = None if r.ok else r.details.get("exception")
@@ -303,9 +314,10 @@ class OTelSink:
         # event and ERROR status when they end.
         if f.kind != "guarded-cycle":
             names = {t.name for t in f.threads} | {e.thread for e in f.edges}
-            for name in names:
-                self._finding_events.setdefault(name, []).append(
-                    (f.kind, f.message, r.end_ns))
+            for run_id, begin in self._runs.items():
+                if begin.thread.name in names:
+                    self._finding_events.setdefault(run_id, []).append(
+                        (f.kind, f.message, r.end_ns))
         cycle = " -> ".join(lk.name for lk in f.locks)
         span = self.tracer().start_span(
             N.SPAN_FINDING, attributes={N.FINDING_KIND: f.kind,
@@ -476,7 +488,17 @@ def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
                 tp.add_span_processor(BatchSpanProcessor(_span_exporter(n)))
         readers = [_metric_reader(n.strip(), prometheus_port)
                    for n in (metrics_ or "").split(",") if n.strip() not in ("", "none")]
-        mp = MeterProvider(resource=resource, metric_readers=readers) if readers else None
+        extra: dict[str, Any] = {}
+        if not env.get("OTEL_METRICS_EXEMPLAR_FILTER"):
+            # Exemplars of lock waits cost ~20 % of every histogram record on the export
+            # thread and the spans already link a wait to its trace: off unless asked for.
+            try:
+                from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+                extra["exemplar_filter"] = AlwaysOffExemplarFilter()
+            except ImportError:  # an SDK from before exemplars (< 1.26)
+                pass
+        mp = MeterProvider(resource=resource, metric_readers=readers,
+                           **extra) if readers else None
         enable_context_capture()
         sink = OTelSink(tp, mp, spans=spans if tp is not None else "none")
     add_sink(sink)

@@ -43,10 +43,12 @@ M_LOCK_NAME = "lock.name"
 M_LOCK_KIND = "lock.kind"
 M_FINDING_KIND = "kind"
 OTHER = "other"
+THREADS_METRIC_NAME = "(threads)"  # lock.name of Thread.join metrics: one value for all threads
 
 # Metrics: (name, unit, description)
 WAIT_DURATION = ("tracethread.lock.wait.duration", "s",
-                 "Time a thread waited to acquire a lock, RLock or semaphore")
+                 "Time an acquisition of a lock, RLock or semaphore waited, for acquisitions "
+                 "that had to wait (attempts that timed out count in tracethread.lock.timeouts)")
 HOLD_DURATION = ("tracethread.lock.hold.duration", "s", "Time a lock was held")
 CONDITION_WAIT_DURATION = ("tracethread.condition.wait.duration", "s",
                            "Time spent in Condition.wait (and Event.wait)")
