@@ -119,6 +119,50 @@ def test_threading_bookkeeping_stays_untraced(installed):
                                           "thread.run.end", "thread.join"}
 
 
+def test_threads_threading_did_not_start_still_get_a_current_thread(installed):
+    """A thread started by _thread (or a C extension) asks current_thread(): the stdlib
+    builds a _DummyThread with ``Thread.__init__(self)``, which after install() names
+    tracethread's class; it must still work."""
+    done = ORIGINALS["Event"]()
+    got = []
+
+    def foreign():
+        try:
+            t = threading.current_thread()
+            got.append((type(t).__name__, isinstance(t, threading.Thread), t.name))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            got.append(repr(exc))
+        done.set()
+
+    _thread.start_new_thread(foreign, ())
+    assert done.wait(10)
+    assert got == [("_DummyThread", True, got[0][2])] and got[0][2].startswith("Dummy-")
+
+
+def test_subclasses_of_the_stdlib_thread_made_before_install_keep_working(installed):
+    """Old code calls the base class by name: ``threading.Thread.__init__(self)`` and
+    ``threading.Thread.join(self)`` in a class that subclassed the stdlib Thread before
+    install(); after install() those names are tracethread's, the object is not."""
+    class Old(ORIGINALS["Thread"]):
+        def __init__(self):
+            threading.Thread.__init__(self, name="old-style")
+            self.ran = False
+
+        def run(self):
+            self.ran = True
+
+        def start(self):
+            threading.Thread.start(self)
+
+        def join(self, timeout=None):
+            threading.Thread.join(self, timeout)
+
+    t = Old()
+    t.start()
+    t.join(10)
+    assert t.ran and not t.is_alive() and t.name == "old-style"
+
+
 def test_user_subclass_of_threading_thread_is_traced(installed):
     class Worker(threading.Thread):
         def run(self):

@@ -204,6 +204,9 @@ def _drain_locked(force: bool = False) -> None:
 
 def _sink_failed(sink: Sink, exc: BaseException) -> None:
     _counters["sink_errors"] += 1
+    if os.environ.get("TRACETHREAD_DEBUG_SINKS"):
+        import traceback
+        traceback.print_exception(exc)
     key = id(sink)
     if key in _failed_sinks:
         return

@@ -48,6 +48,12 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
                  name: str | None = None, args: Iterable[Any] = (),
                  kwargs: Mapping[str, Any] | None = None, *, daemon: bool | None = None
                  ) -> None:
+        if Thread not in type(self).__mro__:
+            # The stdlib calls ``Thread.__init__(self)`` by the module-global name from
+            # its own Thread subclasses (_DummyThread for a thread threading did not start,
+            # _MainThread, the stdlib Timer); after install() that name is this class.
+            _StdThread.__init__(self, group, target, name, args, kwargs, daemon=daemon)
+            return
         super().__init__(group, target, name, args, kwargs, daemon=daemon)
         self._tt_info = make_info("Thread", self._name)
         self._tt_state: Any = None
@@ -68,6 +74,8 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
             st.name = self._name
 
     def start(self) -> None:
+        if Thread not in type(self).__mro__:  # Thread.start(self) from a stdlib subclass
+            return _StdThread.start(self)
         st = current_state()
         hooks = _rec.otel_hooks
         if hooks is not None and getattr(self, "_otel_context", None) is None:
@@ -126,6 +134,8 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
                 pass
 
     def join(self, timeout: float | None = None) -> None:
+        if Thread not in type(self).__mro__:  # Thread.join(self) from a stdlib subclass
+            return _StdThread.join(self, timeout)
         st = current_state()
         if st.guard or not self._started.is_set() or self is _raw_current():
             return super().join(timeout)  # the stdlib's errors for these cases
