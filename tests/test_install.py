@@ -163,6 +163,26 @@ def test_subclasses_of_the_stdlib_thread_made_before_install_keep_working(instal
     assert t.ran and not t.is_alive() and t.name == "old-style"
 
 
+def test_stdlib_classes_held_from_before_install_still_construct(installed):
+    """A reference to a stdlib class kept from before install() (a default argument, a
+    module that was not patched) builds a working stdlib object, even where the stdlib
+    calls its base class by name (BoundedSemaphore -> Semaphore.__init__, Timer ->
+    Thread.__init__)."""
+    sem = ORIGINALS["BoundedSemaphore"](2)
+    sem.acquire()
+    sem.release()
+    with pytest.raises(ValueError, match="released too many times"):
+        sem.release()
+    fired = ORIGINALS["Event"]()
+    timer = ORIGINALS["Timer"](0.01, fired.set)
+    timer.start()
+    timer.join(10)
+    assert fired.is_set()
+    for name in ("Condition", "Event", "Semaphore", "Barrier"):
+        obj = ORIGINALS[name](2) if name in ("Semaphore", "Barrier") else ORIGINALS[name]()
+        assert type(obj) is ORIGINALS[name]
+
+
 def test_user_subclass_of_threading_thread_is_traced(installed):
     class Worker(threading.Thread):
         def run(self):

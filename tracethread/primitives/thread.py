@@ -48,12 +48,6 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
                  name: str | None = None, args: Iterable[Any] = (),
                  kwargs: Mapping[str, Any] | None = None, *, daemon: bool | None = None
                  ) -> None:
-        if Thread not in type(self).__mro__:
-            # The stdlib calls ``Thread.__init__(self)`` by the module-global name from
-            # its own Thread subclasses (_DummyThread for a thread threading did not start,
-            # _MainThread, the stdlib Timer); after install() that name is this class.
-            _StdThread.__init__(self, group, target, name, args, kwargs, daemon=daemon)
-            return
         super().__init__(group, target, name, args, kwargs, daemon=daemon)
         self._tt_info = make_info("Thread", self._name)
         self._tt_state: Any = None
