@@ -608,3 +608,30 @@ def test_coexists_with_opentelemetry_instrumentation_threading(order, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result == {"waits": 2, "in_request": 2, "errors": [], "current_restored": True}
+
+
+def test_span_min_duration_leaves_short_waits_to_the_metrics(otlp_receiver, tmp_path):
+    code = CONTENDED_PROGRAM + """
+    short = threading.Lock()
+    short.acquire()
+    t = threading.Thread(target=lambda: short.acquire() and short.release(), name="quick")
+    t.start()
+    while not short.statistics().waiters:
+        time.sleep(0.001)
+    time.sleep(0.02)                 # a wait of about 20 ms
+    short.release()
+    t.join()
+    """
+    proc = _run(["-q", "--span-min-duration", "0.2"], code, tmp_path,
+                env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint})
+    out, err = finish(proc, 90)
+    assert proc.returncode == 0, err[-3000:]
+    waits = [s for req in otlp_receiver.traces() for rs in req.resource_spans
+             for ss in rs.scope_spans for s in ss.spans if s.name == N.SPAN_LOCK_WAIT]
+    assert [next(a.value.string_value for a in s.attributes if a.key == N.THREAD_NAME)
+            for s in waits] == ["waiter"]  # the 0.3 s wait; not the 20 ms one
+    contended = {next(a.value.string_value for a in p.attributes if a.key == N.M_LOCK_NAME)
+                 for req in otlp_receiver.metrics() for rm in req.resource_metrics
+                 for sm in rm.scope_metrics for m in sm.metrics
+                 if m.name == N.CONTENTIONS[0] for p in m.sum.data_points if p.as_int >= 1}
+    assert len(contended) == 2  # the metrics still count both locks' waits

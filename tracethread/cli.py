@@ -36,7 +36,7 @@ FAIL_KINDS = {
 # Options of `run` that take a value (everything up to the script or -m is ours).
 _VALUED = {"--report", "--sarif", "--fail-on", "--hang-timeout", "--on-deadlock",
            "--baseline", "--write-baseline", "--identity", "--top", "--trace-file", "--otlp",
-           "--prometheus-port", "--spans"}
+           "--prometheus-port", "--spans", "--span-min-duration"}
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -137,6 +137,11 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="spans for operations that blocked (default); 'events' also attaches "
                         "uncontended operations as events on each thread's run span; 'all' "
                         "makes a span of every operation (env TRACETHREAD_SPANS)")
+    p.add_argument("--span-min-duration", metavar="SECONDS", type=_seconds,
+                   default=_env("SPAN_MIN_DURATION", "0"),
+                   help="leave out wait and hold spans shorter than this (default 0: every "
+                        "operation that blocked; metrics still count them all; env "
+                        "TRACETHREAD_SPAN_MIN_DURATION)")
     p.add_argument("--top", type=int, default=int(_env("TOP", "20") or 20),
                    help="rows in the contention table (default 20; env TRACETHREAD_TOP)")
     return p
@@ -197,12 +202,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             except argparse.ArgumentTypeError as exc:
                 sys.stderr.write(f"tracethread: error: TRACETHREAD_FAIL_ON: {exc}\n")
                 return USAGE_ERROR
-        if isinstance(opts.hang_timeout, str):
-            try:
-                opts.hang_timeout = _seconds(opts.hang_timeout)
-            except argparse.ArgumentTypeError as exc:
-                sys.stderr.write(f"tracethread: error: TRACETHREAD_HANG_TIMEOUT: {exc}\n")
-                return USAGE_ERROR
+        for attr, var in (("hang_timeout", "HANG_TIMEOUT"),
+                          ("span_min_duration", "SPAN_MIN_DURATION")):
+            if isinstance(getattr(opts, attr), str):  # the default, from the environment
+                try:
+                    setattr(opts, attr, _seconds(getattr(opts, attr)))
+                except argparse.ArgumentTypeError as exc:
+                    sys.stderr.write(f"tracethread: error: TRACETHREAD_{var}: {exc}\n")
+                    return USAGE_ERROR
         if script is None and module is None:
             sys.stderr.write("tracethread: error: run needs a script (or -m module)\n")
             return USAGE_ERROR
@@ -421,7 +428,8 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
             try:
                 session.exporting = otel.setup(otlp_endpoint=opts.otlp,
                                                prometheus_port=opts.prometheus_port,
-                                               spans=opts.spans)
+                                               spans=opts.spans,
+                                               min_duration_s=opts.span_min_duration)
             except ImportError as exc:
                 error = f"OpenTelemetry export unavailable: {exc}"
             except (otel.MissingExtra, ValueError, OSError) as exc:

@@ -23,7 +23,8 @@ class TracethreadInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         from tracethread.exporters.otel import OTelSink, enable_context_capture
         with tracethread.guarded():
             sink = OTelSink(kwargs.get("tracer_provider"), kwargs.get("meter_provider"),
-                            spans=kwargs.get("spans", "blocked"))
+                            spans=kwargs.get("spans", "blocked"),
+                            min_duration_s=kwargs.get("min_duration_s", 0.0))
         enable_context_capture()
         tracethread.add_sink(sink)
         type(self)._sink = sink

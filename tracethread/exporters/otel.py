@@ -454,7 +454,7 @@ class Exporting:
 
 
 def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
-          spans: str = "blocked") -> Exporting | None:
+          spans: str = "blocked", min_duration_s: float = 0.0) -> Exporting | None:
     """Start exporting as the OTEL_* environment (and the CLI shortcuts) say; None when
     nothing asks for it (tracethread needs no server) or OTEL_SDK_DISABLED=true."""
     import os
@@ -500,6 +500,7 @@ def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
         mp = MeterProvider(resource=resource, metric_readers=readers,
                            **extra) if readers else None
         enable_context_capture()
-        sink = OTelSink(tp, mp, spans=spans if tp is not None else "none")
+        sink = OTelSink(tp, mp, spans=spans if tp is not None else "none",
+                        min_duration_s=min_duration_s)
     add_sink(sink)
     return Exporting(sink, tp, mp)
