@@ -116,6 +116,11 @@ def test_report_json_and_sarif(tmp_path):
     assert loc["artifactLocation"]["uri"] == "examples/inversion.py"
     assert loc["region"]["startLine"] in (15, 21)
     assert res["partialFingerprints"]["tracethread/v1"] == f["fingerprint"]
+    # And as a third party's SARIF 2.1.0 object model reads it (types, enums, required
+    # properties of sarifLog/run/tool/result/location).
+    sarif_model = pytest.importorskip("sarif_pydantic", reason="test extra missing")
+    parsed = sarif_model.Sarif.model_validate(sarif)
+    assert parsed.runs[0].results[0].rule_id == res["ruleId"]
     # The saved report renders the same way.
     shown = tt("report", str(rep))
     assert shown.returncode == 0 and "potential-deadlock: lock-order inversion" in shown.stdout
