@@ -9,9 +9,12 @@ dashboard is checked against the spans a real run delivers over OTLP.
 import importlib.util
 import json
 import math
+import os
 import re
+import select
 import shutil
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -233,84 +236,17 @@ def test_the_stack_files_fit_together():
 
 # --- live, against a real Prometheus -----------------------------------------------------
 
-WORKLOAD = """
-    import os, sys, threading, time
+def _clean_env():
+    env = dict(os.environ, PYTHONFAULTHANDLER="1", PYTHONPATH=str(ROOT), NO_COLOR="1")
+    for k in [k for k in env if k.startswith(("TRACETHREAD_", "OTEL_"))]:
+        del env[k]
+    return env
 
-    ACTIVE_S = 6.0
-    stop = time.monotonic() + ACTIVE_S
-    accounts = threading.Lock()          # contended by three workers
-    audit = threading.RLock()
-    gate = threading.Lock()              # held by main: timed acquires on it time out
-    cond = threading.Condition()
-    ready = []
-    barrier = threading.Barrier(2)
-    event = threading.Event()
 
-    x, y = threading.Lock(), threading.Lock()
-    with x:
-        with y: pass
-    with y:
-        with x: pass                     # an inversion: a potential-deadlock finding
-
-    def worker():
-        while time.monotonic() < stop:
-            with accounts:
-                with audit:
-                    time.sleep(0.002)
-            time.sleep(0.001)
-
-    def timid():
-        while time.monotonic() < stop:
-            if gate.acquire(timeout=0.02):
-                gate.release()
-            time.sleep(0.01)
-
-    def producer():
-        while time.monotonic() < stop:
-            time.sleep(0.01)
-            with cond:
-                ready.append(1)
-                cond.notify()
-        with cond:
-            ready.append(None)
-            cond.notify()
-
-    def consumer():
-        while True:
-            with cond:
-                while not ready:
-                    cond.wait(1)
-                if ready.pop(0) is None:
-                    return
-
-    def party(delay):
-        for _ in range(int(ACTIVE_S / 0.03)):
-            time.sleep(delay)
-            barrier.wait(10)
-
-    def setter():
-        while time.monotonic() < stop:
-            time.sleep(0.02)
-            event.set()
-            event.clear()
-
-    def waiter():
-        while time.monotonic() < stop:
-            event.wait(0.05)
-
-    gate.acquire()
-    threads = [threading.Thread(target=worker) for _ in range(3)] + [
-        threading.Thread(target=f, args=a) for f, a in (
-            (timid, ()), (producer, ()), (consumer, ()), (party, (0.03,)),
-            (party, (0.01,)), (setter, ()), (waiter, ()))]
-    for t in threads: t.start()
-    for t in threads: t.join()
-    gate.release()
-    open(sys.argv[1] + ".active-done", "w").close()
-    deadline = time.monotonic() + 60       # keep serving /metrics until the test is done
-    while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-"""
+def _readline(proc, timeout):
+    """One line of the process's stdout, or '' when it ends or the timeout passes."""
+    ready = select.select([proc.stdout], [], [], timeout)[0]
+    return proc.stdout.readline() if ready else ""
 
 
 def _get(base, path, **params):
@@ -384,15 +320,15 @@ def test_every_panel_answers_with_data_from_a_real_prometheus(prometheus, tmp_pa
     dash = _load(CONTENTION)
     flag = tmp_path / "finished"
     t0 = time.time()
-    proc = run_traced(["-q", "--prometheus-port", str(target_port)],
-                      WORKLOAD.replace("sys.argv[1]", repr(str(flag))), tmp_path,
-                      name="workload.py")
+    # The example the dashboards README walks through, for 6 s of activity.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracethread", "run", "-q", "--prometheus-port",
+         str(target_port), str(ROOT / "examples" / "contention.py"), "--seconds", "6",
+         "--hold-until", str(flag)],
+        env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not Path(str(flag) + ".active-done").exists():
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "workload did not finish its active phase"
-            time.sleep(0.1)
+        line = _readline(proc, timeout=60)
+        assert line == "active phase done\n", (line, proc.poll())
         time.sleep(3)  # a few more scrapes of the final state
         t1 = time.time()
     finally:
