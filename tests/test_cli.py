@@ -190,7 +190,8 @@ def test_baseline_suppresses_accepted_findings(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["run", "missing.py"], "can't open file 'missing.py'"),
     (["run", "--fail-on", "sometimes", "x.py"], "unknown --fail-on kind"),
-    (["run", "--hang-timeout", "-1", "x.py"], "must be >= 0"),
+    (["run", "--hang-timeout", "-1", "x.py"], "must be a finite number >= 0"),
+    (["run", "--span-min-duration", "inf", "x.py"], "must be a finite number >= 0"),
     (["run", "--bogus", "x.py"], "unrecognized arguments"),
     (["run"], "run needs a script"),
     (["frobnicate"], "unknown command"),
@@ -203,11 +204,21 @@ def test_usage_errors_exit_2_with_one_line(args, needle):
     assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr
 
 
+@pytest.mark.parametrize("var,value", [("TRACETHREAD_HANG_TIMEOUT", "soon"),
+                                       ("TRACETHREAD_SPAN_MIN_DURATION", "-2")])
+def test_a_bad_environment_value_is_blamed_on_the_variable(var, value, script):
+    proc = tt("run", "-q", script("print('never runs')"), env={var: value})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith(f"tracethread: error: {var}: ")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_help_lists_the_environment_variables():
     proc = tt("run", "--help")
     assert proc.returncode == 0
     for var in ("TRACETHREAD_REPORT", "TRACETHREAD_FAIL_ON", "TRACETHREAD_HANG_TIMEOUT",
-                "TRACETHREAD_ON_DEADLOCK", "TRACETHREAD_BASELINE"):
+                "TRACETHREAD_ON_DEADLOCK", "TRACETHREAD_BASELINE",
+                "TRACETHREAD_SPAN_MIN_DURATION"):
         assert var in proc.stdout
 
 

@@ -182,6 +182,41 @@ def test_stdlib_classes_held_from_before_install_still_construct(installed):
         obj = ORIGINALS[name](2) if name in ("Semaphore", "Barrier") else ORIGINALS[name]()
         assert type(obj) is ORIGINALS[name]
 
+    class Bounded(ORIGINALS["BoundedSemaphore"]):  # old style: the base class by name
+        def __init__(self, n):
+            threading.BoundedSemaphore.__init__(self, n)
+
+    b = Bounded(1)
+    b.acquire()
+    b.release()
+    with pytest.raises(ValueError, match="released too many times"):
+        b.release()
+
+
+def test_class_keywords_and_classes_defined_while_installed(installed):
+    class Base(tracethread.Thread):
+        def __init_subclass__(cls, role=None, **kw):
+            super().__init_subclass__(**kw)
+            cls.role = role
+
+    class Worker(Base, role="io"):
+        pass
+
+    assert Worker.role == "io"
+
+    class Late(threading.Thread):  # subclasses tracethread.Thread: install() is active
+        def __init__(self):
+            threading.Thread.__init__(self)  # after uninstall(): the stdlib's __init__
+
+        def run(self):
+            self.ran = True
+
+    tracethread.uninstall()
+    t = Late()
+    t.start()
+    t.join(10)
+    assert t.ran and not t.is_alive()
+
 
 def test_user_subclass_of_threading_thread_is_traced(installed):
     class Worker(threading.Thread):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import math
 import os
 import sys
 import traceback
@@ -69,8 +70,8 @@ def _seconds(value: str) -> float:
         v = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if v != v or v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 seconds: {value!r}")
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 of seconds: {value!r}")
     return v
 
 
@@ -93,7 +94,7 @@ def _run_parser() -> argparse.ArgumentParser:
                         "none); exit 3 when a finding of a listed kind exists "
                         "(env TRACETHREAD_FAIL_ON)")
     p.add_argument("--hang-timeout", metavar="SECONDS", type=_seconds,
-                   default=_env("HANG_TIMEOUT", "30"),
+                   default=None,  # TRACETHREAD_HANG_TIMEOUT or 30, checked after parsing
                    help="report threads blocked longer than this; 0 turns the watchdog off "
                         "(default 30; env TRACETHREAD_HANG_TIMEOUT)")
     p.add_argument("--on-deadlock", choices=("exit", "raise", "report"),
@@ -138,7 +139,7 @@ def _run_parser() -> argparse.ArgumentParser:
                         "uncontended operations as events on each thread's run span; 'all' "
                         "makes a span of every operation (env TRACETHREAD_SPANS)")
     p.add_argument("--span-min-duration", metavar="SECONDS", type=_seconds,
-                   default=_env("SPAN_MIN_DURATION", "0"),
+                   default=None,  # TRACETHREAD_SPAN_MIN_DURATION or 0, checked after parsing
                    help="leave out wait and hold spans shorter than this (default 0: every "
                         "operation that blocked; metrics still count them all; env "
                         "TRACETHREAD_SPAN_MIN_DURATION)")
@@ -202,11 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             except argparse.ArgumentTypeError as exc:
                 sys.stderr.write(f"tracethread: error: TRACETHREAD_FAIL_ON: {exc}\n")
                 return USAGE_ERROR
-        for attr, var in (("hang_timeout", "HANG_TIMEOUT"),
-                          ("span_min_duration", "SPAN_MIN_DURATION")):
-            if isinstance(getattr(opts, attr), str):  # the default, from the environment
+        for attr, var, default in (("hang_timeout", "HANG_TIMEOUT", "30"),
+                                   ("span_min_duration", "SPAN_MIN_DURATION", "0")):
+            if getattr(opts, attr) is None:  # not on the command line: the environment's
                 try:
-                    setattr(opts, attr, _seconds(getattr(opts, attr)))
+                    setattr(opts, attr, _seconds(_env(var, default) or default))
                 except argparse.ArgumentTypeError as exc:
                     sys.stderr.write(f"tracethread: error: TRACETHREAD_{var}: {exc}\n")
                     return USAGE_ERROR

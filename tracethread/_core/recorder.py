@@ -204,9 +204,12 @@ def _drain_locked(force: bool = False) -> None:
 
 def _sink_failed(sink: Sink, exc: BaseException) -> None:
     _counters["sink_errors"] += 1
-    if os.environ.get("TRACETHREAD_DEBUG_SINKS"):
-        import traceback
-        traceback.print_exception(exc)
+    if os.environ.get("TRACETHREAD_DEBUG_SINKS", "").strip().lower() in ("1", "true", "yes"):
+        try:
+            import traceback
+            traceback.print_exception(exc)
+        except Exception:  # noqa: BLE001 - stderr may be gone at shutdown
+            pass
     key = id(sink)
     if key in _failed_sinks:
         return

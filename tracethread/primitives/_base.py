@@ -4,9 +4,8 @@ names from creation sites, and the frozen statistics records."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from types import FunctionType, MappingProxyType
+from types import MappingProxyType
 from typing import Any
 
 from .._core import _raw
@@ -53,21 +52,10 @@ def use_raw() -> bool:
     return current_state().guard or called_from_threading(3)
 
 
-def _twin_aware_init(cls: type, init: Any, twin_init: Any) -> Any:
-    """The stdlib calls base-class ``__init__`` by its module-global name from its own
-    subclasses (``Semaphore.__init__(self, value)`` in BoundedSemaphore,
-    ``Thread.__init__(self)`` in _DummyThread and Timer). After install() that name is
-    tracethread's class while ``self`` is still a stdlib object: give it the stdlib's own
-    ``__init__`` instead of ours."""
-
-    @functools.wraps(init)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        if cls in type(self).__mro__:
-            init(self, *args, **kwargs)
-        else:
-            twin_init(self, *args, **kwargs)
-
-    return __init__
+def is_foreign(cls: type, obj: Any) -> bool:
+    """``obj`` is not really an instance of ``cls`` (a stdlib object reached one of our
+    methods through a name install() rebound)."""
+    return cls not in type(obj).__mro__
 
 
 class StdCompatMeta(type):
@@ -77,15 +65,13 @@ class StdCompatMeta(type):
     stdlib made before that (``threading.main_thread()``, a module-level Event) must still
     pass the ``isinstance`` checks they passed before. Only the base classes themselves
     accept their stdlib twins, never user subclasses.
-    """
 
-    def __init__(cls, name: str, bases: tuple, ns: dict) -> None:
-        super().__init__(name, bases, ns)
-        init = ns.get("__init__")
-        twins = ns.get("_std_twins") or ()
-        twin_init = getattr(twins[0], "__init__", None) if twins else None
-        if isinstance(init, FunctionType) and isinstance(twin_init, FunctionType):
-            cls.__init__ = _twin_aware_init(cls, init, twin_init)  # type: ignore[misc]
+    The stdlib also calls base-class ``__init__`` by its module-global name from its own
+    subclasses (``Semaphore.__init__(self, value)`` in BoundedSemaphore,
+    ``Thread.__init__(self)`` in _DummyThread and Timer); after install() that name is
+    ours while ``self`` is a stdlib object. Those ``__init__`` methods check for such a
+    foreign ``self`` and run the stdlib's own initialiser (see ``is_foreign``).
+    """
 
     def __instancecheck__(cls, obj: Any) -> bool:
         if type.__instancecheck__(cls, obj):

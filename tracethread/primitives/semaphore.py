@@ -11,7 +11,8 @@ from .._core import recorder as _rec
 from .._core import detect as _detect
 from .._core.records import SEMAPHORE_ACQUIRE, SEMAPHORE_RELEASE, caller_site
 from ._base import (
-    SemaphoreStatistics, StdCompatMeta, current_state, make_info, now_ns, record, use_raw,
+    SemaphoreStatistics, StdCompatMeta, current_state, is_foreign, make_info, now_ns, record,
+    use_raw,
 )
 
 
@@ -33,6 +34,9 @@ class Semaphore(metaclass=StdCompatMeta):
         return object.__new__(cls)
 
     def __init__(self, value: int = 1, *, name: str | None = None) -> None:
+        if is_foreign(Semaphore, self):  # the stdlib's BoundedSemaphore, after install()
+            _raw.StdSemaphore.__init__(self, value)
+            return
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         self._cond = _raw_condition()
@@ -156,6 +160,12 @@ class BoundedSemaphore(Semaphore):
 
     _std_twins = (_raw.StdBoundedSemaphore,)
     _kind = "BoundedSemaphore"
+
+    def __init__(self, value: int = 1, *, name: str | None = None) -> None:
+        if is_foreign(BoundedSemaphore, self):  # threading.BoundedSemaphore.__init__(self)
+            _raw.StdBoundedSemaphore.__init__(self, value)  # from a stdlib subclass
+            return
+        Semaphore.__init__(self, value, name=name)
 
     def __repr__(self) -> str:
         cls = self.__class__

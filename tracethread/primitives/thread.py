@@ -16,7 +16,9 @@ from .._core import recorder as _rec
 from .._core.records import (
     THREAD_JOIN, THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_START, caller_site,
 )
-from ._base import StdCompatMeta, current_state, make_info, now_ns, record, seq, use_raw
+from ._base import (
+    StdCompatMeta, current_state, is_foreign, make_info, now_ns, record, seq, use_raw,
+)
 from .event import Event
 
 _StdThread = _raw.StdThread
@@ -48,6 +50,9 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
                  name: str | None = None, args: Iterable[Any] = (),
                  kwargs: Mapping[str, Any] | None = None, *, daemon: bool | None = None
                  ) -> None:
+        if is_foreign(Thread, self):  # Thread.__init__(self) from _DummyThread, Timer, ...
+            _StdThread.__init__(self, group, target, name, args, kwargs, daemon=daemon)
+            return
         super().__init__(group, target, name, args, kwargs, daemon=daemon)
         self._tt_info = make_info("Thread", self._name)
         self._tt_state: Any = None
@@ -68,8 +73,13 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
             st.name = self._name
 
     def start(self) -> None:
-        if Thread not in type(self).__mro__:  # Thread.start(self) from a stdlib subclass
+        if is_foreign(Thread, self):  # Thread.start(self) from a stdlib subclass
             return _StdThread.start(self)
+        if "_tt_info" not in self.__dict__:
+            # A subclass defined while installed whose __init__ ran the stdlib's (it
+            # called threading.Thread.__init__ by name after uninstall()): trace it anyway.
+            self._tt_info = make_info("Thread", self._name)
+            self._tt_state = None
         st = current_state()
         hooks = _rec.otel_hooks
         if hooks is not None and getattr(self, "_otel_context", None) is None:
@@ -128,8 +138,8 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
                 pass
 
     def join(self, timeout: float | None = None) -> None:
-        if Thread not in type(self).__mro__:  # Thread.join(self) from a stdlib subclass
-            return _StdThread.join(self, timeout)
+        if is_foreign(Thread, self) or "_tt_info" not in self.__dict__:
+            return _StdThread.join(self, timeout)  # a stdlib thread reaching our join
         st = current_state()
         if st.guard or not self._started.is_set() or self is _raw_current():
             return super().join(timeout)  # the stdlib's errors for these cases
