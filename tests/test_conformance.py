@@ -35,9 +35,12 @@ def test_cpython_lock_tests_pass(mode, impl):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-8000:]
     passed = re.search(r"(\d+) passed", out)
-    # 103 tests in CPython 3.11's suite; only Condition's _recursion_count is skipped, as
-    # CPython's own test_threading skips it.
-    assert passed and int(passed.group(1)) >= 100, out[-3000:]
+    skipped = re.search(r"(\d+) skipped", out)
+    # The suite's size depends on the interpreter (97 tests on 3.10, 103 on 3.11, 104 on
+    # 3.13); only Condition's _recursion_count is skipped, as CPython's own
+    # test_threading skips it. Every other test of the running interpreter's suite runs.
+    assert passed and int(passed.group(1)) >= 90, out[-3000:]
+    assert skipped is None or int(skipped.group(1)) <= 1, out[-3000:]
     assert "failed" not in out.splitlines()[-1]
 
 

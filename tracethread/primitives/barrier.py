@@ -3,6 +3,7 @@ broken or not), reset and abort recorded."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 from .._core import _raw
@@ -14,6 +15,10 @@ from ._base import (
 
 # The stdlib's class itself: `except threading.BrokenBarrierError` must catch ours.
 BrokenBarrierError = _raw.BrokenBarrierError
+
+
+# Barrier(0) is refused from Python 3.13 on; earlier stdlibs accept it.
+_PARTIES_CHECKED = sys.version_info >= (3, 13)
 
 
 class Barrier(metaclass=StdCompatMeta):
@@ -29,6 +34,8 @@ class Barrier(metaclass=StdCompatMeta):
 
     def __init__(self, parties: int, action: Callable[[], Any] | None = None,
                  timeout: float | None = None, *, name: str | None = None) -> None:
+        if _PARTIES_CHECKED and parties < 1:  # the running interpreter's behaviour
+            raise ValueError("parties must be > 0")
         self._cond = _raw.StdCondition(_raw.allocate_lock())
         self._action = action
         self._timeout = timeout
