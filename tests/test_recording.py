@@ -348,3 +348,19 @@ def test_buffer_overflow_drops_are_counted():
     got = [r for r in sink.records if r.primitive is lock._info]
     assert 0 < len(got) <= 100
     assert tracethread.recorder_stats()["dropped"] - before >= 1000 - 100 - 1
+
+
+def test_the_c_fast_paths_are_built_where_a_c_compiler_exists():
+    """The extension is optional so installs never fail; but a silent fallback would hide
+    a 2x slowdown. Where a compiler and the Python headers exist, it must have built."""
+    import shutil
+    import sysconfig
+
+    from tracethread._core._accel import speedups
+    if os.environ.get("TRACETHREAD_PURE_PYTHON", "") not in ("", "0"):
+        pytest.skip("pure-Python paths requested (TRACETHREAD_PURE_PYTHON)")
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    headers = os.path.join(sysconfig.get_paths()["include"], "Python.h")
+    if shutil.which(cc) is None or not os.path.exists(headers):
+        pytest.skip(f"no C compiler ({cc}) or Python headers here: pure-Python paths")
+    assert speedups is not None, "tracethread._speedups failed to build or import"
