@@ -61,7 +61,8 @@ class ReportView:
         summary = (f"{rec.get('records', 0)} records on {len(locks)} primitives "
                    f"(top {min(self.limit, len(locks))} shown)")
         if rec.get("dropped"):
-            summary += f"; {rec['dropped']} records dropped (buffer overflow)"
+            summary += (f"; {rec['dropped']} records dropped (the program outran the recorder; "
+                        "the counts above are lower bounds)")
         yield Text(summary)
         found = self.report.get("findings", [])
         if not found:
