@@ -414,12 +414,8 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         from tracethread.exporters.chrome_trace import ChromeTraceSink
         session.trace_sink = ChromeTraceSink()
         tracethread.add_sink(session.trace_sink)
-    env = os.environ
-    export_asked = bool(opts.otlp or opts.prometheus_port is not None
-                        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-                        or any(env.get(f"OTEL_{k}_EXPORTER", "none").strip() not in ("", "none")
-                               for k in ("TRACES", "METRICS")))
-    if export_asked and env.get("OTEL_SDK_DISABLED", "").strip().lower() != "true":
+    from tracethread.exporters.otel_env import wanted_exporters
+    if any(wanted_exporters(os.environ, opts.otlp, opts.prometheus_port)):
         error = None
         try:
             from tracethread.exporters import otel

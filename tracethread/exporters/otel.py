@@ -123,8 +123,7 @@ class OTelSink:
                     counts[key] = counts.get(key, 0) + 1
             # A primitive once waited on keeps reporting (0 when nobody waits), so its
             # series drops to zero instead of going stale at its last value.
-            for key in counts:
-                waited.add(key)
+            waited.update(counts)
             return [Observation(counts.get(k, 0), {N.M_LOCK_NAME: k[0], N.M_LOCK_KIND: k[1]})
                     for k in list(waited)] or [Observation(0)]
 
@@ -324,7 +323,7 @@ class OTelSink:
                                         N.FINDING_FINGERPRINT: f.fingerprint,
                                         N.FINDING_CYCLE: cycle},
             start_time=r.end_ns + self._offset)
-        span.add_event(f.kind, {"message": f.message,
+        span.add_event(f.kind, {N.FINDING_MESSAGE: f.message,
                                 "threads": [t.name for t in f.threads] or [""]})
         if f.kind in ("potential-deadlock", "deadlock", "hang"):
             span.set_status(Status(StatusCode.ERROR, f.message))
@@ -459,21 +458,13 @@ def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
     nothing asks for it (tracethread needs no server) or OTEL_SDK_DISABLED=true."""
     import os
     from .._core.recorder import add_sink, guarded
+    from .otel_env import wanted_exporters
     env = os.environ
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    trace_names, reader_names = wanted_exporters(env, otlp_endpoint, prometheus_port)
+    if not trace_names and not reader_names:
         return None
-    traces = env.get("OTEL_TRACES_EXPORTER")
-    metrics_ = env.get("OTEL_METRICS_EXPORTER")
     if otlp_endpoint:
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
-    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        traces = traces or "otlp"
-        metrics_ = metrics_ or "otlp"
-    if prometheus_port is not None:
-        metrics_ = "prometheus" if not metrics_ or metrics_ == "otlp" and not otlp_endpoint \
-            else f"{metrics_},prometheus"
-    if not traces and not metrics_:
-        return None
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint  # what the OTLP exporters read
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -481,13 +472,11 @@ def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
     with guarded():
         resource = Resource.create(_default_resource_attributes(env))
         tp = None
-        names = [n.strip() for n in (traces or "").split(",") if n.strip() not in ("", "none")]
-        if names:
+        if trace_names:
             tp = TracerProvider(resource=resource)
-            for n in names:
+            for n in trace_names:
                 tp.add_span_processor(BatchSpanProcessor(_span_exporter(n)))
-        readers = [_metric_reader(n.strip(), prometheus_port)
-                   for n in (metrics_ or "").split(",") if n.strip() not in ("", "none")]
+        readers = [_metric_reader(n, prometheus_port) for n in reader_names]
         extra: dict[str, Any] = {}
         if not env.get("OTEL_METRICS_EXEMPLAR_FILTER"):
             # Exemplars of lock waits cost ~20 % of every histogram record on the export

@@ -54,6 +54,9 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
             _StdThread.__init__(self, group, target, name, args, kwargs, daemon=daemon)
             return
         super().__init__(group, target, name, args, kwargs, daemon=daemon)
+        self._tt_init()
+
+    def _tt_init(self) -> None:
         self._tt_info = make_info("Thread", self._name)
         self._tt_state: Any = None
 
@@ -78,8 +81,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
         if "_tt_info" not in self.__dict__:
             # A subclass defined while installed whose __init__ ran the stdlib's (it
             # called threading.Thread.__init__ by name after uninstall()): trace it anyway.
-            self._tt_info = make_info("Thread", self._name)
-            self._tt_state = None
+            self._tt_init()
         st = current_state()
         hooks = _rec.otel_hooks
         if hooks is not None and getattr(self, "_otel_context", None) is None:
