@@ -108,10 +108,17 @@ def run_traced(args, code, tmp_path, env=None, name="prog.py"):
     TRACETHREAD_*/OTEL_* environment (plus ``env``); the caller communicates."""
     path = tmp_path / name
     path.write_text(textwrap.dedent(code))
+    return subprocess.Popen([sys.executable, "-m", "tracethread", "run", *args, str(path)],
+                            env=clean_env(env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def clean_env(extra=None):
+    """The test process's environment without TRACETHREAD_*/OTEL_* settings, with
+    faulthandler on, this checkout importable and colour off; plus ``extra``."""
     e = dict(os.environ, PYTHONFAULTHANDLER="1", PYTHONPATH=ROOT, NO_COLOR="1")
     for k in list(e):
         if k.startswith(("TRACETHREAD_", "OTEL_")):
             del e[k]
-    e.update(env or {})
-    return subprocess.Popen([sys.executable, "-m", "tracethread", "run", *args, str(path)],
-                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    e.update(extra or {})
+    return e

@@ -9,7 +9,6 @@ dashboard is checked against the spans a real run delivers over OTLP.
 import importlib.util
 import json
 import math
-import os
 import re
 import select
 import shutil
@@ -24,7 +23,9 @@ import pytest
 
 from tracethread.exporters import otel_names as N
 
-from helpers import CONTENDED_PROGRAM, OTLPReceiver, finish, free_ports, run_traced
+from helpers import (
+    CONTENDED_PROGRAM, OTLPReceiver, clean_env, finish, free_ports, run_traced,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DASH = ROOT / "dashboards"
@@ -236,13 +237,6 @@ def test_the_stack_files_fit_together():
 
 # --- live, against a real Prometheus -----------------------------------------------------
 
-def _clean_env():
-    env = dict(os.environ, PYTHONFAULTHANDLER="1", PYTHONPATH=str(ROOT), NO_COLOR="1")
-    for k in [k for k in env if k.startswith(("TRACETHREAD_", "OTEL_"))]:
-        del env[k]
-    return env
-
-
 def _readline(proc, timeout):
     """One line of the process's stdout, or '' when it ends or the timeout passes."""
     ready = select.select([proc.stdout], [], [], timeout)[0]
@@ -325,7 +319,7 @@ def test_every_panel_answers_with_data_from_a_real_prometheus(prometheus, tmp_pa
         [sys.executable, "-m", "tracethread", "run", "-q", "--prometheus-port",
          str(target_port), str(ROOT / "examples" / "contention.py"), "--seconds", "6",
          "--hold-until", str(flag)],
-        env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = _readline(proc, timeout=60)
     if line == "active phase done\n":
         time.sleep(3)  # a few more scrapes of the final state
