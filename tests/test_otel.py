@@ -521,6 +521,8 @@ def test_uncontended_operations_as_span_events(sdk):
     from tracethread.exporters.otel import OTelSink
     assert OTelSink(spans="events").span_events  # what `run --spans events` selects
     sink.span_events = True
+    tracethread.remove_sink(sink)  # the recorder reads what a sink takes when it is added:
+    tracethread.add_sink(sink)     # now every operation, no summaries
     lock = tracethread.Lock(name="quiet")
 
     def work():
@@ -642,3 +644,32 @@ def test_span_min_duration_leaves_short_waits_to_the_metrics(otlp_receiver, tmp_
                  for sm in rm.scope_metrics for m in sm.metrics
                  if m.name == N.CONTENTIONS[0] for p in m.sum.data_points if p.as_int >= 1}
     assert len(contended) == 2  # the metrics still count both locks' waits
+
+
+def test_summarized_holds_reach_the_histogram_exactly(sdk):
+    """Uncontended holds are counted in the core and added to the SDK's histogram in one
+    step per summary (exporters/_sdk_merge.py): the exported numbers are those of one
+    Histogram.record per hold."""
+    import bisect
+
+    spans, reader, tp = sdk
+    sink = [s for s in tracethread.sinks() if type(s).__name__ == "OTelSink"][0]
+    assert sink.accepts_summaries and recorder.aggregating[0]  # the installed SDK merges
+    lock = tracethread.Lock(name="summarized")
+    for _ in range(1000):
+        with lock:
+            pass
+    with lock:
+        threading.Event().wait(0.002)
+    tracethread.flush()
+    m = _metrics(reader)
+    (hold,) = [p for p in m[N.HOLD_DURATION[0]].data.data_points
+               if p.attributes[N.M_LOCK_NAME] == "summarized"]
+    (acq,) = [p for p in m[N.ACQUISITIONS[0]].data.data_points
+              if p.attributes[N.M_LOCK_NAME] == "summarized"]
+    assert acq.value == 1001
+    assert hold.count == 1001 == sum(hold.bucket_counts)
+    assert list(hold.explicit_bounds) == N.DURATION_BUCKETS
+    assert 0.002 <= hold.max < hold.sum < 0.002 + 1000 * 0.001
+    assert hold.bucket_counts[bisect.bisect_left(N.DURATION_BUCKETS, hold.max)] >= 1
+    assert 0 < hold.min < 0.001

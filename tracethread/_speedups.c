@@ -33,6 +33,15 @@ static PyObject *cfg_on_acquire = NULL;      /* detect.on_acquire(st, prim, boun
 static PyObject *cfg_released_elsewhere = NULL; /* detect.released_elsewhere(owner, prim, st) */
 static PyObject *cfg_known = NULL;           /* set of (src_info, dst_info) already known */
 static PyTypeObject *LockCore_Type = NULL, *RLockCore_Type = NULL;
+
+/* Aggregation (see tracethread/_core/recorder.py, "Summaries"): while every sink accepts
+ * summaries, the uncontended fast paths add to counters on the lock instead of appending a
+ * record each; the drainer takes them (`_tt_take`) from the locks listed in `cfg_dirty`. */
+#define MAX_BOUNDS 32
+static int agg_on = 0;
+static PyObject *cfg_dirty = NULL;        /* list of locks with counters to take */
+static double agg_bounds[MAX_BOUNDS];     /* histogram boundaries, seconds, increasing */
+static int agg_nbounds = 0;
 static PyObject *str_held, *str_info;
 
 /* One layout for both types; RLockCore calls its raw lock `_block` (as _PyRLock does). */
@@ -45,6 +54,13 @@ typedef struct {
     long long count;       /* RLock recursion level */
     PyObject *waiting;     /* list of ThreadState */
     PyObject *weakreflist;
+    /* Summary counters since the last take; `dirty`: the lock is listed in cfg_dirty. */
+    int dirty;
+    long long acquires, reentries, releases, inner_releases;
+    long long hold_sum, hold_min, hold_max;
+    long long buckets[MAX_BOUNDS + 1], bucket_sums[MAX_BOUNDS + 1];
+    PyObject *threads;     /* set of the ThreadStates that took part, or NULL */
+    PyObject *last;        /* the last of them (strong), or NULL */
 } LockCore;
 
 typedef LockCore RLockCore;
@@ -270,6 +286,96 @@ configured(void)
     return 1;
 }
 
+/* `st` did an operation on `self` that goes into its summary: list the lock as dirty and
+ * remember the thread. 0, or -1 with an exception set. */
+static int
+agg_touch(LockCore *self, PyObject *st)
+{
+    if (!self->dirty) {
+        if (PyList_Append(cfg_dirty, (PyObject *)self) < 0)
+            return -1;
+        self->dirty = 1;
+    }
+    if (self->last != st) {
+        if (self->threads == NULL && (self->threads = PySet_New(NULL)) == NULL)
+            return -1;
+        if (PySet_Add(self->threads, st) < 0)
+            return -1;
+        Py_INCREF(st);
+        Py_XSETREF(self->last, st);
+    }
+    return 0;
+}
+
+/* An uncontended hold of `held_ns` ended. The bucket is the one the OpenTelemetry SDK
+ * would choose for held_ns / 1e9 (bisect_left over the boundaries). */
+static void
+agg_hold(LockCore *self, long long held_ns)
+{
+    double v = (double)held_ns / 1e9;
+    int lo = 0, hi = agg_nbounds;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (agg_bounds[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    self->releases++;
+    self->hold_sum += held_ns;
+    if (self->releases == 1 || held_ns < self->hold_min)
+        self->hold_min = held_ns;
+    if (held_ns > self->hold_max)
+        self->hold_max = held_ns;
+    self->buckets[lo]++;
+    self->bucket_sums[lo] += held_ns;
+}
+
+/* _tt_take(): the summary since the last take, and start a new one; None if nothing. */
+static PyObject *
+LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    self->dirty = 0;
+    if (self->threads == NULL) {
+        Py_RETURN_NONE;
+    }
+    int nb = agg_nbounds + 1;
+    PyObject *buckets = PyTuple_New(nb), *sums = PyTuple_New(nb), *threads = NULL;
+    if (buckets == NULL || sums == NULL)
+        goto error;
+    for (int i = 0; i < nb; i++) {
+        PyObject *c = PyLong_FromLongLong(self->buckets[i]);
+        if (c == NULL)
+            goto error;
+        PyTuple_SET_ITEM(buckets, i, c);
+        c = PyLong_FromLongLong(self->bucket_sums[i]);
+        if (c == NULL)
+            goto error;
+        PyTuple_SET_ITEM(sums, i, c);
+    }
+    threads = PySequence_Tuple(self->threads);
+    if (threads == NULL)
+        goto error;
+    PyObject *r = Py_BuildValue(
+        "(LLLLLLLNNN)", self->acquires, self->reentries, self->releases,
+        self->inner_releases, self->hold_sum, self->releases ? self->hold_min : 0,
+        self->hold_max, buckets, sums, threads);
+    if (r == NULL)
+        return NULL;  /* Py_BuildValue's N consumed the tuples */
+    self->acquires = self->reentries = self->releases = self->inner_releases = 0;
+    self->hold_sum = self->hold_min = self->hold_max = 0;
+    memset(self->buckets, 0, sizeof(self->buckets));
+    memset(self->bucket_sums, 0, sizeof(self->bucket_sums));
+    Py_CLEAR(self->threads);
+    Py_CLEAR(self->last);
+    return r;
+error:
+    Py_XDECREF(buckets);
+    Py_XDECREF(sums);
+    Py_XDECREF(threads);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* LockCore: fields shared with the Python subclass (tracethread.Lock).                 */
 
@@ -282,6 +388,8 @@ LockCore_traverse(LockCore *self, visitproc visit, void *arg)
     Py_VISIT(self->info);
     Py_VISIT(self->owner);
     Py_VISIT(self->waiting);
+    Py_VISIT(self->threads);
+    Py_VISIT(self->last);
     return 0;
 }
 
@@ -292,6 +400,8 @@ LockCore_clear(LockCore *self)
     Py_CLEAR(self->info);
     Py_CLEAR(self->owner);
     Py_CLEAR(self->waiting);
+    Py_CLEAR(self->threads);
+    Py_CLEAR(self->last);
     return 0;
 }
 
@@ -403,7 +513,13 @@ lock_acquire_impl(LockCore *self, PyObject *blocking, PyObject *timeout, int def
             Py_INCREF(st);
             Py_XSETREF(self->owner, st);
             self->acquired_ns = t;
-            int e = emit(cfg_lock_acquire, self->info, st, t, -1, cfg_fast_details);
+            int e;
+            if (agg_on) {
+                self->acquires++;
+                e = agg_touch(self, st);
+            } else {
+                e = emit(cfg_lock_acquire, self->info, st, t, -1, cfg_fast_details);
+            }
             if (e < 0)
                 goto done;
             Py_INCREF(Py_True);
@@ -464,6 +580,7 @@ lock_release_impl(LockCore *self)
     PyObject *details = release_details(self);
     if (details == NULL)
         goto done;
+    int summarize = agg_on && details == Py_None;   /* nobody waited: uncontended */
     PyObject *owner = self->owner;   /* reference moves to us */
     Py_INCREF(Py_None);
     self->owner = Py_None;
@@ -478,7 +595,13 @@ lock_release_impl(LockCore *self)
         Py_DECREF(details);
         goto done;
     }
-    int e = emit(cfg_lock_release, self->info, st, t, t - acquired, details);
+    int e;
+    if (summarize) {
+        agg_hold(self, t - acquired);
+        e = agg_touch(self, st);
+    } else {
+        e = emit(cfg_lock_release, self->info, st, t, t - acquired, details);
+    }
     Py_DECREF(details);
     if (e < 0)
         goto done;
@@ -502,6 +625,8 @@ LockCore_exit(LockCore *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef LockCore_methods[] = {
+    {"_tt_take", (PyCFunction)LockCore_take, METH_NOARGS,
+     "The summary of aggregated operations since the last take, or None."},
     {"acquire", (PyCFunction)(void (*)(void))LockCore_acquire,
      METH_FASTCALL | METH_KEYWORDS,
      "acquire($self, /, blocking=True, timeout=-1)\n--\n\nAcquire the lock (recorded)."},
@@ -565,7 +690,13 @@ rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int d
     if (self->owner == st) {
         self->count += 1;
         if (!g) {
-            int e = emit(cfg_rlock_acquire, self->info, st, now_ns(), -1, cfg_reenter_details);
+            int e;
+            if (agg_on) {
+                self->reentries++;
+                e = agg_touch(self, st);
+            } else {
+                e = emit(cfg_rlock_acquire, self->info, st, now_ns(), -1, cfg_reenter_details);
+            }
             if (e < 0)
                 goto done;
         }
@@ -585,7 +716,13 @@ rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int d
             Py_XSETREF(self->owner, st);
             self->count = 1;
             self->acquired_ns = t;
-            int e = emit(cfg_rlock_acquire, self->info, st, t, -1, cfg_fast_details);
+            int e;
+            if (agg_on) {
+                self->acquires++;
+                e = agg_touch(self, st);
+            } else {
+                e = emit(cfg_rlock_acquire, self->info, st, t, -1, cfg_fast_details);
+            }
             if (e < 0)
                 goto done;
             Py_INCREF(Py_True);
@@ -669,7 +806,16 @@ rlock_release_impl(RLockCore *self)
         }
         held = t - acquired;
     }
-    int e = emit(cfg_rlock_release, self->info, st, t, held, details);
+    int e;
+    if (agg_on && details == Py_None) {   /* an inner release, or nobody waited */
+        if (held < 0)
+            self->inner_releases++;
+        else
+            agg_hold(self, held);
+        e = agg_touch(self, st);
+    } else {
+        e = emit(cfg_rlock_release, self->info, st, t, held, details);
+    }
     Py_DECREF(details);
     if (e < 0)
         goto done;
@@ -693,6 +839,8 @@ RLockCore_exit(RLockCore *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef RLockCore_methods[] = {
+    {"_tt_take", (PyCFunction)LockCore_take, METH_NOARGS,
+     "The summary of aggregated operations since the last take, or None."},
     {"acquire", (PyCFunction)(void (*)(void))RLockCore_acquire,
      METH_FASTCALL | METH_KEYWORDS,
      "acquire($self, /, blocking=True, timeout=-1)\n--\n\nAcquire the lock (recorded)."},
@@ -829,7 +977,44 @@ set_append(PyObject *module, PyObject *append)
     Py_RETURN_NONE;
 }
 
+/* set_aggregation(on, dirty, bounds): turn summaries on or off; `dirty` is the list the
+ * locks with counters are appended to, `bounds` the histogram boundaries in seconds. */
+static PyObject *
+set_aggregation(PyObject *module, PyObject *args)
+{
+    int on;
+    PyObject *dirty, *bounds;
+    if (!PyArg_ParseTuple(args, "pO!O:set_aggregation", &on, &PyList_Type, &dirty, &bounds))
+        return NULL;
+    PyObject *seq = PySequence_Fast(bounds, "bounds must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_BOUNDS) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "at most %d bounds", MAX_BOUNDS);
+        return NULL;
+    }
+    double b[MAX_BOUNDS];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        b[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        if (b[i] == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    memcpy(agg_bounds, b, sizeof(double) * n);
+    agg_nbounds = (int)n;
+    Py_INCREF(dirty);
+    Py_XSETREF(cfg_dirty, dirty);
+    agg_on = on;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"set_aggregation", set_aggregation, METH_VARARGS,
+     "set_aggregation(on, dirty, bounds): summaries of uncontended operations on or off."},
     {"next_seq", next_seq, METH_NOARGS, "The next record sequence number."},
     {"now_ns", py_now_ns, METH_NOARGS, "time.monotonic_ns(), cheaper."},
     {"record", (PyCFunction)(void (*)(void))py_record, METH_FASTCALL,

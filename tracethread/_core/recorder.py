@@ -23,6 +23,8 @@ import itertools
 import os
 import sys
 import time
+from bisect import bisect_left as _bisect_left
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from . import _raw
@@ -120,6 +122,7 @@ def add_sink(sink: Sink) -> None:
             _pending.clear()
             _delivered = next_seq()
         _sinks.append(sink)
+        _update_aggregation()
     if not _atexit_registered:
         _atexit_registered = True
         atexit.register(flush)
@@ -134,6 +137,7 @@ def remove_sink(sink: Sink) -> None:
             _sinks.remove(sink)
         except ValueError:
             pass
+        _update_aggregation()
 
 
 def sinks() -> tuple:
@@ -166,12 +170,14 @@ def _drain_locked(force: bool = False) -> None:
             raws.append(popleft())
         except IndexError:
             break
-    if not raws:
+    if not raws and not dirty:
         return
     raws.sort(key=_first)
     _counters["records"] += len(raws)
     if not _sinks:  # nobody to deliver to: only keep the numbering in step
-        _delivered = max(_delivered, raws[-1][0])
+        if raws:
+            _delivered = max(_delivered, raws[-1][0])
+        _discard_summaries()
         return
     out = []
     for i, raw in enumerate(raws):
@@ -186,16 +192,22 @@ def _drain_locked(force: bool = False) -> None:
         if n > _delivered:
             _delivered = n
         out.append(raw)
-    if not out:
+    if not out and not dirty:
         return
     st = current_state()
     prev = st.guard
     st.guard = True
     try:
         records = [materialize(r) for r in out]
+        summaries = _take_summaries() if dirty else []
         for sink in tuple(_sinks):
+            batch = records
+            if summaries and getattr(sink, "accepts_summaries", False):
+                batch = records + summaries
+            if not batch:
+                continue
             try:
-                sink.handle(records)
+                sink.handle(batch)
             except Exception as exc:  # noqa: BLE001 - a sink must never break the program
                 _sink_failed(sink, exc)
     finally:
@@ -266,6 +278,104 @@ def on_buffer_change(callback) -> None:
 def _publish_buffer(buf: collections.deque) -> None:
     for cb in _buffer_listeners:
         cb(buf)
+
+
+# ---------------------------------------------------------------------------------------
+# Summaries
+#
+# While every sink accepts them (``accepts_summaries = True``: the report's statistics, the
+# OpenTelemetry metrics), the uncontended Lock/RLock operations — a fast-path acquire or
+# re-entry, a release nobody waited for — are not recorded one by one: the fast path adds
+# to counters kept on the lock (how many, hold-time total/min/max and histogram buckets,
+# which threads) and lists the lock in ``dirty`` once. Each drain takes the counters and
+# delivers one SUMMARY record per lock. Everything else (acquires that waited or were not
+# the default blocking call, contended releases, every other primitive) is still one record
+# per operation, and with any other sink attached (tests' capture(), the trace file, user
+# sinks) every operation is. This keeps a busy lock's cost to a few counter updates: no
+# tuple per operation, nothing for the drainer to materialize, no SDK call per hold.
+
+aggregating = [False]   # read by the pure-Python fast paths
+dirty: list = []        # locks with counters to take (the C fast paths append here too)
+_NBUCKETS = len(_r.DURATION_BUCKETS) + 1
+_BOUNDS = _r.DURATION_BUCKETS
+_last_summary_ns = 0
+
+
+def _update_aggregation() -> None:
+    """Aggregate exactly while there are sinks and all of them accept summaries (called
+    with the drain lock held, after a forced drain)."""
+    on = bool(_sinks) and all(getattr(s, "accepts_summaries", False) for s in _sinks)
+    if on != aggregating[0]:
+        aggregating[0] = on
+        if speedups is not None:
+            speedups.set_aggregation(on, dirty, _BOUNDS)
+
+
+def py_touch(prim: Any, st: ThreadState) -> list:
+    """The pure-Python fast paths' ``agg_touch``: the lock's counters (created and listed
+    in ``dirty`` on first use), with ``st`` noted among its threads."""
+    a = prim._agg
+    if a is None:
+        a = prim._agg = [0, 0, 0, 0, 0, 0, 0, [0] * _NBUCKETS, [0] * _NBUCKETS, set(), None]
+        dirty.append(prim)
+    if a[10] is not st:
+        a[9].add(st)
+        a[10] = st
+    return a
+
+
+def py_hold(a: list, held_ns: int) -> None:
+    """An uncontended hold ended (the bucket is the OpenTelemetry SDK's: bisect_left)."""
+    i = _bisect_left(_BOUNDS, held_ns / 1e9)
+    a[2] += 1
+    a[4] += held_ns
+    if a[2] == 1 or held_ns < a[5]:
+        a[5] = held_ns
+    if held_ns > a[6]:
+        a[6] = held_ns
+    a[7][i] += 1
+    a[8][i] += held_ns
+
+
+def py_take(prim: Any) -> tuple | None:
+    """The pure-Python ``_tt_take``: the counters since the last take, in the C layout."""
+    a = prim._agg
+    prim._agg = None
+    if a is None:
+        return None
+    return (a[0], a[1], a[2], a[3], a[4], a[5] if a[2] else 0, a[6], tuple(a[7]),
+            tuple(a[8]), tuple(a[9]))
+
+
+def _take_summaries() -> list[Record]:
+    global _last_summary_ns
+    n = len(dirty)
+    prims = dirty[:n]
+    del dirty[:n]   # appends made meanwhile stay for the next drain
+    start, end = _last_summary_ns, now_ns()
+    _last_summary_ns = end
+    out = []
+    for prim in prims:
+        taken = prim._tt_take()
+        if taken is None:
+            continue
+        (acq, reent, rel, inner, total, low, high, buckets, sums, threads) = taken
+        infos = tuple(t.info() for t in threads)
+        out.append(Record(_delivered, _r.SUMMARY, prim._info, infos[0], start or end, end,
+                          True, False, None, None, MappingProxyType({
+                              "acquisitions": acq, "reentries": reent, "releases": rel,
+                              "inner_releases": inner, "hold_ns_total": total,
+                              "hold_ns_min": low, "hold_ns_max": high,
+                              "hold_buckets": buckets, "hold_bucket_sums_ns": sums,
+                              "threads": infos})))
+    return out
+
+
+def _discard_summaries() -> None:
+    n = len(dirty)
+    for prim in dirty[:n]:
+        prim._tt_take()
+    del dirty[:n]
 
 
 # ---------------------------------------------------------------------------------------

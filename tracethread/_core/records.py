@@ -37,13 +37,22 @@ THREAD_RUN_BEGIN = "thread.run.begin"
 THREAD_RUN_END = "thread.run.end"
 THREAD_JOIN = "thread.join"
 FINDING = "finding"
+# Not one operation but many: the uncontended Lock/RLock operations of one primitive since
+# the previous summary, counted instead of recorded one by one (only for sinks that accept
+# summaries; see docs/records.md, "Summaries").
+SUMMARY = "lock.summary"
 
 ALL_OPS = (
     LOCK_ACQUIRE, LOCK_RELEASE, RLOCK_ACQUIRE, RLOCK_RELEASE, SEMAPHORE_ACQUIRE,
     SEMAPHORE_RELEASE, CONDITION_WAIT, CONDITION_NOTIFY, CONDITION_NOTIFY_ALL, EVENT_SET,
     EVENT_CLEAR, EVENT_WAIT, BARRIER_WAIT, BARRIER_RESET, BARRIER_ABORT, THREAD_START,
-    THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_JOIN, FINDING,
+    THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_JOIN, FINDING, SUMMARY,
 )
+
+# Histogram boundaries of durations, in seconds, 1 µs … 10 s: the buckets of summaries'
+# hold times and of the OpenTelemetry histograms (the SDK's defaults are for milliseconds).
+DURATION_BUCKETS = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3,
+                    2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 # Details shared by many records: read-only and allocated once.

@@ -24,6 +24,7 @@ from opentelemetry.trace import Status, StatusCode
 from .. import __version__
 from .._core import detect, recorder, watchdog
 from .._core import records as R
+from . import _sdk_merge
 from . import otel_names as N
 
 _LOCK_ACQ = {R.LOCK_ACQUIRE, R.RLOCK_ACQUIRE, R.SEMAPHORE_ACQUIRE}
@@ -74,8 +75,18 @@ class OTelSink:
         self._attr_sets: dict[tuple, Any] = {}
         self._pending = {}
         self.meter = None
+        self._merge_holds = False
         if meter_provider is not None or spans != "none":
             self._make_instruments(meter_provider)
+
+    @property
+    def accepts_summaries(self) -> bool:
+        """Summaries of uncontended Lock/RLock operations (see recorder) are taken when no
+        span or event is wanted per operation and the hold histogram can take a summary in
+        one step; else every operation comes as a record (exact, and slower). Read when
+        the sink is added."""
+        return (self.spans != "all" and not self.span_events and
+                (self.meter is None or self._merge_holds))
 
     # -- providers ------------------------------------------------------------------------
     def tracer(self) -> Any:
@@ -103,6 +114,7 @@ class OTelSink:
 
         self.h_wait = hist(N.WAIT_DURATION)
         self.h_hold = hist(N.HOLD_DURATION)
+        self._merge_holds = _sdk_merge.supports(self.h_hold, N.DURATION_BUCKETS)
         self.h_cond = hist(N.CONDITION_WAIT_DURATION)
         self.h_barrier = hist(N.BARRIER_WAIT_DURATION)
         self.c_acq = counter(N.ACQUISITIONS)
@@ -187,6 +199,10 @@ class OTelSink:
             if attrs_m is None:
                 attrs_m = self._attr_sets[key] = _Attrs(
                     {N.M_LOCK_NAME: self._metric_name(p.name, p.kind), N.M_LOCK_KIND: p.kind})
+        if op == R.SUMMARY:
+            if attrs_m is not None:
+                self._summary(r.details, attrs_m)
+            return
         if op in _LOCK_ACQ:
             if attrs_m is not None:
                 if r.ok:
@@ -263,6 +279,24 @@ class OTelSink:
                     events.append((op, r.end_ns, {N.LOCK_NAME: p.name, N.LOCK_KIND: p.kind}))
                 else:
                     self._events_dropped[key] = self._events_dropped.get(key, 0) + 1
+
+    def _summary(self, d: Any, attrs_m: Any) -> None:
+        """Uncontended operations counted in the core: acquisitions, and the holds'
+        histogram added in one step (or, if the SDK cannot take that, one value per hold
+        at its bucket's mean: bucket counts and sum stay exact)."""
+        n = d["acquisitions"] + d["reentries"]
+        if n:
+            self._count(self.c_acq, attrs_m, n)
+        if not d["releases"]:
+            return
+        if self._merge_holds:
+            _sdk_merge.merge(self.h_hold, attrs_m, d["hold_buckets"],
+                             d["hold_ns_total"] / 1e9, d["hold_ns_min"] / 1e9,
+                             d["hold_ns_max"] / 1e9)
+            return
+        for count, total in zip(d["hold_buckets"], d["hold_bucket_sums_ns"]):
+            for _ in range(count):
+                self.h_hold.record(total / count / 1e9, attrs_m)
 
     def _attrs(self, r: Any) -> dict[str, Any]:
         p = r.primitive

@@ -3,6 +3,8 @@
 Semantic-convention names where they exist; ``tracethread.*`` for the rest.
 """
 
+from .._core.records import DURATION_BUCKETS as _DURATION_BUCKETS
+
 # Spans
 SPAN_LOCK_WAIT = "lock.wait"
 SPAN_LOCK_HOLD = "lock.hold"
@@ -69,6 +71,6 @@ THREADS_LIVE = ("tracethread.thread.live", "{thread}", "Live threads")
 DROPPED = ("tracethread.records.dropped", "{record}",
            "Records dropped before export (buffer or export queue overflow)")
 
-# Buckets in seconds, 1 µs … 10 s (the SDK's defaults are for milliseconds).
-DURATION_BUCKETS = [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3,
-                    2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+# Buckets in seconds, 1 µs … 10 s (the SDK's defaults are for milliseconds): the core's,
+# which summaries of uncontended holds are counted in.
+DURATION_BUCKETS = list(_DURATION_BUCKETS)

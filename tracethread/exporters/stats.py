@@ -52,9 +52,12 @@ class PrimitiveStats:
 
 class StatsSink:
     """Aggregates records into ``PrimitiveStats`` rows. At most ``max_rows`` rows (bounded
-    memory); records of further primitives are counted in ``overflow``."""
+    memory); records of further primitives are counted in ``overflow``. Accepts summaries
+    (the uncontended Lock/RLock operations of a lock, counted in the core): ``records``
+    counts operations either way."""
 
     MAX_THREAD_NAMES = 64
+    accepts_summaries = True
 
     def __init__(self, max_rows: int = 10_000) -> None:
         self.rows: dict[tuple[str, str], PrimitiveStats] = {}
@@ -66,9 +69,9 @@ class StatsSink:
     def handle(self, records: list[Record]) -> None:
         rows = self.rows
         for r in records:
-            if r.op == R.FINDING:
+            op = r.op
+            if op == R.FINDING:
                 continue
-            self.records += 1
             p = r.primitive
             key = (p.kind, p.name)
             row = rows.get(key)
@@ -77,14 +80,14 @@ class StatsSink:
                     self.overflow += 1
                     continue
                 row = rows[key] = PrimitiveStats(p.name, p.kind, p.site)
-            row.operations += 1
             if len(row.instances) < 1_000_000:
                 row.instances.add(p.id)
-            if len(row.threads) < self.MAX_THREAD_NAMES:
-                row.threads.add(r.thread.name)
-            if len(self.threads) < 100_000:
-                self.threads.add(r.thread.name)
-            op = r.op
+            if op == R.SUMMARY:
+                self._summary(row, r.details)
+                continue
+            self.records += 1
+            row.operations += 1
+            self._thread(row, r.thread.name)
             if op in _ACQUIRES:
                 if r.ok:
                     row.acquisitions += 1
@@ -101,6 +104,23 @@ class StatsSink:
                 row.waits += 1
                 if r.blocked:
                     self._waited(row, r)
+
+    def _thread(self, row: PrimitiveStats, name: str) -> None:
+        if len(row.threads) < self.MAX_THREAD_NAMES:
+            row.threads.add(name)
+        if len(self.threads) < 100_000:
+            self.threads.add(name)
+
+    def _summary(self, row: PrimitiveStats, d: Any) -> None:
+        ops = d["acquisitions"] + d["reentries"] + d["releases"] + d["inner_releases"]
+        self.records += ops
+        row.operations += ops
+        row.acquisitions += d["acquisitions"] + d["reentries"]
+        row.hold_ns_total += d["hold_ns_total"]
+        if d["hold_ns_max"] > row.hold_ns_max:
+            row.hold_ns_max = d["hold_ns_max"]
+        for t in d["threads"]:
+            self._thread(row, t.name)
 
     @staticmethod
     def _waited(row: PrimitiveStats, r: Record) -> None:

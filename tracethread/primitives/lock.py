@@ -29,6 +29,10 @@ from .._core._accel import speedups
 
 _allocate_lock = _raw.allocate_lock
 _append = _rec.buffer.append
+_aggregating = _rec.aggregating   # [bool]: count uncontended operations, see recorder
+_touch = _rec.py_touch
+_hold = _rec.py_hold
+_PURE = speedups is None
 
 
 def _rebind(buf: Any) -> None:
@@ -107,7 +111,10 @@ def _leave_held(owner: Any, prim: Any, releaser: Any) -> None:
 class _PyLockFast:
     """The pure-Python fast paths of Lock (used when the C ones are not built)."""
 
-    __slots__ = ("_lock", "_info", "_owner", "_acquired_ns", "_waiting", "__weakref__")
+    __slots__ = ("_lock", "_info", "_owner", "_acquired_ns", "_waiting", "_agg",
+                 "__weakref__")
+
+    _tt_take = _rec.py_take
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         try:
@@ -124,8 +131,11 @@ class _PyLockFast:
             held.append(self)
             self._owner = st
             self._acquired_ns = t
-            _append((seq(), LOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
-                     D_FAST_ACQUIRE))
+            if _aggregating[0]:
+                _touch(self, st)[0] += 1
+            else:
+                _append((seq(), LOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
+                         D_FAST_ACQUIRE))
             return True
         return self._acquire_slow(st, blocking, timeout, LOCK_ACQUIRE)
 
@@ -144,8 +154,11 @@ class _PyLockFast:
         self._owner = None
         self._lock.release()
         _leave_held(owner, self, st)
-        _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
-                 (True, _rec.capture_context()) if self._waiting else None))
+        if self._waiting or not _aggregating[0]:
+            _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired,
+                     None, (True, _rec.capture_context()) if self._waiting else None))
+        else:
+            _hold(_touch(self, st), t - acquired)
 
     def __exit__(self, t: Any, v: Any, tb: Any) -> None:
         try:
@@ -160,8 +173,11 @@ class _PyLockFast:
         self._owner = None
         self._lock.release()
         _leave_held(owner, self, st)
-        _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
-                 (True, _rec.capture_context()) if self._waiting else None))
+        if self._waiting or not _aggregating[0]:
+            _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired,
+                     None, (True, _rec.capture_context()) if self._waiting else None))
+        else:
+            _hold(_touch(self, st), t - acquired)
 
 
 _LockBase: Any = speedups.LockCore if speedups is not None else _PyLockFast
@@ -185,6 +201,8 @@ class Lock(_LockBase, metaclass=StdCompatMeta):
         self._owner = None
         self._acquired_ns = 0
         self._waiting: list = []
+        if _PURE:
+            self._agg = None
 
     def _acquire_slow(self, st: Any, blocking: Any, timeout: Any, op: str,
                       via: Any = None) -> bool:
@@ -229,8 +247,10 @@ class _PyRLockFast:
     """The pure-Python paths of RLock (the C ones call back into ``_acquire_py`` for
     everything but the uncontended default case)."""
 
-    __slots__ = ("_block", "_info", "_owner", "_count", "_acquired_ns", "_waiting",
+    __slots__ = ("_block", "_info", "_owner", "_count", "_acquired_ns", "_waiting", "_agg",
                  "__weakref__")
+
+    _tt_take = _rec.py_take
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         try:
@@ -242,6 +262,9 @@ class _PyRLockFast:
         if self._owner is st:
             self._count += 1
             if not st.guard:
+                if blocking is True and timeout == -1 and _aggregating[0]:
+                    _touch(self, st)[1] += 1
+                    return True
                 t = now_ns()
                 _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
                          _D_REENTER if blocking is True and timeout == -1 else
@@ -262,8 +285,11 @@ class _PyRLockFast:
             self._owner = st
             self._count = 1
             self._acquired_ns = t
-            _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
-                     D_FAST_ACQUIRE))
+            if _aggregating[0]:
+                _touch(self, st)[0] += 1
+            else:
+                _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
+                         D_FAST_ACQUIRE))
             return True
         if self._acquire_slow(st, blocking, timeout, None):
             self._count = 1
@@ -288,15 +314,21 @@ class _PyRLockFast:
             return
         t = now_ns()
         if count:
-            _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, None, None,
-                     None))
+            if _aggregating[0]:
+                _touch(self, st)[3] += 1
+            else:
+                _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, None, None,
+                         None))
             return
         acquired = self._acquired_ns
         self._owner = None
         self._block.release()
         _leave_held(st, self, st)
-        _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, t - acquired, None,
-                 (True, _rec.capture_context()) if self._waiting else None))
+        if self._waiting or not _aggregating[0]:
+            _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, t - acquired,
+                     None, (True, _rec.capture_context()) if self._waiting else None))
+        else:
+            _hold(_touch(self, st), t - acquired)
 
     def __exit__(self, t: Any, v: Any, tb: Any) -> None:
         self.release()
@@ -327,6 +359,8 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
         self._count = 0
         self._acquired_ns = 0
         self._waiting: list = []
+        if _PURE:
+            self._agg = None
 
     _acquire_py = _PyRLockFast.acquire
 
@@ -341,6 +375,8 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
         self._count = 0
         self._acquired_ns = 0
         self._waiting = []
+        if _PURE:
+            self._agg = None
         return self
 
     def _acquire_slow(self, st: Any, blocking: Any, timeout: Any, via: Any) -> bool:
