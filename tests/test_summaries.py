@@ -1,5 +1,6 @@
 """Summaries: while every sink accepts them, uncontended Lock/RLock operations are counted on
-the lock and delivered as one ``lock.summary`` record per lock and drain; the numbers must
+the lock and delivered as one ``summary`` record per lock and drain (so are Condition
+notifies that woke nobody); the numbers must
 be exactly what one record per operation would have given. (tests/test_conformance.py runs
 this file again on the pure-Python fast paths.)"""
 
@@ -157,14 +158,42 @@ def test_switching_while_counts_are_pending_loses_nothing(sink):
     assert len(cap.of(lock)) == 10   # the capture saw only its own
 
 
+def test_notifies_that_woke_nobody_are_counted_and_the_others_recorded(sink):
+    cond = tracethread.Condition()
+    with cond:
+        for _ in range(100):
+            cond.notify()
+        cond.notify_all()
+    woke = []
+
+    def waiter():
+        with cond:
+            woke.append(cond.wait(TIMEOUT))
+
+    t = threading.Thread(target=waiter, daemon=True)
+    t.start()
+    testing.wait_until_blocked(cond, 1, timeout=TIMEOUT)
+    with cond:
+        cond.notify()
+    t.join(TIMEOUT)
+    tracethread.flush()
+    assert woke == [True]
+    assert sink.total(cond, "notifies") == 101
+    notified = [r for r in sink.records if r.op == R.CONDITION_NOTIFY
+                and r.primitive is cond._info]
+    assert len(notified) == 1 and notified[0].details["woken"] == 1
+
+
 def test_report_statistics_are_the_same_either_way():
     def workload():
         lock, rlock = tracethread.Lock(name="stats-lock"), tracethread.RLock(name="stats-r")
+        cond = tracethread.Condition(lock, name="stats-cond")
         for _ in range(300):
             with lock:
                 with rlock:
                     with rlock:
                         pass
+                cond.notify()
         tracethread.flush()
 
     import contextlib
@@ -183,6 +212,7 @@ def test_report_statistics_are_the_same_either_way():
     assert rows[0] == rows[1]
     assert rows[0][("Lock", "stats-lock")] == (600, 300, 0, 1)
     assert rows[0][("RLock", "stats-r")] == (1200, 600, 0, 1)
+    assert rows[0][("Condition", "stats-cond")] == (300, 0, 0, 1)
 
 
 def test_a_lock_is_collected_once_its_summary_is_taken(sink):

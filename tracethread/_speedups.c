@@ -357,9 +357,9 @@ LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
     if (threads == NULL)
         goto error;
     PyObject *r = Py_BuildValue(
-        "(LLLLLLLNNN)", self->acquires, self->reentries, self->releases,
+        "(LLLLLLLNNNi)", self->acquires, self->reentries, self->releases,
         self->inner_releases, self->hold_sum, self->releases ? self->hold_min : 0,
-        self->hold_max, buckets, sums, threads);
+        self->hold_max, buckets, sums, threads, 0 /* notifies: Conditions only */);
     if (r == NULL)
         return NULL;  /* Py_BuildValue's N consumed the tuples */
     self->acquires = self->reentries = self->releases = self->inner_releases = 0;

@@ -285,10 +285,10 @@ def _publish_buffer(buf: collections.deque) -> None:
 #
 # While every sink accepts them (``accepts_summaries = True``: the report's statistics, the
 # OpenTelemetry metrics), the uncontended Lock/RLock operations — a fast-path acquire or
-# re-entry, a release nobody waited for — are not recorded one by one: the fast path adds
-# to counters kept on the lock (how many, hold-time total/min/max and histogram buckets,
-# which threads) and lists the lock in ``dirty`` once. Each drain takes the counters and
-# delivers one SUMMARY record per lock. Everything else (acquires that waited or were not
+# re-entry, a release nobody waited for — and Condition notifies that woke nobody are not
+# recorded one by one: the fast path adds to counters kept on the primitive (how many,
+# hold-time total/min/max and histogram buckets, which threads) and lists it in ``dirty``
+# once. Each drain takes the counters and delivers one SUMMARY record per primitive. Everything else (acquires that waited or were not
 # the default blocking call, contended releases, every other primitive) is still one record
 # per operation, and with any other sink attached (tests' capture(), the trace file, user
 # sinks) every operation is. This keeps a busy lock's cost to a few counter updates: no
@@ -316,7 +316,8 @@ def py_touch(prim: Any, st: ThreadState) -> list:
     in ``dirty`` on first use), with ``st`` noted among its threads."""
     a = prim._agg
     if a is None:
-        a = prim._agg = [0, 0, 0, 0, 0, 0, 0, [0] * _NBUCKETS, [0] * _NBUCKETS, set(), None]
+        a = prim._agg = [0, 0, 0, 0, 0, 0, 0, [0] * _NBUCKETS, [0] * _NBUCKETS, set(), None,
+                         0]
         dirty.append(prim)
     if a[10] is not st:
         a[9].add(st)
@@ -344,7 +345,7 @@ def py_take(prim: Any) -> tuple | None:
     if a is None:
         return None
     return (a[0], a[1], a[2], a[3], a[4], a[5] if a[2] else 0, a[6], tuple(a[7]),
-            tuple(a[8]), tuple(a[9]))
+            tuple(a[8]), tuple(a[9]), a[11])
 
 
 def _take_summaries() -> list[Record]:
@@ -359,7 +360,7 @@ def _take_summaries() -> list[Record]:
         taken = prim._tt_take()
         if taken is None:
             continue
-        (acq, reent, rel, inner, total, low, high, buckets, sums, threads) = taken
+        (acq, reent, rel, inner, total, low, high, buckets, sums, threads, notifies) = taken
         infos = tuple(t.info() for t in threads)
         out.append(Record(_delivered, _r.SUMMARY, prim._info, infos[0], start or end, end,
                           True, False, None, None, MappingProxyType({
@@ -367,7 +368,7 @@ def _take_summaries() -> list[Record]:
                               "inner_releases": inner, "hold_ns_total": total,
                               "hold_ns_min": low, "hold_ns_max": high,
                               "hold_buckets": buckets, "hold_bucket_sums_ns": sums,
-                              "threads": infos})))
+                              "notifies": notifies, "threads": infos})))
     return out
 
 

@@ -37,10 +37,10 @@ THREAD_RUN_BEGIN = "thread.run.begin"
 THREAD_RUN_END = "thread.run.end"
 THREAD_JOIN = "thread.join"
 FINDING = "finding"
-# Not one operation but many: the uncontended Lock/RLock operations of one primitive since
-# the previous summary, counted instead of recorded one by one (only for sinks that accept
-# summaries; see docs/records.md, "Summaries").
-SUMMARY = "lock.summary"
+# Not one operation but many: the uncontended Lock/RLock operations (and Condition notifies
+# that woke nobody) of one primitive since the previous summary, counted instead of
+# recorded one by one (only for sinks that accept summaries; docs/records.md, "Summaries").
+SUMMARY = "summary"
 
 ALL_OPS = (
     LOCK_ACQUIRE, LOCK_RELEASE, RLOCK_ACQUIRE, RLOCK_RELEASE, SEMAPHORE_ACQUIRE,
@@ -270,7 +270,7 @@ def caller_site_and_label(depth: int = 2) -> tuple[Site, str] | None:
     if f is None:
         return None
     code = f.f_code
-    key = (code, f.f_lineno)
+    key = (code, f.f_lasti)  # the instruction: cheaper to read than the line number
     found = _site_cache.get(key)
     if found is None:
         site = Site(_short_path(code.co_filename), f.f_lineno, code.co_name)

@@ -112,7 +112,8 @@ class StatsSink:
             self.threads.add(name)
 
     def _summary(self, row: PrimitiveStats, d: Any) -> None:
-        ops = d["acquisitions"] + d["reentries"] + d["releases"] + d["inner_releases"]
+        ops = (d["acquisitions"] + d["reentries"] + d["releases"] + d["inner_releases"] +
+               d["notifies"])
         self.records += ops
         row.operations += ops
         row.acquisitions += d["acquisitions"] + d["reentries"]

@@ -25,6 +25,8 @@ from .lock import Lock, RLock
 
 _append: Any = None  # bound to the record buffer by bind_append
 bind_append(globals())
+_aggregating = _rec.aggregating   # [bool]: notifies that woke nobody are only counted
+_touch = _rec.py_touch
 
 _allocate_lock = _raw.allocate_lock
 
@@ -66,6 +68,9 @@ class Condition(metaclass=StdCompatMeta):
                 # Same answer as the stdlib's try-acquire probe, without recording one.
                 self._is_owned = lock._lock.locked
         self._waiters: _deque = _deque()
+        self._agg = None  # summary counters (recorder.py_touch)
+
+    _tt_take = _rec.py_take
 
     def _at_fork_reinit(self) -> None:
         self._lock._at_fork_reinit()
@@ -163,8 +168,11 @@ class Condition(metaclass=StdCompatMeta):
         except AttributeError:
             st = new_state()
         if not st.guard:
-            record(CONDITION_NOTIFY, self._info, st, None, woken > 0, False, None, None,
-                   (n, woken))
+            if not woken and _aggregating[0]:
+                _touch(self, st)[11] += 1
+            else:
+                record(CONDITION_NOTIFY, self._info, st, None, woken > 0, False, None, None,
+                       (n, woken))
 
     def _wake(self, n: int) -> int:
         woken = 0
@@ -194,8 +202,11 @@ class Condition(metaclass=StdCompatMeta):
         woken = self._wake(n) if n else 0
         st = current_state()
         if not st.guard:
-            record(CONDITION_NOTIFY_ALL, self._info, st, None, woken > 0, False, None, None,
-                   (n, woken))
+            if not woken and _aggregating[0]:
+                _touch(self, st)[11] += 1
+            else:
+                record(CONDITION_NOTIFY_ALL, self._info, st, None, woken > 0, False, None,
+                       None, (n, woken))
 
     def notifyAll(self) -> None:
         """Wake up all threads waiting on this condition.
