@@ -288,8 +288,9 @@ def _publish_buffer(buf: collections.deque) -> None:
 # re-entry, a release nobody waited for — and Condition notifies that woke nobody are not
 # recorded one by one: the fast path adds to counters kept on the primitive (how many,
 # hold-time total/min/max and histogram buckets, which threads) and lists it in ``dirty``
-# once. Each drain takes the counters and delivers one SUMMARY record per primitive. Everything else (acquires that waited or were not
-# the default blocking call, contended releases, every other primitive) is still one record
+# once. Each drain takes the counters and delivers one SUMMARY record per primitive.
+# Everything else (acquires that waited or were not the default blocking call, contended
+# releases, notifies that woke a thread, other primitives) is still one record
 # per operation, and with any other sink attached (tests' capture(), the trace file, user
 # sinks) every operation is. This keeps a busy lock's cost to a few counter updates: no
 # tuple per operation, nothing for the drainer to materialize, no SDK call per hold.
