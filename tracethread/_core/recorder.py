@@ -36,6 +36,7 @@ from .records import Record, ThreadState, materialize
 
 DEFAULT_BUFFER_SIZE = 65_536
 DRAIN_INTERVAL_S = 0.05
+DRAIN_CHUNK = 256   # records handed to the sinks at a time
 
 buffer: collections.deque = collections.deque(maxlen=DEFAULT_BUFFER_SIZE)
 # One counter for every record; the C fast paths (if built) own it.
@@ -198,18 +199,25 @@ def _drain_locked(force: bool = False) -> None:
     prev = st.guard
     st.guard = True
     try:
-        records = [materialize(r) for r in out]
         summaries = _take_summaries() if dirty else []
-        for sink in tuple(_sinks):
-            batch = records
-            if summaries and getattr(sink, "accepts_summaries", False):
-                batch = records + summaries
-            if not batch:
-                continue
-            try:
-                sink.handle(batch)
-            except Exception as exc:  # noqa: BLE001 - a sink must never break the program
-                _sink_failed(sink, exc)
+        n = len(out)
+        for i in range(0, max(n, 1), DRAIN_CHUNK):
+            records = [materialize(r) for r in out[i:i + DRAIN_CHUNK]]
+            last = i + DRAIN_CHUNK >= n
+            for sink in tuple(_sinks):
+                batch = records
+                if last and summaries and getattr(sink, "accepts_summaries", False):
+                    batch = records + summaries
+                if not batch:
+                    continue
+                try:
+                    sink.handle(batch)
+                except Exception as exc:  # noqa: BLE001 - a sink must never break the program
+                    _sink_failed(sink, exc)
+            if not last:
+                # Let the program's threads have the GIL between chunks: a thread woken
+                # by a release must not wait out a whole drain (the switch interval).
+                time.sleep(0)
     finally:
         st.guard = prev
 
