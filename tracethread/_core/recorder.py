@@ -358,26 +358,56 @@ def py_take(prim: Any) -> tuple | None:
 
 
 def _take_summaries() -> list[Record]:
+    """One SUMMARY record per (kind, name) — primitives made at one site, like the
+    Condition of every Future, are one summary — from the counters of the listed ones."""
     global _last_summary_ns
     n = len(dirty)
     prims = dirty[:n]
     del dirty[:n]   # appends made meanwhile stay for the next drain
     start, end = _last_summary_ns, now_ns()
     _last_summary_ns = end
-    out = []
+    groups: dict[tuple, list] = {}
     for prim in prims:
-        taken = prim._tt_take()
-        if taken is None:
+        t = prim._tt_take()
+        if t is None:
             continue
-        (acq, reent, rel, inner, total, low, high, buckets, sums, threads, notifies) = taken
-        infos = tuple(t.info() for t in threads)
-        out.append(Record(_delivered, _r.SUMMARY, prim._info, infos[0], start or end, end,
+        info = prim._info
+        key = (info.kind, info.name)
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [info, [info.id], list(t[:7]), list(t[7]), list(t[8]), set(t[9]),
+                           t[10]]
+            continue
+        g[1].append(info.id)
+        c = g[2]
+        c[0] += t[0]
+        c[1] += t[1]
+        c[3] += t[3]
+        g[6] += t[10]
+        g[5].update(t[9])
+        if t[2]:
+            c[5] = t[5] if not c[2] or t[5] < c[5] else c[5]
+            c[2] += t[2]
+            c[4] += t[4]
+            if t[6] > c[6]:
+                c[6] = t[6]
+            buckets, sums, tsums = g[3], g[4], t[8]
+            for i, k in enumerate(t[7]):
+                if k:
+                    buckets[i] += k
+                    sums[i] += tsums[i]
+    out = []
+    for info, ids, c, buckets, sums, threads, notifies in groups.values():
+        infos = tuple(st.info() for st in threads)
+        out.append(Record(_delivered, _r.SUMMARY, info, infos[0], start or end, end,
                           True, False, None, None, MappingProxyType({
-                              "acquisitions": acq, "reentries": reent, "releases": rel,
-                              "inner_releases": inner, "hold_ns_total": total,
-                              "hold_ns_min": low, "hold_ns_max": high,
-                              "hold_buckets": buckets, "hold_bucket_sums_ns": sums,
-                              "notifies": notifies, "threads": infos})))
+                              "acquisitions": c[0], "reentries": c[1], "releases": c[2],
+                              "inner_releases": c[3], "hold_ns_total": c[4],
+                              "hold_ns_min": c[5], "hold_ns_max": c[6],
+                              "hold_buckets": tuple(buckets),
+                              "hold_bucket_sums_ns": tuple(sums),
+                              "notifies": notifies, "threads": infos,
+                              "instances": tuple(ids)})))
     return out
 
 

@@ -80,11 +80,13 @@ class StatsSink:
                     self.overflow += 1
                     continue
                 row = rows[key] = PrimitiveStats(p.name, p.kind, p.site)
-            if len(row.instances) < 1_000_000:
-                row.instances.add(p.id)
             if op == R.SUMMARY:
+                if len(row.instances) < 1_000_000:
+                    row.instances.update(r.details["instances"])
                 self._summary(row, r.details)
                 continue
+            if len(row.instances) < 1_000_000:
+                row.instances.add(p.id)
             self.records += 1
             row.operations += 1
             self._thread(row, r.thread.name)
