@@ -108,6 +108,16 @@ def _leave_held(owner: Any, prim: Any, releaser: Any) -> None:
         owner.held_sites.pop(id(prim), None)
 
 
+def _released(prim: Any, st: Any, t: int, acquired: int, op: str) -> None:
+    """The pure-Python paths' record of a release that freed the lock: a record when
+    somebody waited (a contended hold) or every operation is wanted, else the summary."""
+    if prim._waiting or not _aggregating[0]:
+        _append((seq(), op, prim._info, st, t, t, True, False, t - acquired, None,
+                 (True, _rec.capture_context()) if prim._waiting else None))
+    else:
+        _hold(_touch(prim, st), t - acquired)
+
+
 class _PyLockFast:
     """The pure-Python fast paths of Lock (used when the C ones are not built)."""
 
@@ -154,30 +164,10 @@ class _PyLockFast:
         self._owner = None
         self._lock.release()
         _leave_held(owner, self, st)
-        if self._waiting or not _aggregating[0]:
-            _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired,
-                     None, (True, _rec.capture_context()) if self._waiting else None))
-        else:
-            _hold(_touch(self, st), t - acquired)
+        _released(self, st, t, acquired, LOCK_RELEASE)
 
     def __exit__(self, t: Any, v: Any, tb: Any) -> None:
-        try:
-            st = tls.st
-        except AttributeError:
-            st = new_state()
-        if st.guard:
-            return self._lock.release()
-        t = now_ns()
-        acquired = self._acquired_ns
-        owner = self._owner
-        self._owner = None
-        self._lock.release()
-        _leave_held(owner, self, st)
-        if self._waiting or not _aggregating[0]:
-            _append((seq(), LOCK_RELEASE, self._info, st, t, t, True, False, t - acquired,
-                     None, (True, _rec.capture_context()) if self._waiting else None))
-        else:
-            _hold(_touch(self, st), t - acquired)
+        self.release()
 
 
 _LockBase: Any = speedups.LockCore if speedups is not None else _PyLockFast
@@ -324,11 +314,7 @@ class _PyRLockFast:
         self._owner = None
         self._block.release()
         _leave_held(st, self, st)
-        if self._waiting or not _aggregating[0]:
-            _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, t - acquired,
-                     None, (True, _rec.capture_context()) if self._waiting else None))
-        else:
-            _hold(_touch(self, st), t - acquired)
+        _released(self, st, t, acquired, RLOCK_RELEASE)
 
     def __exit__(self, t: Any, v: Any, tb: Any) -> None:
         self.release()
