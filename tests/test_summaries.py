@@ -1,8 +1,9 @@
-"""Summaries: while every sink accepts them, uncontended Lock/RLock operations are counted on
-the lock and delivered as one ``summary`` record per lock and drain (so are Condition
-notifies that woke nobody); the numbers must
-be exactly what one record per operation would have given. (tests/test_conformance.py runs
-this file again on the pure-Python fast paths.)"""
+"""Summaries: while every sink accepts them, the operations that neither waited nor woke a
+thread (uncontended Lock/RLock operations, Condition notifies that woke nobody, Semaphore
+acquires that did not wait and releases that woke nobody, Event set/clear/wait likewise)
+are counted on the primitive and delivered as one ``summary`` record per kind and name and
+drain; the numbers must be exactly what one record per operation would have given.
+(tests/test_conformance.py runs this file again on the pure-Python fast paths.)"""
 
 import threading
 
@@ -112,6 +113,25 @@ def test_what_waited_is_still_one_record_per_operation(sink):
     assert releases + sink.total(lock, "releases") == 3
 
 
+def test_an_rlock_acquire_on_its_python_path_is_counted_once(sink):
+    # The C fast path hands an acquire to the Python one (``_acquire_py``) when its
+    # try-acquire lost a race to a release, or the arguments are not the defaults (an
+    # explicit ``timeout=-1.0``): that path must count it too, and never fail on counters
+    # the C lock does not have (it once raised AttributeError, leaving the lock held).
+    rlock = tracethread.RLock()
+    assert rlock._acquire_py(True, -1)
+    assert rlock.acquire(True, -1.0)
+    assert rlock.acquire()
+    for _ in range(3):
+        rlock.release()
+    assert not rlock.locked()
+    tracethread.flush()
+    records = [r for r in sink.records if r.op == R.RLOCK_ACQUIRE
+               and r.primitive is rlock._info]
+    assert len(records) + sink.total(rlock, "acquisitions") + sink.total(
+        rlock, "reentries") == 3
+
+
 def test_threads_of_a_summary_are_all_listed(sink):
     lock = tracethread.Lock()
 
@@ -188,20 +208,116 @@ def test_notifies_that_woke_nobody_are_counted_and_the_others_recorded(sink):
     assert len(notified) == 1 and notified[0].details["woken"] == 1
 
 
+def test_semaphore_and_event_operations_that_did_not_wait_are_counted(sink):
+    sem, event = tracethread.BoundedSemaphore(2), tracethread.Event()
+    for _ in range(100):
+        with sem:
+            assert sem.acquire(False)
+            assert not sem.acquire(False)           # try-acquires that got nothing
+            assert not sem.acquire(timeout=0)       # a timeout of 0 cannot wait either
+            sem.release()
+        event.set()
+        assert event.wait() and event.wait(0)       # already set: no wait
+        event.clear()
+        assert not event.wait(0) and not event.wait(-1)   # a look at the flag
+    tracethread.flush()
+    assert not [r for r in sink.records if r.op != R.SUMMARY
+                and r.primitive in (sem._info, event._info)]
+    assert {k: sink.total(sem, k) for k in ("acquisitions", "failures",
+                                             "semaphore_releases")} == {
+        "acquisitions": 200, "failures": 200, "semaphore_releases": 200}
+    assert {k: sink.total(event, k) for k in ("event_sets", "event_clears",
+                                               "event_waits")} == {
+        "event_sets": 100, "event_clears": 100, "event_waits": 400}
+
+
+def test_semaphore_and_event_operations_that_waited_or_woke_are_records(sink):
+    sem, event = tracethread.Semaphore(0), tracethread.Event()
+    got = []
+
+    def waiter():
+        got.append(sem.acquire(timeout=TIMEOUT))
+        got.append(event.wait(TIMEOUT))
+
+    t = threading.Thread(target=waiter, daemon=True)
+    t.start()
+    testing.wait_until_blocked(sem, 1, timeout=TIMEOUT)
+    sem.release()                      # woke the waiter: a record
+    testing.wait_until_blocked(event, 1, timeout=TIMEOUT)
+    event.set()                        # woke the waiter: a record
+    t.join(TIMEOUT)
+    assert not sem.acquire(timeout=0.01)   # waited and timed out: a record
+    tracethread.flush()
+    assert got == [True, True]
+    ops = [(r.op, r.ok, r.blocked, r.timed_out) for r in sink.records
+           if r.op != R.SUMMARY and r.primitive in (sem._info, event._info)]
+    assert sorted(ops) == sorted([
+        (R.SEMAPHORE_ACQUIRE, True, True, False), (R.SEMAPHORE_RELEASE, True, False, False),
+        (R.EVENT_WAIT, True, True, False), (R.EVENT_SET, True, False, False),
+        (R.SEMAPHORE_ACQUIRE, False, True, True)])
+    assert not sink.summaries(sem) and not sink.summaries(event)
+
+
+@pytest.mark.parametrize("kind", ["Condition.notify", "Event.clear", "Semaphore"])
+def test_counting_from_many_threads_while_the_drainer_takes_loses_nothing(sink, kind):
+    prim = {"Condition.notify": tracethread.Condition, "Event.clear": tracethread.Event,
+            "Semaphore": lambda: tracethread.Semaphore(4)}[kind]()
+    threads, rounds = 4, 5000
+
+    def work():
+        for _ in range(rounds):
+            if kind == "Condition.notify":
+                with prim:
+                    prim.notify()
+            elif kind == "Event.clear":
+                prim.clear()
+            else:
+                prim.acquire()
+                prim.release()
+            if _ % 25 == 0:
+                tracethread.flush()   # takes while the other threads count
+
+    import sys
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)   # switch threads as often as the interpreter can
+    try:
+        ts = [threading.Thread(target=work) for _ in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(TIMEOUT)
+    finally:
+        sys.setswitchinterval(interval)
+    tracethread.flush()
+    records = [r for r in sink.records if r.primitive is prim._info and r.op != R.SUMMARY]
+    key, op = {"Condition.notify": ("notifies", R.CONDITION_NOTIFY),
+               "Event.clear": ("event_clears", R.EVENT_CLEAR),
+               "Semaphore": ("acquisitions", R.SEMAPHORE_ACQUIRE)}[kind]
+    assert sink.total(prim, key) + sum(r.op == op for r in records) == threads * rounds
+
+
 def test_report_statistics_are_the_same_either_way():
     def workload():
         lock, rlock = tracethread.Lock(name="stats-lock"), tracethread.RLock(name="stats-r")
         cond = tracethread.Condition(lock, name="stats-cond")
+        sem = tracethread.Semaphore(1, name="stats-sem")
+        event = tracethread.Event(name="stats-event")
         for _ in range(300):
             with lock:
                 with rlock:
                     with rlock:
                         pass
                 cond.notify()
+            with sem:
+                sem.acquire(timeout=0)
+            event.set()
+            event.wait()
+            event.clear()
+            event.wait(0)
         tracethread.flush()
 
     import contextlib
-    rows = []
+    rows, failures_waits = [], []
     for every_op in (False, True):
         stats = StatsSink()
         tracethread.add_sink(stats)
@@ -213,10 +329,16 @@ def test_report_statistics_are_the_same_either_way():
             tracethread.remove_sink(stats)
         rows.append({k: (r.operations, r.acquisitions, r.contentions, len(r.threads))
                      for k, r in stats.rows.items() if r.name.startswith("stats-")})
+        failures_waits.append({r.name: (r.failures, r.waits) for r in stats.rows.values()
+                               if r.name in ("stats-sem", "stats-event")})
     assert rows[0] == rows[1]
     assert rows[0][("Lock", "stats-lock")] == (600, 300, 0, 1)
     assert rows[0][("RLock", "stats-r")] == (1200, 600, 0, 1)
     assert rows[0][("Condition", "stats-cond")] == (300, 0, 0, 1)
+    assert rows[0][("Semaphore", "stats-sem")] == (900, 300, 0, 1)
+    assert rows[0][("Event", "stats-event")] == (1200, 0, 0, 1)
+    assert failures_waits[0] == failures_waits[1] == {"stats-sem": (300, 0),
+                                                      "stats-event": (0, 600)}
 
 
 def test_a_lock_is_collected_once_its_summary_is_taken(sink):

@@ -357,9 +357,11 @@ LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
     if (threads == NULL)
         goto error;
     PyObject *r = Py_BuildValue(
-        "(LLLLLLLNNNi)", self->acquires, self->reentries, self->releases,
+        "(LLLLLLLNNNiiiiii)", self->acquires, self->reentries, self->releases,
         self->inner_releases, self->hold_sum, self->releases ? self->hold_min : 0,
-        self->hold_max, buckets, sums, threads, 0 /* notifies: Conditions only */);
+        self->hold_max, buckets, sums, threads,
+        /* notifies, failures, semaphore releases, event sets, clears, waits: not a lock's */
+        0, 0, 0, 0, 0, 0);
     if (r == NULL)
         return NULL;  /* Py_BuildValue's N consumed the tuples */
     self->acquires = self->reentries = self->releases = self->inner_releases = 0;
@@ -1012,7 +1014,108 @@ set_aggregation(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The counters list of a Python-level primitive (Condition, Semaphore, Event), the layout
+ * of tracethread/_core/recorder.py: 7 ints, bucket counts, bucket sums, thread set, 6 ints,
+ * the last thread. */
+#define A_THREADS 9
+#define A_LAST 16
+#define A_LEN 17
+
+static PyObject *str_agg, *one;
+
+static PyObject *
+new_counters(void)
+{
+    PyObject *a = PyList_New(A_LEN);
+    if (a == NULL)
+        return NULL;
+    for (int i = 0; i < A_LEN; i++) {
+        PyObject *v;
+        if (i == 7 || i == 8) {
+            v = PyList_New(agg_nbounds + 1);
+            if (v != NULL)
+                for (int j = 0; j <= agg_nbounds; j++)
+                    PyList_SET_ITEM(v, j, PyLong_FromLong(0));
+        } else if (i == A_THREADS) {
+            v = PySet_New(NULL);
+        } else if (i == A_LAST) {
+            v = Py_NewRef(Py_None);
+        } else {
+            v = PyLong_FromLong(0);
+        }
+        if (v == NULL) {
+            Py_DECREF(a);
+            return NULL;
+        }
+        PyList_SET_ITEM(a, i, v);
+    }
+    return a;
+}
+
+/* bump(prim, st, index): count one operation of a Python-level primitive in its summary:
+ * prim._agg[index] += 1, the counters created and prim listed as dirty on first use, st
+ * noted among its threads. One C call, so atomic under the GIL: the drainer's take (which
+ * swaps prim._agg for None) can never lose a count, as it could between a Python
+ * read-modify-write's steps. */
+static PyObject *
+py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "bump() takes exactly 3 arguments");
+        return NULL;
+    }
+    PyObject *prim = args[0], *st = args[1];
+    Py_ssize_t index = PyLong_AsSsize_t(args[2]);
+    if (index == -1 && PyErr_Occurred())
+        return NULL;
+    if (index < 0 || index >= A_LEN || index == 7 || index == 8 || index == A_THREADS ||
+        index == A_LAST) {
+        PyErr_SetString(PyExc_ValueError, "bump(): not a counter index");
+        return NULL;
+    }
+    if (cfg_dirty == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "bump(): aggregation was never set up");
+        return NULL;
+    }
+    PyObject *a = PyObject_GetAttr(prim, str_agg);
+    if (a == NULL)
+        return NULL;
+    if (a == Py_None) {
+        Py_DECREF(a);
+        a = new_counters();
+        if (a == NULL)
+            return NULL;
+        if (PyObject_SetAttr(prim, str_agg, a) < 0 || PyList_Append(cfg_dirty, prim) < 0) {
+            Py_DECREF(a);
+            return NULL;
+        }
+    }
+    if (!PyList_CheckExact(a) || PyList_GET_SIZE(a) != A_LEN) {
+        Py_DECREF(a);
+        PyErr_SetString(PyExc_TypeError, "bump(): _agg is not a counters list");
+        return NULL;
+    }
+    if (PyList_GET_ITEM(a, A_LAST) != st) {
+        if (PySet_Add(PyList_GET_ITEM(a, A_THREADS), st) < 0) {
+            Py_DECREF(a);
+            return NULL;
+        }
+        PyList_SetItem(a, A_LAST, Py_NewRef(st));
+    }
+    PyObject *old = PyList_GET_ITEM(a, index);
+    PyObject *v = PyNumber_Add(old, one);
+    if (v == NULL) {
+        Py_DECREF(a);
+        return NULL;
+    }
+    PyList_SetItem(a, index, v);   /* steals v, releases old */
+    Py_DECREF(a);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"bump", (PyCFunction)(void (*)(void))py_bump, METH_FASTCALL,
+     "bump(prim, st, index): count one operation in prim's summary (atomic)."},
     {"set_aggregation", set_aggregation, METH_VARARGS,
      "set_aggregation(on, dirty, bounds): summaries of uncontended operations on or off."},
     {"next_seq", next_seq, METH_NOARGS, "The next record sequence number."},
@@ -1038,9 +1141,11 @@ module_exec(PyObject *m)
     INTERN(str_tstate_key, "tracethread._speedups.thread_state");
     INTERN(str_held, "held");
     INTERN(str_info, "_info");
+    INTERN(str_agg, "_agg");
 #undef INTERN
     minus_one = PyLong_FromLong(-1);
-    if (minus_one == NULL)
+    one = PyLong_FromLong(1);
+    if (minus_one == NULL || one == NULL)
         return -1;
     contended_details = PyTuple_Pack(1, Py_True);
     if (contended_details == NULL)

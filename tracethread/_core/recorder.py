@@ -292,19 +292,34 @@ def _publish_buffer(buf: collections.deque) -> None:
 # Summaries
 #
 # While every sink accepts them (``accepts_summaries = True``: the report's statistics, the
-# OpenTelemetry metrics), the uncontended Lock/RLock operations — a fast-path acquire or
-# re-entry, a release nobody waited for — and Condition notifies that woke nobody are not
-# recorded one by one: the fast path adds to counters kept on the primitive (how many,
-# hold-time total/min/max and histogram buckets, which threads) and lists it in ``dirty``
-# once. Each drain takes the counters and delivers one SUMMARY record per primitive.
-# Everything else (acquires that waited or were not the default blocking call, contended
-# releases, notifies that woke a thread, other primitives) is still one record
-# per operation, and with any other sink attached (tests' capture(), the trace file, user
-# sinks) every operation is. This keeps a busy lock's cost to a few counter updates: no
-# tuple per operation, nothing for the drainer to materialize, no SDK call per hold.
+# OpenTelemetry metrics), the operations that neither waited nor ended a wait are not
+# recorded one by one: the uncontended Lock/RLock operations (a fast-path acquire or
+# re-entry, a release nobody waited for), Condition notifies that woke nobody, Semaphore
+# acquires that did not wait and releases that woke nobody, and Event set (woke nobody),
+# clear and wait (did not block). The operation adds to counters kept on the primitive (how
+# many of each, hold-time total/min/max and histogram buckets, which threads) and lists it
+# in ``dirty`` once. Each drain takes the counters and delivers one SUMMARY record per
+# (kind, name).
+# Everything else (acquires and waits that waited, try-acquires of a Lock/RLock, contended
+# releases, notifies and sets that woke a thread) is still one record per operation, and
+# with any other sink attached (tests' capture(), the trace file, user sinks) every
+# operation is. This keeps a busy lock's cost to a few counter updates: no tuple per
+# operation, nothing for the drainer to materialize, no SDK call per hold.
+#
+# Counters, in the order ``_tt_take()`` returns them (the C locks keep theirs in C):
+A_ACQUIRES, A_REENTRIES, A_RELEASES, A_INNER_RELEASES = 0, 1, 2, 3
+A_HOLD_SUM, A_HOLD_MIN, A_HOLD_MAX, A_BUCKETS, A_BUCKET_SUMS, A_THREADS = 4, 5, 6, 7, 8, 9
+A_NOTIFIES, A_FAILURES, A_SEM_RELEASES, A_SETS, A_CLEARS, A_POLLS = 10, 11, 12, 13, 14, 15
+_N_TAKEN = 16   # the counters list has one more slot: the last thread seen (A_LAST)
+A_LAST = 16
+# Plain operation counts (summed across a summary's instances) and their detail keys.
+_COUNTS = ((A_ACQUIRES, "acquisitions"), (A_REENTRIES, "reentries"),
+           (A_INNER_RELEASES, "inner_releases"), (A_NOTIFIES, "notifies"),
+           (A_FAILURES, "failures"), (A_SEM_RELEASES, "semaphore_releases"),
+           (A_SETS, "event_sets"), (A_CLEARS, "event_clears"), (A_POLLS, "event_waits"))
 
-aggregating = [False]   # read by the pure-Python fast paths
-dirty: list = []        # locks with counters to take (the C fast paths append here too)
+aggregating = [False]   # read by the primitives' Python paths
+dirty: list = []        # primitives with counters to take (the C paths append here too)
 _NBUCKETS = len(_r.DURATION_BUCKETS) + 1
 _BOUNDS = _r.DURATION_BUCKETS
 _last_summary_ns = 0
@@ -320,18 +335,40 @@ def _update_aggregation() -> None:
             speedups.set_aggregation(on, dirty, _BOUNDS)
 
 
+def _new_counters() -> list:
+    return [0, 0, 0, 0, 0, 0, 0, [0] * _NBUCKETS, [0] * _NBUCKETS, set(), 0, 0, 0, 0, 0, 0,
+            None]
+
+
+# Without the C extension, counting (``py_touch`` and the caller's ``+= 1``) is several
+# bytecodes: the pure-Python paths do it holding this lock, and so does the take, so a
+# count is never added to counters already taken. Reentrant: a signal handler may count
+# while the thread it interrupted is counting.
+agg_lock = _raw.StdRLock()
+
+
 def py_touch(prim: Any, st: ThreadState) -> list:
-    """The pure-Python fast paths' ``agg_touch``: the lock's counters (created and listed
-    in ``dirty`` on first use), with ``st`` noted among its threads."""
+    """The pure-Python fast paths' ``agg_touch``: the primitive's counters (created and
+    listed in ``dirty`` on first use), with ``st`` noted among its threads. Call it, and
+    update the counters, holding ``agg_lock``."""
     a = prim._agg
     if a is None:
-        a = prim._agg = [0, 0, 0, 0, 0, 0, 0, [0] * _NBUCKETS, [0] * _NBUCKETS, set(), None,
-                         0]
+        a = prim._agg = _new_counters()
         dirty.append(prim)
-    if a[10] is not st:
-        a[9].add(st)
-        a[10] = st
+    if a[A_LAST] is not st:
+        a[A_THREADS].add(st)
+        a[A_LAST] = st
     return a
+
+
+def _py_bump(prim: Any, st: ThreadState, index: int) -> None:
+    """``bump`` without the C extension."""
+    with agg_lock:
+        py_touch(prim, st)[index] += 1
+
+
+# bump(prim, st, index): count one operation of `prim` by `st` in its summary.
+bump = speedups.bump if speedups is not None else _py_bump
 
 
 def py_hold(a: list, held_ns: int) -> None:
@@ -348,13 +385,15 @@ def py_hold(a: list, held_ns: int) -> None:
 
 
 def py_take(prim: Any) -> tuple | None:
-    """The pure-Python ``_tt_take``: the counters since the last take, in the C layout."""
-    a = prim._agg
-    prim._agg = None
+    """``_tt_take`` of the Python-level primitives: the counters since the last take (the
+    layout above, as the C locks return theirs), and start new ones."""
+    with agg_lock:
+        a = prim._agg
+        prim._agg = None
     if a is None:
         return None
     return (a[0], a[1], a[2], a[3], a[4], a[5] if a[2] else 0, a[6], tuple(a[7]),
-            tuple(a[8]), tuple(a[9]), a[11])
+            tuple(a[8]), tuple(a[9]), *a[A_NOTIFIES:_N_TAKEN])
 
 
 def _take_summaries() -> list[Record]:
@@ -375,39 +414,36 @@ def _take_summaries() -> list[Record]:
         key = (info.kind, info.name)
         g = groups.get(key)
         if g is None:
-            groups[key] = [info, [info.id], list(t[:7]), list(t[7]), list(t[8]), set(t[9]),
-                           t[10]]
+            groups[key] = [info, [info.id], list(t), list(t[A_BUCKETS]),
+                           list(t[A_BUCKET_SUMS]), set(t[A_THREADS])]
             continue
         g[1].append(info.id)
         c = g[2]
-        c[0] += t[0]
-        c[1] += t[1]
-        c[3] += t[3]
-        g[6] += t[10]
-        g[5].update(t[9])
-        if t[2]:
-            c[5] = t[5] if not c[2] or t[5] < c[5] else c[5]
-            c[2] += t[2]
-            c[4] += t[4]
-            if t[6] > c[6]:
-                c[6] = t[6]
-            buckets, sums, tsums = g[3], g[4], t[8]
-            for i, k in enumerate(t[7]):
+        for i, _ in _COUNTS:
+            c[i] += t[i]
+        g[5].update(t[A_THREADS])
+        if t[A_RELEASES]:
+            if not c[A_RELEASES] or t[A_HOLD_MIN] < c[A_HOLD_MIN]:
+                c[A_HOLD_MIN] = t[A_HOLD_MIN]
+            c[A_RELEASES] += t[A_RELEASES]
+            c[A_HOLD_SUM] += t[A_HOLD_SUM]
+            if t[A_HOLD_MAX] > c[A_HOLD_MAX]:
+                c[A_HOLD_MAX] = t[A_HOLD_MAX]
+            buckets, sums, tsums = g[3], g[4], t[A_BUCKET_SUMS]
+            for i, k in enumerate(t[A_BUCKETS]):
                 if k:
                     buckets[i] += k
                     sums[i] += tsums[i]
     out = []
-    for info, ids, c, buckets, sums, threads, notifies in groups.values():
+    for info, ids, c, buckets, sums, threads in groups.values():
         infos = tuple(st.info() for st in threads)
+        details = {key: c[i] for i, key in _COUNTS}
+        details.update(releases=c[A_RELEASES], hold_ns_total=c[A_HOLD_SUM],
+                       hold_ns_min=c[A_HOLD_MIN], hold_ns_max=c[A_HOLD_MAX],
+                       hold_buckets=tuple(buckets), hold_bucket_sums_ns=tuple(sums),
+                       threads=infos, instances=tuple(ids))
         out.append(Record(_delivered, _r.SUMMARY, info, infos[0], start or end, end,
-                          True, False, None, None, MappingProxyType({
-                              "acquisitions": c[0], "reentries": c[1], "releases": c[2],
-                              "inner_releases": c[3], "hold_ns_total": c[4],
-                              "hold_ns_min": c[5], "hold_ns_max": c[6],
-                              "hold_buckets": tuple(buckets),
-                              "hold_bucket_sums_ns": tuple(sums),
-                              "notifies": notifies, "threads": infos,
-                              "instances": tuple(ids)})))
+                          True, False, None, None, MappingProxyType(details)))
     return out
 
 
@@ -454,6 +490,7 @@ def _after_fork_in_child() -> None:
     _drain_lock = _raw.allocate_lock()
     _drainer_wake = _raw.allocate_lock()
     _drainer_running = False
+    agg_lock._at_fork_reinit()   # bound by the primitives: re-initialized in place
     if _sinks:
         _ensure_drainer()
 

@@ -81,7 +81,8 @@ class OTelSink:
 
     @property
     def accepts_summaries(self) -> bool:
-        """Summaries of uncontended Lock/RLock operations (see recorder) are taken when no
+        """Summaries of the operations that neither waited nor woke a thread (see
+        docs/records.md, "Summaries") are taken when no
         span or event is wanted per operation and the hold histogram can take a summary in
         one step; else every operation comes as a record (exact, and slower). Read when
         the sink is added."""

@@ -13,6 +13,9 @@ from .._core.records import Record, Site
 _ACQUIRES = {R.LOCK_ACQUIRE, R.RLOCK_ACQUIRE, R.SEMAPHORE_ACQUIRE}
 _RELEASES = {R.LOCK_RELEASE, R.RLOCK_RELEASE, R.SEMAPHORE_RELEASE}
 _WAITS = {R.CONDITION_WAIT, R.EVENT_WAIT, R.BARRIER_WAIT, R.THREAD_JOIN}
+# A summary's counts of operations (see docs/records.md, "Summaries").
+_SUMMARY_OPS = ("acquisitions", "reentries", "releases", "inner_releases", "notifies",
+                "failures", "semaphore_releases", "event_sets", "event_clears", "event_waits")
 
 
 @dataclass
@@ -53,7 +56,7 @@ class PrimitiveStats:
 class StatsSink:
     """Aggregates records into ``PrimitiveStats`` rows. At most ``max_rows`` rows (bounded
     memory); records of further primitives are counted in ``overflow``. Accepts summaries
-    (the uncontended Lock/RLock operations of a lock, counted in the core): ``records``
+    (operations that neither waited nor woke a thread, counted in the core): ``records``
     counts operations either way."""
 
     MAX_THREAD_NAMES = 64
@@ -114,11 +117,12 @@ class StatsSink:
             self.threads.add(name)
 
     def _summary(self, row: PrimitiveStats, d: Any) -> None:
-        ops = (d["acquisitions"] + d["reentries"] + d["releases"] + d["inner_releases"] +
-               d["notifies"])
+        ops = sum(d[k] for k in _SUMMARY_OPS)
         self.records += ops
         row.operations += ops
         row.acquisitions += d["acquisitions"] + d["reentries"]
+        row.failures += d["failures"]
+        row.waits += d["event_waits"]
         row.hold_ns_total += d["hold_ns_total"]
         if d["hold_ns_max"] > row.hold_ns_max:
             row.hold_ns_max = d["hold_ns_max"]

@@ -26,7 +26,8 @@ from .lock import Lock, RLock
 _append: Any = None  # bound to the record buffer by bind_append
 bind_append(globals())
 _aggregating = _rec.aggregating   # [bool]: notifies that woke nobody are only counted
-_touch = _rec.py_touch
+_bump = _rec.bump
+_NOTIFIES = _rec.A_NOTIFIES
 
 _allocate_lock = _raw.allocate_lock
 
@@ -68,7 +69,7 @@ class Condition(metaclass=StdCompatMeta):
                 # Same answer as the stdlib's try-acquire probe, without recording one.
                 self._is_owned = lock._lock.locked
         self._waiters: _deque = _deque()
-        self._agg = None  # summary counters (recorder.py_touch)
+        self._agg = None  # summary counters (recorder.bump)
 
     _tt_take = _rec.py_take
 
@@ -169,7 +170,7 @@ class Condition(metaclass=StdCompatMeta):
             st = new_state()
         if not st.guard:
             if not woken and _aggregating[0]:
-                _touch(self, st)[11] += 1
+                _bump(self, st, _NOTIFIES)
             else:
                 record(CONDITION_NOTIFY, self._info, st, None, woken > 0, False, None, None,
                        (n, woken))
@@ -203,7 +204,7 @@ class Condition(metaclass=StdCompatMeta):
         st = current_state()
         if not st.guard:
             if not woken and _aggregating[0]:
-                _touch(self, st)[11] += 1
+                _bump(self, st, _NOTIFIES)
             else:
                 record(CONDITION_NOTIFY_ALL, self._info, st, None, woken > 0, False, None,
                        None, (n, woken))

@@ -1,4 +1,7 @@
-"""Event: the stdlib's implementation on a raw condition; set, clear and wait recorded."""
+"""Event: the stdlib's implementation on a raw condition; set, clear and wait recorded —
+or, while summaries are on, counted when they neither waited nor woke a thread (see
+recorder.py, "Summaries"). A ``wait`` with a timeout of 0 or less is a look at the flag,
+never recorded as blocked or timed out."""
 
 from __future__ import annotations
 
@@ -7,9 +10,13 @@ from typing import Any
 from .._core import _raw
 from .._core import recorder as _rec
 from .._core.records import EVENT_CLEAR, EVENT_SET, EVENT_WAIT, caller_site
-from ._base import EventStatistics, StdCompatMeta, current_state, make_info, now_ns, record, use_raw
+from ._base import (
+    EventStatistics, StdCompatMeta, make_info, new_state, now_ns, record, tls, use_raw,
+)
 
-_D_NO_TIMEOUT = (None,)
+_aggregating = _rec.aggregating
+_bump = _rec.bump
+_SETS, _CLEARS, _WAITS = _rec.A_SETS, _rec.A_CLEARS, _rec.A_POLLS
 
 
 class Event(metaclass=StdCompatMeta):
@@ -25,8 +32,12 @@ class Event(metaclass=StdCompatMeta):
 
     def __init__(self, *, name: str | None = None) -> None:
         self._cond = _raw.StdCondition(_raw.allocate_lock())
+        self._mutex = self._cond._lock
         self._flag = False
         self._info = make_info("Event", name)
+        self._agg = None  # summary counters (recorder.bump)
+
+    _tt_take = _rec.py_take
 
     def __repr__(self) -> str:
         cls = self.__class__
@@ -36,6 +47,7 @@ class Event(metaclass=StdCompatMeta):
     def _at_fork_reinit(self) -> None:
         # Private method called by Thread._reset_internal_locks()
         self._cond._at_fork_reinit()
+        self._mutex = self._cond._lock
 
     def is_set(self) -> bool:
         """Return true if and only if the internal flag is true."""
@@ -53,47 +65,86 @@ class Event(metaclass=StdCompatMeta):
 
     def set(self) -> None:
         """Set the internal flag to true, waking every waiting thread."""
-        with self._cond:
+        mutex = self._mutex
+        mutex.acquire()
+        try:
             self._flag = True
             woken = len(self._cond._waiters)
-            self._cond.notify_all()
-        self._record(EVENT_SET, woken)
+            if woken:
+                self._cond.notify_all()
+        finally:
+            mutex.release()
+        self._record(EVENT_SET, _SETS, woken)
 
     def clear(self) -> None:
         """Reset the internal flag to false."""
-        with self._cond:
-            self._flag = False
-        self._record(EVENT_CLEAR, 0)
+        mutex = self._mutex
+        mutex.acquire()
+        self._flag = False
+        mutex.release()
+        self._record(EVENT_CLEAR, _CLEARS, 0)
 
-    def _record(self, op: str, woken: int) -> None:
-        st = current_state()
+    def _record(self, op: str, counter: int, woken: int) -> None:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
         if not st.guard:
-            record(op, self._info, st, None, True, False, None, None,
-                   (woken,) if op == EVENT_SET else None)
+            if not woken and _aggregating[0]:
+                _bump(self, st, counter)
+            else:
+                record(op, self._info, st, None, True, False, None, None,
+                       (woken,) if op == EVENT_SET else None)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the internal flag is true, or until the optional timeout occurs."""
-        st = current_state()
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        mutex = self._mutex
+        mutex.acquire()
+        if self._flag:
+            mutex.release()
+            if not st.guard:
+                if _aggregating[0]:
+                    _bump(self, st, _WAITS)
+                else:
+                    record(EVENT_WAIT, self._info, st, None, True, False, None, None,
+                           (None if timeout is None else float(timeout), None))
+            return True
+        mutex.release()
+        return self._wait_slow(st, timeout)
+
+    def _wait_slow(self, st: Any, timeout: Any) -> bool:
         blocked = False
         site = None
         t0 = None
         with self._cond:
             signaled = self._flag
             if not signaled:
-                blocked = True
-                t0 = now_ns()
-                if not st.guard:
-                    site = caller_site(2)
-                st.waiting = self._info
-                st.wait_since = now_ns()
-                try:
-                    signaled = self._cond.wait(timeout)
-                finally:
-                    st.waiting = None
+                # (``timeout > 0`` first, as the stdlib compares: the same error for a
+                # timeout of the wrong type)
+                if timeout is not None and not timeout > 0:
+                    signaled = self._cond.wait(timeout)   # the stdlib's one look
+                else:
+                    blocked = True
+                    t0 = now_ns()
+                    if not st.guard:
+                        site = caller_site(2)
+                    st.waiting = self._info
+                    st.wait_since = now_ns()
+                    try:
+                        signaled = self._cond.wait(timeout)
+                    finally:
+                        st.waiting = None
         if not st.guard:
-            record(EVENT_WAIT, self._info, st, t0 if blocked else None, signaled, blocked, None,
-                   site, (None if timeout is None else float(timeout),
-                          _rec.capture_context() if blocked else None))
+            if not blocked and _aggregating[0]:
+                _bump(self, st, _WAITS)
+            else:
+                record(EVENT_WAIT, self._info, st, t0 if blocked else None, signaled, blocked,
+                       None, site, (None if timeout is None else float(timeout),
+                                    _rec.capture_context() if blocked else None))
         return signaled
 
     def statistics(self) -> EventStatistics:

@@ -32,6 +32,7 @@ _append = _rec.buffer.append
 _aggregating = _rec.aggregating   # [bool]: count uncontended operations, see recorder
 _touch = _rec.py_touch
 _hold = _rec.py_hold
+_agg_lock = _rec.agg_lock   # held while the pure-Python paths count (see recorder)
 _PURE = speedups is None
 
 
@@ -115,7 +116,8 @@ def _released(prim: Any, st: Any, t: int, acquired: int, op: str) -> None:
         _append((seq(), op, prim._info, st, t, t, True, False, t - acquired, None,
                  (True, _rec.capture_context()) if prim._waiting else None))
     else:
-        _hold(_touch(prim, st), t - acquired)
+        with _agg_lock:
+            _hold(_touch(prim, st), t - acquired)
 
 
 class _PyLockFast:
@@ -142,7 +144,8 @@ class _PyLockFast:
             self._owner = st
             self._acquired_ns = t
             if _aggregating[0]:
-                _touch(self, st)[0] += 1
+                with _agg_lock:
+                    _touch(self, st)[0] += 1
             else:
                 _append((seq(), LOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
                          D_FAST_ACQUIRE))
@@ -235,7 +238,8 @@ class Lock(_LockBase, metaclass=StdCompatMeta):
 
 class _PyRLockFast:
     """The pure-Python paths of RLock (the C ones call back into ``_acquire_py`` for
-    everything but the uncontended default case)."""
+    everything but the uncontended default case: then the operation is a record, as the
+    summary counters are the C ones — `_PURE` guards each use of the Python counters)."""
 
     __slots__ = ("_block", "_info", "_owner", "_count", "_acquired_ns", "_waiting", "_agg",
                  "__weakref__")
@@ -252,8 +256,9 @@ class _PyRLockFast:
         if self._owner is st:
             self._count += 1
             if not st.guard:
-                if blocking is True and timeout == -1 and _aggregating[0]:
-                    _touch(self, st)[1] += 1
+                if blocking is True and timeout == -1 and _PURE and _aggregating[0]:
+                    with _agg_lock:
+                        _touch(self, st)[1] += 1
                     return True
                 t = now_ns()
                 _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
@@ -275,8 +280,9 @@ class _PyRLockFast:
             self._owner = st
             self._count = 1
             self._acquired_ns = t
-            if _aggregating[0]:
-                _touch(self, st)[0] += 1
+            if _PURE and _aggregating[0]:
+                with _agg_lock:
+                    _touch(self, st)[0] += 1
             else:
                 _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
                          D_FAST_ACQUIRE))
@@ -305,7 +311,8 @@ class _PyRLockFast:
         t = now_ns()
         if count:
             if _aggregating[0]:
-                _touch(self, st)[3] += 1
+                with _agg_lock:
+                    _touch(self, st)[3] += 1
             else:
                 _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, None, None,
                          None))

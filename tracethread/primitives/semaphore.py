@@ -1,5 +1,13 @@
 """Semaphore and BoundedSemaphore: the stdlib's implementation on a raw condition, with a
-record for every acquire (acquired or not, whether it waited, for how long) and release."""
+record for every acquire (acquired or not, whether it waited, for how long) and release —
+or, while summaries are on, a count for each acquire that did not wait and each release
+that woke nobody (see recorder.py, "Summaries").
+
+The fast paths take the condition's raw lock directly (what ``with self._cond`` does,
+without its two Python calls). An acquire that may not wait — ``blocking=False``, or a
+``timeout`` of 0 or less — is a try-acquire: never recorded as blocked or timed out, as
+for a Lock; it still takes the stdlib's one look at the condition.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +19,13 @@ from .._core import recorder as _rec
 from .._core import detect as _detect
 from .._core.records import SEMAPHORE_ACQUIRE, SEMAPHORE_RELEASE, caller_site
 from ._base import (
-    SemaphoreStatistics, StdCompatMeta, current_state, is_foreign, make_info, now_ns, record,
+    SemaphoreStatistics, StdCompatMeta, is_foreign, make_info, new_state, now_ns, record, tls,
     use_raw,
 )
+
+_aggregating = _rec.aggregating
+_bump = _rec.bump
+_ACQUIRES, _FAILURES, _RELEASES = _rec.A_ACQUIRES, _rec.A_FAILURES, _rec.A_SEM_RELEASES
 
 
 def _raw_condition() -> Any:
@@ -25,6 +37,7 @@ class Semaphore(metaclass=StdCompatMeta):
 
     _std_twins = (_raw.StdSemaphore,)
     _kind = "Semaphore"
+    _bounded = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls in (Semaphore, BoundedSemaphore) and use_raw():
@@ -40,6 +53,7 @@ class Semaphore(metaclass=StdCompatMeta):
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         self._cond = _raw_condition()
+        self._mutex = self._cond._lock
         self._value = value
         self._initial_value = value
         self._info = make_info(self._kind, name)
@@ -47,6 +61,9 @@ class Semaphore(metaclass=StdCompatMeta):
         # None until seen: True once released by the thread that acquired it (it enters the
         # lock-order graph), False once released by another thread (a signal: never).
         self._as_lock: bool | None = None
+        self._agg = None  # summary counters (recorder.bump)
+
+    _tt_take = _rec.py_take
 
     def __repr__(self) -> str:
         cls = self.__class__
@@ -58,7 +75,29 @@ class Semaphore(metaclass=StdCompatMeta):
         ``threading.Semaphore.acquire``)."""
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
-        st = current_state()
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        mutex = self._mutex
+        mutex.acquire()
+        if self._value:
+            self._value -= 1
+            mutex.release()
+            if not st.guard:
+                self._acquired(st, blocking, timeout)
+                if _aggregating[0]:
+                    _bump(self, st, _ACQUIRES)
+                else:
+                    record(SEMAPHORE_ACQUIRE, self._info, st, None, True, False, None, None,
+                           (bool(blocking), None if timeout is None else float(timeout),
+                            None))
+            return True
+        mutex.release()
+        return self._acquire_slow(st, blocking, timeout)
+
+    def _acquire_slow(self, st: Any, blocking: Any, timeout: Any) -> bool:
+        """The stdlib's loop (the counter was 0 a moment ago), recording the wait."""
         t0 = None
         site = None
         blocked = False
@@ -76,6 +115,9 @@ class Semaphore(metaclass=StdCompatMeta):
                         timeout = endtime - _time()
                         if timeout <= 0:
                             break
+                if timeout is not None and not timeout > 0:
+                    self._cond.wait(timeout)   # a timeout <= 0: the stdlib's one look
+                    continue
                 if not blocked:
                     blocked = True
                     t0 = now_ns()
@@ -90,20 +132,27 @@ class Semaphore(metaclass=StdCompatMeta):
             else:
                 self._value -= 1
                 rc = True
-        if rc and not st.guard:
-            # Who holds it, until it is released: by the same thread (then it is used as a
-            # mutex and joins the lock-order graph) or by another (a signal: it never does).
-            self._holders.append(st)
-            if self._as_lock:
-                if blocking and st.held and (requested_timeout is None or requested_timeout > 0):
-                    _detect.on_acquire(st, self, requested_timeout is not None)
-                st.held.append(self)
-        if not st.guard:
+        if st.guard:
+            return rc
+        if rc:
+            self._acquired(st, blocking, requested_timeout)
+        if not blocked and _aggregating[0]:
+            _bump(self, st, _ACQUIRES if rc else _FAILURES)
+        else:
             record(SEMAPHORE_ACQUIRE, self._info, st, t0 if blocked else None, rc, blocked,
                    None, site, (bool(blocking),
                                 None if requested_timeout is None else float(requested_timeout),
                                 _rec.capture_context() if blocked else None))
         return rc
+
+    def _acquired(self, st: Any, blocking: Any, timeout: Any) -> None:
+        """Who holds it, until it is released: by the same thread (then it is used as a
+        mutex and joins the lock-order graph) or by another (a signal: it never does)."""
+        self._holders.append(st)
+        if self._as_lock:
+            if blocking and st.held and (timeout is None or timeout > 0):
+                _detect.on_acquire(st, self, timeout is not None)
+            st.held.append(self)
 
     __enter__ = acquire
 
@@ -111,36 +160,49 @@ class Semaphore(metaclass=StdCompatMeta):
         """Release a semaphore, incrementing the internal counter by one or more."""
         if n < 1:
             raise ValueError('n must be one or more')
-        with self._cond:
-            self._check_bound(n)
+        mutex = self._mutex
+        mutex.acquire()
+        try:
+            if self._bounded and self._value + n > self._initial_value:
+                raise ValueError("Semaphore released too many times")
             self._value += n
-            for i in range(n):
-                self._cond.notify()
-        self._record_release(n)
+            waiters = self._cond._waiters
+            woken = len(waiters)
+            if woken:
+                for i in range(n):
+                    self._cond.notify()
+                woken -= len(waiters)
+        finally:
+            mutex.release()
+        self._record_release(n, woken)
 
-    def _check_bound(self, n: int) -> None:
-        pass
-
-    def _record_release(self, n: int) -> None:
-        st = current_state()
+    def _record_release(self, n: int, woken: int) -> None:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
         holders = self._holders
-        for _ in range(n):
-            if st in holders:
-                holders.remove(st)
-                held = st.held
-                if held and held[-1] is self:
-                    held.pop()
-                elif self in held:
-                    _detect.released_elsewhere(st, self, st)
-                if self._as_lock is None:
-                    self._as_lock = True  # acquired and released by one thread: a mutex
-            elif holders:
-                self._as_lock = False  # released by another thread: a signal
-                _detect.released_elsewhere(holders.pop(0), self, st)
-            else:
-                break
+        if holders:
+            for _ in range(n):
+                if st in holders:
+                    holders.remove(st)
+                    held = st.held
+                    if held and held[-1] is self:
+                        held.pop()
+                    elif self in held:
+                        _detect.released_elsewhere(st, self, st)
+                    if self._as_lock is None:
+                        self._as_lock = True  # acquired and released by one thread: a mutex
+                elif holders:
+                    self._as_lock = False  # released by another thread: a signal
+                    _detect.released_elsewhere(holders.pop(0), self, st)
+                else:
+                    break
         if not st.guard:
-            record(SEMAPHORE_RELEASE, self._info, st, None, True, False, None, None, (n,))
+            if not woken and _aggregating[0]:
+                _bump(self, st, _RELEASES)
+            else:
+                record(SEMAPHORE_RELEASE, self._info, st, None, True, False, None, None, (n,))
 
     def __exit__(self, t: Any, v: Any, tb: Any) -> None:
         self.release()
@@ -160,6 +222,7 @@ class BoundedSemaphore(Semaphore):
 
     _std_twins = (_raw.StdBoundedSemaphore,)
     _kind = "BoundedSemaphore"
+    _bounded = True
 
     def __init__(self, value: int = 1, *, name: str | None = None) -> None:
         if is_foreign(BoundedSemaphore, self):  # threading.BoundedSemaphore.__init__(self)
@@ -171,10 +234,6 @@ class BoundedSemaphore(Semaphore):
         cls = self.__class__
         return (f"<{cls.__module__}.{cls.__qualname__} at {id(self):#x}:"
                 f" value={self._value}/{self._initial_value}>")
-
-    def _check_bound(self, n: int) -> None:
-        if self._value + n > self._initial_value:
-            raise ValueError("Semaphore released too many times")
 
 
 Semaphore.__module__ = BoundedSemaphore.__module__ = "tracethread"
