@@ -244,6 +244,30 @@ def test_graph_nodes_go_away_with_their_locks():
     assert stats["edges"] == 1 and stats["nodes"] == 2
 
 
+def test_a_long_held_lock_does_not_keep_the_short_lived_locks_taken_under_it():
+    # A lock held while many fresh locks are taken (a lock per request or per Future)
+    # must not keep anything of them once they are gone: memory follows the live locks.
+    import weakref
+    from tracethread._core import detect
+    outer = tracethread.Lock()
+    refs = []
+    with outer:
+        for _ in range(500):
+            inner = tracethread.Lock()
+            with inner:
+                pass
+            refs.append(weakref.ref(inner._info))
+    del inner
+    tracethread.flush()   # the summaries' pending list lets go of the locks
+    gc.collect()
+    with outer, tracethread.Lock():   # the next acquire sweeps dead nodes
+        pass
+    gc.collect()
+    assert sum(r() is not None for r in refs) == 0
+    assert len(detect._known_by_node.get(outer._info, ())) == 1
+    assert detect.graph.stats()["edges"] == 1
+
+
 def test_identity_by_site_merges_locks_made_at_one_line():
     tracethread.configure(identity="site")
 

@@ -32,7 +32,9 @@ _tracked: set = set()                             # nodes with a finalizer regis
 known: set = set()
 # Set by the pytest plugin to the running test's id: new edges remember it.
 context = ""
-_known_by_node: dict = {}  # node -> keys of `known` it appears in (to forget them with it)
+# node -> keys of `known` it appears in, to forget them with it (from both ends: a
+# long-lived lock taken before many short-lived ones must not keep their keys).
+_known_by_node: dict = {}
 
 
 def _name(node: Hashable) -> str:
@@ -66,6 +68,9 @@ def _drop_dead() -> None:
         _tracked.discard(node)
         for key in _known_by_node.pop(node, ()):
             known.discard(key)
+            other = _known_by_node.get(key[1] if key[0] is node else key[0])
+            if other is not None:
+                other.discard(key)
 
 
 def reset() -> None:
@@ -134,8 +139,8 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
             if not bounded and not by_site:
                 key = (hinfo, info)
                 known.add(key)
-                _known_by_node.setdefault(hinfo, []).append(key)
-                _known_by_node.setdefault(info, []).append(key)
+                _known_by_node.setdefault(hinfo, set()).add(key)
+                _known_by_node.setdefault(info, set()).add(key)
     for cycle in new_cycles:
         _report_cycle(cycle, st)
 
