@@ -59,8 +59,8 @@ typedef struct {
     long long acquires, reentries, releases, inner_releases;
     long long hold_sum, hold_min, hold_max;
     long long buckets[MAX_BOUNDS + 1], bucket_sums[MAX_BOUNDS + 1];
-    PyObject *threads;     /* set of the ThreadStates that took part, or NULL */
-    PyObject *last;        /* the last of them (strong), or NULL */
+    PyObject *threads;     /* set of the ThreadStates that took part, once there are two */
+    PyObject *last;        /* the last of them (strong); NULL: nothing since the take */
 } LockCore;
 
 typedef LockCore RLockCore;
@@ -297,10 +297,16 @@ agg_touch(LockCore *self, PyObject *st)
         self->dirty = 1;
     }
     if (self->last != st) {
-        if (self->threads == NULL && (self->threads = PySet_New(NULL)) == NULL)
-            return -1;
-        if (PySet_Add(self->threads, st) < 0)
-            return -1;
+        /* One thread: just `last` (no set to allocate); a set from the second one on. */
+        if (self->last != NULL) {
+            if (self->threads == NULL) {
+                if ((self->threads = PySet_New(NULL)) == NULL ||
+                    PySet_Add(self->threads, self->last) < 0)
+                    return -1;
+            }
+            if (PySet_Add(self->threads, st) < 0)
+                return -1;
+        }
         Py_INCREF(st);
         Py_XSETREF(self->last, st);
     }
@@ -336,7 +342,7 @@ static PyObject *
 LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
 {
     self->dirty = 0;
-    if (self->threads == NULL) {
+    if (self->last == NULL) {
         Py_RETURN_NONE;
     }
     int nb = agg_nbounds + 1;
@@ -353,7 +359,7 @@ LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
             goto error;
         PyTuple_SET_ITEM(sums, i, c);
     }
-    threads = PySequence_Tuple(self->threads);
+    threads = self->threads ? PySequence_Tuple(self->threads) : PyTuple_Pack(1, self->last);
     if (threads == NULL)
         goto error;
     PyObject *r = Py_BuildValue(
@@ -1015,8 +1021,8 @@ set_aggregation(PyObject *module, PyObject *args)
 }
 
 /* The counters list of a Python-level primitive (Condition, Semaphore, Event), the layout
- * of tracethread/_core/recorder.py: 7 ints, bucket counts, bucket sums, thread set, 6 ints,
- * the last thread. */
+ * of tracethread/_core/recorder.py: 7 ints, bucket counts, bucket sums (lists, or None:
+ * no holds), thread set (None while one thread counted), 6 ints, the last thread. */
 #define A_THREADS 9
 #define A_LAST 16
 #define A_LEN 17
@@ -1031,14 +1037,9 @@ new_counters(void)
         return NULL;
     for (int i = 0; i < A_LEN; i++) {
         PyObject *v;
-        if (i == 7 || i == 8) {
-            v = PyList_New(agg_nbounds + 1);
-            if (v != NULL)
-                for (int j = 0; j <= agg_nbounds; j++)
-                    PyList_SET_ITEM(v, j, PyLong_FromLong(0));
-        } else if (i == A_THREADS) {
-            v = PySet_New(NULL);
-        } else if (i == A_LAST) {
+        if (i == 7 || i == 8 || i == A_THREADS || i == A_LAST) {
+            /* No holds (these primitives have none): no bucket lists; no thread set until
+             * a second thread counts. */
             v = Py_NewRef(Py_None);
         } else {
             v = PyLong_FromLong(0);
@@ -1095,10 +1096,23 @@ py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "bump(): _agg is not a counters list");
         return NULL;
     }
-    if (PyList_GET_ITEM(a, A_LAST) != st) {
-        if (PySet_Add(PyList_GET_ITEM(a, A_THREADS), st) < 0) {
-            Py_DECREF(a);
-            return NULL;
+    PyObject *last = PyList_GET_ITEM(a, A_LAST);
+    if (last != st) {
+        if (last != Py_None) {
+            PyObject *threads = PyList_GET_ITEM(a, A_THREADS);
+            if (threads == Py_None) {
+                threads = PySet_New(NULL);
+                if (threads == NULL || PySet_Add(threads, last) < 0) {
+                    Py_XDECREF(threads);
+                    Py_DECREF(a);
+                    return NULL;
+                }
+                PyList_SetItem(a, A_THREADS, threads);
+            }
+            if (PySet_Add(threads, st) < 0) {
+                Py_DECREF(a);
+                return NULL;
+            }
         }
         PyList_SetItem(a, A_LAST, Py_NewRef(st));
     }
@@ -1113,7 +1127,254 @@ py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* take_summaries(prims): take the counters of every listed primitive (C locks, and the
+ * `_agg` lists of the Python-level ones) and add them up per (kind, name) of their info.
+ * Returns [(info of the first, [instance ids], counts)], counts in the `_tt_take` layout
+ * (threads: a tuple). The drain's per-primitive work in one C loop: a Future's Condition
+ * and RLock are two primitives per task. */
+typedef struct {
+    PyObject *info, *ids, *threads;   /* strong; threads: a set */
+    long long c[16];
+    long long buckets[MAX_BOUNDS + 1], sums[MAX_BOUNDS + 1];
+} Group;
+
+static PyObject *str_kind, *str_name, *str_id;
+
+static int
+group_threads_add(Group *g, PyObject *threads, PyObject *last)
+{
+    if (threads != NULL && threads != Py_None) {
+        PyObject *it = PyObject_GetIter(threads), *t;
+        if (it == NULL)
+            return -1;
+        while ((t = PyIter_Next(it)) != NULL) {
+            int r = PySet_Add(g->threads, t);
+            Py_DECREF(t);
+            if (r < 0) {
+                Py_DECREF(it);
+                return -1;
+            }
+        }
+        Py_DECREF(it);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (last != NULL && last != Py_None)
+        return PySet_Add(g->threads, last);
+    return 0;
+}
+
+/* Add one primitive's counts (c, with its buckets b/bs, may be NULL) to g. */
+static void
+group_add(Group *g, const long long *c, const long long *b, const long long *bs, int nb)
+{
+    static const int counts[] = {0, 1, 3, 10, 11, 12, 13, 14, 15};
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+        g->c[counts[i]] += c[counts[i]];
+    if (c[2]) {
+        if (!g->c[2] || c[5] < g->c[5])
+            g->c[5] = c[5];
+        g->c[2] += c[2];
+        g->c[4] += c[4];
+        if (c[6] > g->c[6])
+            g->c[6] = c[6];
+        if (b != NULL)
+            for (int i = 0; i < nb; i++) {
+                g->buckets[i] += b[i];
+                g->sums[i] += bs[i];
+            }
+    }
+}
+
+static int
+list_to_ll(PyObject *list, long long *out, int n)
+{
+    if (list == Py_None)
+        return 0;
+    if (!PyList_Check(list) || PyList_GET_SIZE(list) != n) {
+        PyErr_SetString(PyExc_TypeError, "take_summaries(): bad bucket list");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        out[i] = PyLong_AsLongLong(PyList_GET_ITEM(list, i));
+        if (out[i] == -1 && PyErr_Occurred())
+            return -1;
+    }
+    return 1;
+}
+
+static PyObject *
+take_summaries(PyObject *module, PyObject *prims)
+{
+    if (!PyList_Check(prims)) {
+        PyErr_SetString(PyExc_TypeError, "take_summaries() takes a list");
+        return NULL;
+    }
+    int nb = agg_nbounds + 1;
+    Py_ssize_t n = PyList_GET_SIZE(prims), ng = 0, cap = 0;
+    Group *groups = NULL;
+    PyObject *index = PyDict_New(), *result = NULL;
+    if (index == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *prim = PyList_GET_ITEM(prims, k);
+        long long c[16] = {0}, b[MAX_BOUNDS + 1], bs[MAX_BOUNDS + 1];
+        int have_buckets = 0;
+        PyObject *info = NULL, *threads = NULL, *last = NULL;  /* strong */
+        if (PyObject_TypeCheck(prim, LockCore_Type) || PyObject_TypeCheck(prim, RLockCore_Type)) {
+            LockCore *l = (LockCore *)prim;
+            l->dirty = 0;
+            if (l->last == NULL)
+                continue;
+            c[0] = l->acquires; c[1] = l->reentries; c[2] = l->releases;
+            c[3] = l->inner_releases; c[4] = l->hold_sum;
+            c[5] = l->releases ? l->hold_min : 0; c[6] = l->hold_max;
+            memcpy(b, l->buckets, sizeof(long long) * nb);
+            memcpy(bs, l->bucket_sums, sizeof(long long) * nb);
+            have_buckets = 1;
+            threads = l->threads;   /* the references move to us */
+            last = l->last;
+            l->threads = l->last = NULL;
+            l->acquires = l->reentries = l->releases = l->inner_releases = 0;
+            l->hold_sum = l->hold_min = l->hold_max = 0;
+            memset(l->buckets, 0, sizeof(l->buckets));
+            memset(l->bucket_sums, 0, sizeof(l->bucket_sums));
+            info = Py_NewRef(l->info);
+        } else {
+            PyObject *a = PyObject_GetAttr(prim, str_agg);
+            if (a == NULL)
+                goto error;
+            if (a == Py_None) {
+                Py_DECREF(a);
+                continue;
+            }
+            if (PyObject_SetAttr(prim, str_agg, Py_None) < 0 || !PyList_Check(a) ||
+                PyList_GET_SIZE(a) != A_LEN) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "take_summaries(): bad _agg");
+                Py_DECREF(a);
+                goto error;
+            }
+            for (int i = 0; i < 16; i++) {
+                if (i >= 7 && i <= 9)
+                    continue;
+                c[i] = PyLong_AsLongLong(PyList_GET_ITEM(a, i));
+                if (c[i] == -1 && PyErr_Occurred()) {
+                    Py_DECREF(a);
+                    goto error;
+                }
+            }
+            if (!c[2])
+                c[5] = 0;
+            int r1 = list_to_ll(PyList_GET_ITEM(a, 7), b, nb);
+            int r2 = r1 < 0 ? -1 : list_to_ll(PyList_GET_ITEM(a, 8), bs, nb);
+            if (r1 < 0 || r2 < 0) {
+                Py_DECREF(a);
+                goto error;
+            }
+            have_buckets = r1 > 0 && r2 > 0;
+            threads = Py_NewRef(PyList_GET_ITEM(a, A_THREADS));
+            last = Py_NewRef(PyList_GET_ITEM(a, A_LAST));
+            Py_DECREF(a);
+            info = PyObject_GetAttr(prim, str_info);
+            if (info == NULL) {
+                Py_XDECREF(threads);
+                Py_XDECREF(last);
+                goto error;
+            }
+        }
+        /* Its group: (kind, name) of its info. */
+        Group *g = NULL;
+        PyObject *kind = PyObject_GetAttr(info, str_kind);
+        PyObject *name = kind ? PyObject_GetAttr(info, str_name) : NULL;
+        PyObject *key = name ? PyTuple_Pack(2, kind, name) : NULL;
+        PyObject *id = key ? PyObject_GetAttr(info, str_id) : NULL;
+        Py_XDECREF(kind);
+        Py_XDECREF(name);
+        if (id != NULL) {
+            PyObject *gi = PyDict_GetItemWithError(index, key);
+            if (gi != NULL) {
+                g = &groups[PyLong_AsSsize_t(gi)];
+            } else if (!PyErr_Occurred()) {
+                if (ng == cap) {
+                    Py_ssize_t ncap = cap ? cap * 2 : 16;
+                    Group *ng_ = PyMem_Realloc(groups, sizeof(Group) * ncap);
+                    if (ng_ == NULL)
+                        PyErr_NoMemory();
+                    else {
+                        groups = ng_;
+                        cap = ncap;
+                    }
+                }
+                if (ng < cap) {
+                    PyObject *pos = PyLong_FromSsize_t(ng);
+                    if (pos != NULL && PyDict_SetItem(index, key, pos) == 0) {
+                        g = &groups[ng++];
+                        memset(g, 0, sizeof(Group));
+                        g->info = Py_NewRef(info);
+                        g->ids = PyList_New(0);
+                        g->threads = PySet_New(NULL);
+                        if (g->ids == NULL || g->threads == NULL)
+                            g = NULL;
+                    }
+                    Py_XDECREF(pos);
+                }
+            }
+        }
+        int ok = g != NULL && PyList_Append(g->ids, id) == 0 &&
+                 group_threads_add(g, threads, last) == 0;
+        if (ok)
+            group_add(g, c, have_buckets ? b : NULL, have_buckets ? bs : NULL, nb);
+        Py_XDECREF(key);
+        Py_XDECREF(id);
+        Py_XDECREF(info);
+        Py_XDECREF(threads);
+        Py_XDECREF(last);
+        if (!ok)
+            goto error;
+    }
+    result = PyList_New(ng);
+    if (result == NULL)
+        goto error;
+    for (Py_ssize_t i = 0; i < ng; i++) {
+        Group *g = &groups[i];
+        PyObject *bt = PyTuple_New(nb), *st = PyTuple_New(nb);
+        PyObject *tt = PySequence_Tuple(g->threads);
+        if (bt == NULL || st == NULL || tt == NULL) {
+            Py_XDECREF(bt);
+            Py_XDECREF(st);
+            Py_XDECREF(tt);
+            goto error;
+        }
+        for (int j = 0; j < nb; j++) {
+            PyTuple_SET_ITEM(bt, j, PyLong_FromLongLong(g->buckets[j]));
+            PyTuple_SET_ITEM(st, j, PyLong_FromLongLong(g->sums[j]));
+        }
+        PyObject *counts = Py_BuildValue(
+            "(LLLLLLLNNNLLLLLL)", g->c[0], g->c[1], g->c[2], g->c[3], g->c[4], g->c[5],
+            g->c[6], bt, st, tt, g->c[10], g->c[11], g->c[12], g->c[13], g->c[14], g->c[15]);
+        PyObject *item = counts ? PyTuple_Pack(3, g->info, g->ids, counts) : NULL;
+        Py_XDECREF(counts);
+        if (item == NULL)
+            goto error;
+        PyList_SET_ITEM(result, i, item);
+    }
+    goto done;
+error:
+    Py_CLEAR(result);
+done:
+    for (Py_ssize_t i = 0; i < ng; i++) {
+        Py_XDECREF(groups[i].info);
+        Py_XDECREF(groups[i].ids);
+        Py_XDECREF(groups[i].threads);
+    }
+    PyMem_Free(groups);
+    Py_DECREF(index);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
+    {"take_summaries", take_summaries, METH_O,
+     "take_summaries(prims): take and add up their counters per (kind, name)."},
     {"bump", (PyCFunction)(void (*)(void))py_bump, METH_FASTCALL,
      "bump(prim, st, index): count one operation in prim's summary (atomic)."},
     {"set_aggregation", set_aggregation, METH_VARARGS,
@@ -1142,6 +1403,9 @@ module_exec(PyObject *m)
     INTERN(str_held, "held");
     INTERN(str_info, "_info");
     INTERN(str_agg, "_agg");
+    INTERN(str_kind, "kind");
+    INTERN(str_name, "name");
+    INTERN(str_id, "id");
 #undef INTERN
     minus_one = PyLong_FromLong(-1);
     one = PyLong_FromLong(1);

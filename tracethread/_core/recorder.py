@@ -321,6 +321,7 @@ _COUNTS = ((A_ACQUIRES, "acquisitions"), (A_REENTRIES, "reentries"),
 aggregating = [False]   # read by the primitives' Python paths
 dirty: list = []        # primitives with counters to take (the C paths append here too)
 _NBUCKETS = len(_r.DURATION_BUCKETS) + 1
+_ZEROS = (0,) * _NBUCKETS
 _BOUNDS = _r.DURATION_BUCKETS
 _last_summary_ns = 0
 
@@ -336,7 +337,9 @@ def _update_aggregation() -> None:
 
 
 def _new_counters() -> list:
-    return [0, 0, 0, 0, 0, 0, 0, [0] * _NBUCKETS, [0] * _NBUCKETS, set(), 0, 0, 0, 0, 0, 0,
+    # Bucket lists: None where the primitive has no holds (C bump); threads: None until a
+    # second thread counts (A_LAST is the one thread until then).
+    return [0, 0, 0, 0, 0, 0, 0, [0] * _NBUCKETS, [0] * _NBUCKETS, None, 0, 0, 0, 0, 0, 0,
             None]
 
 
@@ -355,8 +358,12 @@ def py_touch(prim: Any, st: ThreadState) -> list:
     if a is None:
         a = prim._agg = _new_counters()
         dirty.append(prim)
-    if a[A_LAST] is not st:
-        a[A_THREADS].add(st)
+    last = a[A_LAST]
+    if last is not st:
+        if last is not None:
+            if a[A_THREADS] is None:
+                a[A_THREADS] = {last}
+            a[A_THREADS].add(st)
         a[A_LAST] = st
     return a
 
@@ -392,19 +399,15 @@ def py_take(prim: Any) -> tuple | None:
         prim._agg = None
     if a is None:
         return None
-    return (a[0], a[1], a[2], a[3], a[4], a[5] if a[2] else 0, a[6], tuple(a[7]),
-            tuple(a[8]), tuple(a[9]), *a[A_NOTIFIES:_N_TAKEN])
+    return (a[0], a[1], a[2], a[3], a[4], a[5] if a[2] else 0, a[6],
+            _ZEROS if a[7] is None else tuple(a[7]), _ZEROS if a[8] is None else tuple(a[8]),
+            (a[A_LAST],) if a[A_THREADS] is None else tuple(a[A_THREADS]),
+            *a[A_NOTIFIES:_N_TAKEN])
 
 
-def _take_summaries() -> list[Record]:
-    """One SUMMARY record per (kind, name) — primitives made at one site, like the
-    Condition of every Future, are one summary — from the counters of the listed ones."""
-    global _last_summary_ns
-    n = len(dirty)
-    prims = dirty[:n]
-    del dirty[:n]   # appends made meanwhile stay for the next drain
-    start, end = _last_summary_ns, now_ns()
-    _last_summary_ns = end
+def _py_take_summaries(prims: list) -> list[tuple]:
+    """``speedups.take_summaries`` in Python: [(info of the first, [ids], counts)] per
+    (kind, name), counts in the ``_tt_take`` layout."""
     groups: dict[tuple, list] = {}
     for prim in prims:
         t = prim._tt_take()
@@ -436,11 +439,31 @@ def _take_summaries() -> list[Record]:
                     sums[i] += tsums[i]
     out = []
     for info, ids, c, buckets, sums, threads in groups.values():
-        infos = tuple(st.info() for st in threads)
+        c[A_BUCKETS], c[A_BUCKET_SUMS], c[A_THREADS] = buckets, sums, tuple(threads)
+        out.append((info, ids, c))
+    return out
+
+
+_group_summaries = (speedups.take_summaries if speedups is not None else _py_take_summaries)
+
+
+def _take_summaries() -> list[Record]:
+    """One SUMMARY record per (kind, name) — primitives made at one site, like the
+    Condition of every Future, are one summary — from the counters of the listed ones."""
+    global _last_summary_ns
+    n = len(dirty)
+    prims = dirty[:n]
+    del dirty[:n]   # appends made meanwhile stay for the next drain
+    start, end = _last_summary_ns, now_ns()
+    _last_summary_ns = end
+    out = []
+    for info, ids, c in _group_summaries(prims):
+        infos = tuple(st.info() for st in c[A_THREADS])
         details = {key: c[i] for i, key in _COUNTS}
         details.update(releases=c[A_RELEASES], hold_ns_total=c[A_HOLD_SUM],
                        hold_ns_min=c[A_HOLD_MIN], hold_ns_max=c[A_HOLD_MAX],
-                       hold_buckets=tuple(buckets), hold_bucket_sums_ns=tuple(sums),
+                       hold_buckets=tuple(c[A_BUCKETS]),
+                       hold_bucket_sums_ns=tuple(c[A_BUCKET_SUMS]),
                        threads=infos, instances=tuple(ids))
         out.append(Record(_delivered, _r.SUMMARY, info, infos[0], start or end, end,
                           True, False, None, None, MappingProxyType(details)))
