@@ -110,10 +110,37 @@ thread_state(void)
     return st;
 }
 
+/* ThreadState's `guard` and `held` are __slots__: read them at their offsets (what the
+ * member descriptor does, without the attribute lookup that finds it), for objects of
+ * exactly that type; set by set_thread_state_type(). */
+static PyTypeObject *tstate_type = NULL;
+static Py_ssize_t off_guard = -1, off_held = -1;
+
+/* st.held, or st.<name> at `off`: a new reference, or NULL with an exception set. */
+static inline PyObject *
+st_get(PyObject *st, Py_ssize_t off, PyObject *name)
+{
+    if (off >= 0 && Py_TYPE(st) == tstate_type) {
+        PyObject *v = *(PyObject **)((char *)st + off);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    return PyObject_GetAttr(st, name);
+}
+
 /* 1 if guarded, 0 if not, -1 on error. */
 static inline int
 is_guarded(PyObject *st)
 {
+    if (off_guard >= 0 && Py_TYPE(st) == tstate_type) {
+        PyObject *v = *(PyObject **)((char *)st + off_guard);
+        if (v == Py_False)
+            return 0;
+        if (v == Py_True)
+            return 1;
+    }
     PyObject *g = PyObject_GetAttr(st, str_guard);
     if (g == NULL)
         return -1;
@@ -151,7 +178,7 @@ raw_release(PyObject *raw)
 static int
 note_acquired(PyObject *st, PyObject *self, PyObject *info)
 {
-    PyObject *held = PyObject_GetAttr(st, str_held);
+    PyObject *held = st_get(st, off_held, str_held);
     if (held == NULL)
         return -1;
     if (!PyList_Check(held)) {
@@ -207,7 +234,7 @@ note_released(PyObject *owner, PyObject *self, PyObject *st)
 {
     if (owner == NULL || owner == Py_None)
         return 0;
-    PyObject *held = PyObject_GetAttr(owner, str_held);
+    PyObject *held = st_get(owner, off_held, str_held);
     if (held == NULL)
         return -1;
     Py_ssize_t n = PyList_Check(held) ? PyList_GET_SIZE(held) : 0;
@@ -985,6 +1012,40 @@ set_append(PyObject *module, PyObject *append)
     Py_RETURN_NONE;
 }
 
+/* The offset of a T_OBJECT_EX slot `name` of `type`, or -1. */
+static Py_ssize_t
+slot_offset(PyObject *type, const char *name)
+{
+    PyObject *d = PyObject_GetAttrString(type, name);
+    if (d == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    Py_ssize_t off = -1;
+    if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX && !(m->flags & READONLY))
+            off = m->offset;
+    }
+    Py_DECREF(d);
+    return off;
+}
+
+/* set_thread_state_type(type): read ThreadState's guard and held slots directly. */
+static PyObject *
+set_thread_state_type(PyObject *module, PyObject *type)
+{
+    if (!PyType_Check(type)) {
+        PyErr_SetString(PyExc_TypeError, "a type is required");
+        return NULL;
+    }
+    Py_INCREF(type);
+    Py_XSETREF(tstate_type, (PyTypeObject *)type);
+    off_guard = slot_offset(type, "guard");
+    off_held = slot_offset(type, "held");
+    return Py_BuildValue("(nn)", off_guard, off_held);
+}
+
 /* set_aggregation(on, dirty, bounds): turn summaries on or off; `dirty` is the list the
  * locks with counters are appended to, `bounds` the histogram boundaries in seconds. */
 static PyObject *
@@ -1373,6 +1434,8 @@ done:
 }
 
 static PyMethodDef module_methods[] = {
+    {"set_thread_state_type", set_thread_state_type, METH_O,
+     "set_thread_state_type(type): read its guard and held slots directly."},
     {"take_summaries", take_summaries, METH_O,
      "take_summaries(prims): take and add up their counters per (kind, name)."},
     {"bump", (PyCFunction)(void (*)(void))py_bump, METH_FASTCALL,

@@ -533,6 +533,7 @@ if speedups is not None:
                        on_acquire=_detect.on_acquire,
                        released_elsewhere=_detect.released_elsewhere, known=_detect.known,
                        capture_context=lambda: capture_context())
+    speedups.set_thread_state_type(ThreadState)
     on_buffer_change(lambda buf: speedups.set_append(buf.append))
     record = speedups.record
     now_ns = speedups.now_ns
