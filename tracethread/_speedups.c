@@ -192,15 +192,21 @@ note_acquired(PyObject *st, PyObject *self, PyObject *info)
         PyObject *h = PyList_GET_ITEM(held, i);
         if (h == self)
             continue;
-        PyObject *hinfo;
+        PyObject *hinfo;   /* strong */
         if (Py_IS_TYPE(h, LockCore_Type) || Py_IS_TYPE(h, RLockCore_Type) ||
             PyObject_TypeCheck(h, LockCore_Type) || PyObject_TypeCheck(h, RLockCore_Type)) {
-            hinfo = ((LockCore *)h)->info;
+            hinfo = Py_NewRef(((LockCore *)h)->info);
         } else {
-            need_python = 1;
-            break;
+            /* A Semaphore used as a mutex, a wrapped lock: its info, if it has one. */
+            hinfo = PyObject_GetAttr(h, str_info);
+            if (hinfo == NULL) {
+                PyErr_Clear();
+                need_python = 1;
+                break;
+            }
         }
         PyObject *key = PyTuple_Pack(2, hinfo, info);
+        Py_DECREF(hinfo);
         if (key == NULL) {
             Py_DECREF(held);
             return -1;
