@@ -364,12 +364,13 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
         self = _RLockBase.__new__(cls)
         self._block = _allocate_lock()
         self._info = PrimitiveInfo("RLock", info.name, info.site)
-        self._owner = None
-        self._count = 0
-        self._acquired_ns = 0
         self._waiting = []
         if _PURE:
+            self._owner = None
+            self._count = 0
+            self._acquired_ns = 0
             self._agg = None
+        # (the C type starts with no owner, count and time 0)
         return self
 
     def _acquire_slow(self, st: Any, blocking: Any, timeout: Any, via: Any) -> bool:
