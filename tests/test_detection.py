@@ -268,6 +268,39 @@ def test_a_long_held_lock_does_not_keep_the_short_lived_locks_taken_under_it():
     assert detect.graph.stats()["edges"] == 1
 
 
+def test_a_release_by_another_thread_while_the_owner_changes_its_held_list():
+    # ThreadPoolExecutor's idle semaphore: acquired by the submitting thread, released by
+    # a worker while the submitter goes on taking and releasing its own locks. Taking it
+    # off the owner's held list once raised IndexError in the worker.
+    import types
+    from tracethread._core import detect
+    owner, releaser = types.SimpleNamespace(held=[]), types.SimpleNamespace(held=[])
+    prim = types.SimpleNamespace(_info=None)
+    stop = []
+
+    def churn():
+        mine = [object() for _ in range(10)]
+        while not stop:
+            for x in mine:
+                owner.held.append(x)
+            for _ in mine:
+                owner.held.pop()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    t = threading.Thread(target=churn)
+    t.start()
+    try:
+        for _ in range(20000):
+            owner.held.insert(0, prim)
+            detect.released_elsewhere(owner, prim, releaser)
+            assert prim not in owner.held
+    finally:
+        stop.append(True)
+        t.join(TIMEOUT)
+        sys.setswitchinterval(interval)
+
+
 def test_identity_by_site_merges_locks_made_at_one_line():
     tracethread.configure(identity="site")
 

@@ -146,12 +146,22 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
 
 
 def released_elsewhere(owner: Any, prim: Any, releaser: Any) -> None:
-    """``prim`` was released, but not as the last item of its owner's held list."""
+    """``prim`` was released, but not as the last item of its owner's held list.
+
+    The owner may be another thread, changing its list meanwhile (a Semaphore acquired by
+    one thread and released by another): the search starts over if the list shrank under
+    it. Between the identity check and the ``del`` the interpreter cannot switch threads
+    (no call or backward jump), so the item deleted is the one found."""
     held = owner.held
-    for i in range(len(held) - 1, -1, -1):
-        if held[i] is prim:
-            del held[i]
+    for _ in range(100):
+        try:
+            for i in range(len(held) - 1, -1, -1):
+                if held[i] is prim:
+                    del held[i]
+                    break
             break
+        except IndexError:
+            continue
     if releaser is not owner:
         info = info_of(prim)
         if info is not None:
