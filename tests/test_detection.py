@@ -301,6 +301,25 @@ def test_a_release_by_another_thread_while_the_owner_changes_its_held_list():
         sys.setswitchinterval(interval)
 
 
+def test_an_error_inside_detection_is_contained_and_reported_once(monkeypatch, capsys):
+    from tracethread._core import detect
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("graph broke")
+
+    monkeypatch.setattr(detect.graph, "add_edge", broken)
+    before = tracethread.recorder_stats()["internal_errors"]
+    for _ in range(3):
+        a, b = tracethread.Lock(), tracethread.Lock()
+        with a, b:   # a new edge each time: detection fails, the program does not
+            pass
+    assert not a.locked() and not b.locked()
+    assert tracethread.recorder_stats()["internal_errors"] - before == 3
+    err = capsys.readouterr().err
+    assert err.count("internal error in detection (on_acquire)") == 1   # said once
+    assert "RuntimeError: graph broke" in err
+
+
 def test_identity_by_site_merges_locks_made_at_one_line():
     tracethread.configure(identity="site")
 

@@ -15,6 +15,7 @@ Called by the primitives (and the C fast paths) at three moments:
 from __future__ import annotations
 
 import collections
+import functools
 import sys
 import weakref
 from typing import Any, Hashable
@@ -95,6 +96,28 @@ def _orders(prim: Any, info: Any) -> bool:
     return info.kind not in _SEMAPHORES or getattr(prim, "_as_lock", None) is True
 
 
+def _contained(fn: Any) -> Any:
+    """Detection runs inside the program's lock calls: an error of its own is counted and
+    reported once (recorder.internal_error), never raised into the program. What detection
+    raises on purpose passes: DeadlockError (policy "raise"), a warning the program turned
+    into an error, the process exit of policy "exit"."""
+    name = f"detection ({fn.__name__})"
+
+    @functools.wraps(fn)
+    def contained(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (F.DeadlockError, Warning):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the tracer must not break the program
+            from . import recorder
+            recorder.internal_error(name, exc)
+            return None
+
+    return contained
+
+
+@_contained
 def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
     cfg = _config.get()
     if not cfg.detection or st.guard:
@@ -145,6 +168,7 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
         _report_cycle(cycle, st)
 
 
+@_contained
 def released_elsewhere(owner: Any, prim: Any, releaser: Any) -> None:
     """``prim`` was released, but not as the last item of its owner's held list.
 
@@ -224,6 +248,7 @@ def owner_of(obj: Any) -> Any:
     return getattr(obj, "_owner", None)
 
 
+@_contained
 def before_block(st: Any, prim: Any, bounded: bool) -> None:
     """About to block on ``prim`` (Lock, RLock, Thread). Reports (and per policy raises or
     exits) if this wait closes a wait-for cycle. Sets ``st.blocked_on``: the caller clears

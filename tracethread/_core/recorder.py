@@ -48,7 +48,7 @@ _sinks: list[Any] = []
 _delivered = 0          # highest sequence number delivered (or skipped as dropped)
 _gap = 0                # first missing number seen by the previous drain
 _pending: list = []     # records held back behind a gap
-_counters = {"records": 0, "dropped": 0, "sink_errors": 0}
+_counters = {"records": 0, "dropped": 0, "sink_errors": 0, "internal_errors": 0}
 _failed_sinks: set[int] = set()
 _drainer_wake = _raw.allocate_lock()
 _drainer_running = False
@@ -258,8 +258,29 @@ def capture_context() -> Any:
 
 def stats() -> dict[str, int]:
     """Counters of the record stream: records delivered, dropped (buffer overflow before a
-    drain reached them), sink errors."""
+    drain reached them), sink errors, and the tracer's own errors that were contained."""
     return dict(_counters)
+
+
+_reported_internal: set = set()
+
+
+def internal_error(where: str, exc: BaseException) -> None:
+    """The tracer failed inside the program's call (detection, bookkeeping): count it and
+    say so once per place on stderr; the program's operation goes on untouched."""
+    _counters["internal_errors"] += 1
+    debug = os.environ.get("TRACETHREAD_DEBUG_SINKS", "").strip().lower() in (
+        "1", "true", "yes")
+    if where in _reported_internal and not debug:
+        return
+    _reported_internal.add(where)
+    try:
+        import traceback
+        sys.stderr.write(f"tracethread: internal error in {where}, contained; the program "
+                         "goes on (further errors here are only counted):\n"
+                         + "".join(traceback.format_exception(exc)))
+    except Exception:  # noqa: BLE001 - stderr may be closed at exit
+        pass
 
 
 def set_buffer_size(size: int) -> None:

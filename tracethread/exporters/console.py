@@ -63,6 +63,9 @@ class ReportView:
         if rec.get("dropped"):
             summary += (f"; {rec['dropped']} records dropped (the program outran the recorder; "
                         "the counts above are lower bounds)")
+        if rec.get("internal_errors"):
+            summary += (f"; {rec['internal_errors']} errors of tracethread's own were "
+                        "contained (see stderr): findings may be incomplete")
         yield Text(summary)
         found = self.report.get("findings", [])
         if not found:
