@@ -270,6 +270,25 @@ def test_thread_lifecycle_records_in_order(monkeypatch):
     assert seqs == sorted(seqs)
 
 
+def test_a_conditions_lock_shows_its_waiters_and_infos_stay_out_of_the_gc():
+    # A Condition's RLock is built lean (one per Future): its waiting list appears with
+    # the first waiter, and statistics show it; a primitive's identity (PrimitiveInfo)
+    # cannot be in a reference cycle, so the C build keeps it out of the collector's walks.
+    cond = tracethread.Condition()
+    assert cond._lock.statistics().waiting == ()
+    cond.acquire()
+    t = threading.Thread(target=lambda: (cond.acquire(), cond.release()), daemon=True)
+    t.start()
+    testing.wait_until_blocked(cond._lock, 1, timeout=10)
+    assert [w.name for w in cond._lock.statistics().waiting] == [t.name]
+    cond.release()
+    t.join(10)
+    assert cond._lock.statistics().waiting == ()
+    from tracethread._core._accel import speedups
+    if speedups is not None:
+        assert not gc.is_tracked(cond._info) and not gc.is_tracked(cond._lock._info)
+
+
 def test_primitive_ids_are_never_reused():
     ids, addresses = [], []
     for _ in range(2):

@@ -1439,7 +1439,21 @@ done:
     return result;
 }
 
+/* untrack(obj): take obj out of the garbage collector's lists. Only for objects that can
+ * never be part of a reference cycle (a PrimitiveInfo: ints, strings and a Site): one
+ * per primitive, and with ten thousand Futures pending the collector's full passes walk
+ * every one of them. */
+static PyObject *
+py_untrack(PyObject *module, PyObject *obj)
+{
+    if (PyObject_IS_GC(obj) && PyObject_GC_IsTracked(obj))
+        PyObject_GC_UnTrack(obj);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"untrack", py_untrack, METH_O,
+     "untrack(obj): stop the garbage collector tracking obj (it can never be in a cycle)."},
     {"set_thread_state_type", set_thread_state_type, METH_O,
      "set_thread_state_type(type): read its guard and held slots directly."},
     {"take_summaries", take_summaries, METH_O,

@@ -15,6 +15,9 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from . import _raw
+from ._accel import speedups as _speedups
+
+_untrack = _speedups.untrack if _speedups is not None else None
 
 # Operation names. One constant per operation; sinks and tests use these, never literals.
 LOCK_ACQUIRE = "lock.acquire"
@@ -90,6 +93,8 @@ class PrimitiveInfo:
         self.kind = kind
         self.name = name
         self.site = site
+        if _untrack is not None:
+            _untrack(self)   # it refers to nothing that can refer back: never in a cycle
 
     def __repr__(self) -> str:
         return f"PrimitiveInfo(id={self.id}, kind={self.kind!r}, name={self.name!r})"

@@ -72,6 +72,8 @@ def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, 
         return False
     site = caller_site(2)
     waiting = self._waiting
+    if waiting is None:   # made on the first wait (a Condition's RLock starts without)
+        waiting = self._waiting = []
     waiting.append(st)
     st.waiting = self._info
     st.wait_since = t0
@@ -221,7 +223,7 @@ class Lock(_LockBase, metaclass=StdCompatMeta):
         return LockStatistics(
             name=self._info.name, kind="Lock", locked=self._lock.locked(),
             owner=owner.info() if owner is not None and self._lock.locked() else None,
-            waiting=thread_infos(self._waiting))
+            waiting=thread_infos(self._waiting or ()))
 
     @property
     def name(self) -> str:
@@ -364,7 +366,7 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
         self = _RLockBase.__new__(cls)
         self._block = _allocate_lock()
         self._info = PrimitiveInfo("RLock", info.name, info.site)
-        self._waiting = []
+        self._waiting = None   # a list from the first wait: one object less per Future
         if _PURE:
             self._owner = None
             self._count = 0
@@ -431,7 +433,7 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
         return LockStatistics(
             name=self._info.name, kind="RLock", locked=self._block.locked(),
             owner=owner.info() if owner is not None else None,
-            waiting=thread_infos(self._waiting), count=self._count)
+            waiting=thread_infos(self._waiting or ()), count=self._count)
 
     @property
     def name(self) -> str:
