@@ -147,7 +147,10 @@ class Semaphore(metaclass=StdCompatMeta):
 
     def _acquired(self, st: Any, blocking: Any, timeout: Any) -> None:
         """Who holds it, until it is released: by the same thread (then it is used as a
-        mutex and joins the lock-order graph) or by another (a signal: it never does)."""
+        mutex and joins the lock-order graph) or by another (a signal: it never does).
+        Once it is known to be a signal, nobody needs to know who holds it."""
+        if self._as_lock is False:
+            return
         self._holders.append(st)
         if self._as_lock:
             if blocking and st.held and (timeout is None or timeout > 0):
