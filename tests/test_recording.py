@@ -289,6 +289,36 @@ def test_a_conditions_lock_shows_its_waiters_and_infos_stay_out_of_the_gc():
         assert not gc.is_tracked(cond._info) and not gc.is_tracked(cond._lock._info)
 
 
+def test_with_condition_calls_its_locks_own_enter_and_exit():
+    # `with cond:` goes straight to tracethread's Lock/RLock fast paths in C; any other
+    # lock, a subclass overriding __enter__/__exit__ included, is called as the stdlib does.
+    calls = []
+
+    class Counted(tracethread.Lock):
+        __slots__ = ()
+
+        def __enter__(self):
+            calls.append("enter")
+            return super().__enter__()
+
+        def __exit__(self, *exc):
+            calls.append("exit")
+            return super().__exit__(*exc)
+
+    for lock in (Counted(), threading.Lock(), tracethread.RLock(), tracethread.Lock()):
+        cond = tracethread.Condition(lock)
+        with cond as got:
+            assert got is True and lock.locked()
+            cond.notify()
+        assert not lock.locked()
+    assert calls == ["enter", "exit"]
+    c = tracethread.Condition()
+    with pytest.raises(ZeroDivisionError):
+        with c:
+            1 / 0
+    assert not c._lock.locked()
+
+
 def test_primitive_ids_are_never_reused():
     ids, addresses = [], []
     for _ in range(2):

@@ -924,6 +924,130 @@ static PyType_Spec RLockCore_spec = {
 
 /* ------------------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------------------ */
+/* CondCore: `with condition:` without a Python frame. The stdlib's Condition.__enter__ is
+ * Python code calling its lock's __enter__; when the lock is tracethread's own Lock or
+ * RLock (exactly those classes: a subclass may override), this goes straight to the lock's
+ * C fast path. Any other lock: its own __enter__/__exit__, as the stdlib calls them. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *lock;
+} CondCore;
+
+static PyTypeObject *CondCore_Type = NULL;
+static PyObject *cfg_lock_cls = NULL, *cfg_rlock_cls = NULL;
+static PyObject *str_enter, *str_exit;
+
+static PyObject *
+CondCore_enter(CondCore *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *lock = self->lock;
+    if (lock == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_lock");
+        return NULL;
+    }
+    if ((PyObject *)Py_TYPE(lock) == cfg_lock_cls)
+        return lock_acquire_impl((LockCore *)lock, Py_True, NULL, 1);
+    if ((PyObject *)Py_TYPE(lock) == cfg_rlock_cls)
+        return rlock_acquire_impl((RLockCore *)lock, Py_True, NULL, 1);
+    return PyObject_CallMethodNoArgs(lock, str_enter);
+}
+
+static PyObject *
+CondCore_exit(CondCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *lock = self->lock;
+    if (lock == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_lock");
+        return NULL;
+    }
+    if ((PyObject *)Py_TYPE(lock) == cfg_lock_cls)
+        return lock_release_impl((LockCore *)lock);
+    if ((PyObject *)Py_TYPE(lock) == cfg_rlock_cls)
+        return rlock_release_impl((RLockCore *)lock);
+    PyObject *meth = PyObject_GetAttr(lock, str_exit);
+    if (meth == NULL)
+        return NULL;
+    PyObject *r = PyObject_Vectorcall(meth, args, nargs, NULL);
+    Py_DECREF(meth);
+    return r;
+}
+
+static int
+CondCore_traverse(CondCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->lock);
+    return 0;
+}
+
+static int
+CondCore_clear(CondCore *self)
+{
+    Py_CLEAR(self->lock);
+    return 0;
+}
+
+static void
+CondCore_dealloc(CondCore *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    CondCore_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef CondCore_methods[] = {
+    {"__enter__", (PyCFunction)CondCore_enter, METH_NOARGS, "Acquire the lock."},
+    {"__exit__", (PyCFunction)(void (*)(void))CondCore_exit, METH_FASTCALL,
+     "Release the lock."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef CondCore_members[] = {
+    {"_lock", T_OBJECT_EX, offsetof(CondCore, lock), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot CondCore_slots[] = {
+    {Py_tp_dealloc, CondCore_dealloc},
+    {Py_tp_traverse, CondCore_traverse},
+    {Py_tp_clear, CondCore_clear},
+    {Py_tp_methods, CondCore_methods},
+    {Py_tp_members, CondCore_members},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_doc, "C enter/exit of tracethread.Condition."},
+    {0, NULL},
+};
+
+static PyType_Spec CondCore_spec = {
+    .name = "tracethread._speedups.CondCore",
+    .basicsize = sizeof(CondCore),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = CondCore_slots,
+};
+
+/* set_lock_classes(Lock, RLock): the classes whose fast paths CondCore may call. */
+static PyObject *
+set_lock_classes(PyObject *module, PyObject *args)
+{
+    PyObject *l, *r;
+    if (!PyArg_ParseTuple(args, "O!O!:set_lock_classes", &PyType_Type, &l, &PyType_Type, &r))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)l, LockCore_Type) ||
+        !PyType_IsSubtype((PyTypeObject *)r, RLockCore_Type)) {
+        PyErr_SetString(PyExc_TypeError, "set_lock_classes(): not LockCore/RLockCore types");
+        return NULL;
+    }
+    Py_INCREF(l);
+    Py_XSETREF(cfg_lock_cls, l);
+    Py_INCREF(r);
+    Py_XSETREF(cfg_rlock_cls, r);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 next_seq(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
@@ -1452,6 +1576,8 @@ py_untrack(PyObject *module, PyObject *obj)
 }
 
 static PyMethodDef module_methods[] = {
+    {"set_lock_classes", set_lock_classes, METH_VARARGS,
+     "set_lock_classes(Lock, RLock): the classes CondCore calls the fast paths of."},
     {"untrack", py_untrack, METH_O,
      "untrack(obj): stop the garbage collector tracking obj (it can never be in a cycle)."},
     {"set_thread_state_type", set_thread_state_type, METH_O,
@@ -1486,6 +1612,8 @@ module_exec(PyObject *m)
     INTERN(str_held, "held");
     INTERN(str_info, "_info");
     INTERN(str_agg, "_agg");
+    INTERN(str_enter, "__enter__");
+    INTERN(str_exit, "__exit__");
     INTERN(str_kind, "kind");
     INTERN(str_name, "name");
     INTERN(str_id, "id");
@@ -1526,6 +1654,15 @@ module_exec(PyObject *m)
     RLockCore_Type = (PyTypeObject *)t;
     Py_INCREF(t);
     if (PyModule_AddObject(m, "RLockCore", t) < 0) {
+        Py_DECREF(t);
+        return -1;
+    }
+    t = PyType_FromModuleAndSpec(m, &CondCore_spec, NULL);
+    if (t == NULL)
+        return -1;
+    CondCore_Type = (PyTypeObject *)t;
+    Py_INCREF(t);
+    if (PyModule_AddObject(m, "CondCore", t) < 0) {
         Py_DECREF(t);
         return -1;
     }

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from .._core import _raw
 from .._core import recorder as _rec
+from .._core._accel import speedups
 from .._core.records import (
     CONDITION_NOTIFY, CONDITION_NOTIFY_ALL, CONDITION_WAIT, caller_site,
 )
@@ -36,7 +37,23 @@ _getframe = sys._getframe
 _THREADING_FILE = _raw.THREADING_FILE
 
 
-class Condition(metaclass=StdCompatMeta):
+class _PyCondFast:
+    """Condition's enter/exit without the C extension (as the stdlib's)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Any:
+        return self._lock.__enter__()
+
+    def __exit__(self, *args: Any) -> Any:
+        return self._lock.__exit__(*args)
+
+
+# With the extension, ``with condition:`` over tracethread's Lock/RLock is one C call.
+_CondBase: Any = speedups.CondCore if speedups is not None else _PyCondFast
+
+
+class Condition(_CondBase, metaclass=StdCompatMeta):
     """``threading.Condition``, recorded. Accepts ``name=``."""
 
     _std_twins = (_raw.StdCondition,)
@@ -51,7 +68,7 @@ class Condition(metaclass=StdCompatMeta):
             if st.guard or _getframe(1).f_code.co_filename == _THREADING_FILE:
                 kwargs.pop("name", None)
                 return _raw.StdCondition(*args, **kwargs)
-        return object.__new__(cls)
+        return _CondBase.__new__(cls)
 
     def __init__(self, lock: Any = None, *, name: str | None = None) -> None:
         self._info = info = make_info("Condition", name)
@@ -95,12 +112,6 @@ class Condition(metaclass=StdCompatMeta):
     def _at_fork_reinit(self) -> None:
         self._lock._at_fork_reinit()
         self._waiters.clear()
-
-    def __enter__(self) -> Any:
-        return self._lock.__enter__()
-
-    def __exit__(self, *args: Any) -> Any:
-        return self._lock.__exit__(*args)
 
     def __repr__(self) -> str:
         return "<Condition(%s, %d)>" % (self._lock, len(self._waiters))
