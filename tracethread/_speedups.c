@@ -43,6 +43,7 @@ static PyObject *cfg_dirty = NULL;        /* list of locks with counters to take
 static double agg_bounds[MAX_BOUNDS];     /* histogram boundaries, seconds, increasing */
 static int agg_nbounds = 0;
 static PyObject *str_held, *str_info;
+static PyObject *str_agg, *one;
 
 /* One layout for both types; RLockCore calls its raw lock `_block` (as _PyRLock does). */
 typedef struct {
@@ -879,7 +880,21 @@ RLockCore_exit(RLockCore *self, PyObject *const *args, Py_ssize_t nargs)
     return rlock_release_impl(self);
 }
 
+/* _is_owned(): does the calling thread own it (Condition.notify/wait ask, every time)? */
+static PyObject *
+RLockCore_is_owned(RLockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    int owned = self->owner == st;
+    Py_DECREF(st);
+    return PyBool_FromLong(owned);
+}
+
 static PyMethodDef RLockCore_methods[] = {
+    {"_is_owned", (PyCFunction)RLockCore_is_owned, METH_NOARGS,
+     "Is it owned by the calling thread?"},
     {"_tt_take", (PyCFunction)LockCore_take, METH_NOARGS,
      "The summary of aggregated operations since the last take, or None."},
     {"acquire", (PyCFunction)(void (*)(void))RLockCore_acquire,
@@ -999,7 +1014,92 @@ CondCore_dealloc(CondCore *self)
     Py_DECREF(tp);
 }
 
+static PyObject *py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *str_is_owned, *str_waiters, *str_notify_py, *str_notify_all_py, *notify_index;
+
+/* notify(n=1) / notify_all(): the common case — the caller owns the lock, nobody waits,
+ * summaries are on — counted here; everything else (waking threads, recording, errors) in
+ * the Python methods `_notify_py` / `_notify_all_py`. */
+static PyObject *
+cond_notify(CondCore *self, PyObject *n, int all)
+{
+    PyObject *me = (PyObject *)self;
+    PyObject *r = PyObject_CallMethodNoArgs(me, str_is_owned);
+    if (r == NULL)
+        return NULL;
+    int owned = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (owned < 0)
+        return NULL;
+    Py_ssize_t waiting = 1;
+    if (owned && agg_on) {
+        PyObject *waiters = PyObject_GetAttr(me, str_waiters);
+        if (waiters == NULL)
+            return NULL;
+        waiting = PyObject_Length(waiters);
+        Py_DECREF(waiters);
+        if (waiting < 0)
+            return NULL;
+    }
+    if (!owned || waiting) {
+        if (all)
+            return PyObject_CallMethodNoArgs(me, str_notify_all_py);
+        return PyObject_CallMethodOneArg(me, str_notify_py, n);
+    }
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    int g = is_guarded(st);
+    PyObject *res = NULL;
+    if (g == 0) {
+        PyObject *args[3] = {me, st, notify_index};
+        res = py_bump(NULL, args, 3);
+    } else if (g > 0) {
+        res = Py_NewRef(Py_None);
+    }
+    Py_DECREF(st);
+    return res;
+}
+
+static PyObject *
+CondCore_notify(CondCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const kw[] = {"n", NULL};
+    PyObject *n = NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw > 1) {
+        PyErr_Format(PyExc_TypeError, "notify() takes at most 1 argument (%zd given)",
+                     nargs + nkw);
+        return NULL;
+    }
+    if (nargs == 1)
+        n = args[0];
+    else if (nkw == 1) {
+        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), kw[0]) != 0) {
+            PyErr_Format(PyExc_TypeError, "notify() got an unexpected keyword argument '%U'",
+                         PyTuple_GET_ITEM(kwnames, 0));
+            return NULL;
+        }
+        n = args[0];
+    }
+    if (n == NULL) {
+        n = one;
+    }
+    return cond_notify(self, n, 0);
+}
+
+static PyObject *
+CondCore_notify_all(CondCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return cond_notify(self, NULL, 1);
+}
+
 static PyMethodDef CondCore_methods[] = {
+    /* Called by Condition.notify/notify_all (Python, for the stdlib's signatures). */
+    {"_c_notify", (PyCFunction)(void (*)(void))CondCore_notify, METH_FASTCALL | METH_KEYWORDS,
+     "notify(n=1), the common case in C."},
+    {"_c_notify_all", (PyCFunction)CondCore_notify_all, METH_NOARGS,
+     "notify_all(), the common case in C."},
     {"__enter__", (PyCFunction)CondCore_enter, METH_NOARGS, "Acquire the lock."},
     {"__exit__", (PyCFunction)(void (*)(void))CondCore_exit, METH_FASTCALL,
      "Release the lock."},
@@ -1218,7 +1318,6 @@ set_aggregation(PyObject *module, PyObject *args)
 #define A_LAST 16
 #define A_LEN 17
 
-static PyObject *str_agg, *one;
 
 static PyObject *
 new_counters(void)
@@ -1613,6 +1712,10 @@ module_exec(PyObject *m)
     INTERN(str_info, "_info");
     INTERN(str_agg, "_agg");
     INTERN(str_enter, "__enter__");
+    INTERN(str_is_owned, "_is_owned");
+    INTERN(str_waiters, "_waiters");
+    INTERN(str_notify_py, "_notify_py");
+    INTERN(str_notify_all_py, "_notify_all_py");
     INTERN(str_exit, "__exit__");
     INTERN(str_kind, "kind");
     INTERN(str_name, "name");
@@ -1620,6 +1723,9 @@ module_exec(PyObject *m)
 #undef INTERN
     minus_one = PyLong_FromLong(-1);
     one = PyLong_FromLong(1);
+    notify_index = PyLong_FromLong(10);   /* A_NOTIFIES in recorder.py */
+    if (notify_index == NULL)
+        return -1;
     if (minus_one == NULL || one == NULL)
         return -1;
     contended_details = PyTuple_Pack(1, Py_True);

@@ -189,7 +189,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
             result = predicate()
         return result
 
-    def notify(self, n: int = 1) -> None:
+    def _notify_py(self, n: int = 1) -> None:
         """Wake up one or more threads waiting on this condition, if any."""
         if not self._is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
@@ -225,7 +225,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
                 pass
         return woken
 
-    def notify_all(self) -> None:
+    def _notify_all_py(self) -> None:
         """Wake up all threads waiting on this condition."""
         if not self._is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
@@ -260,4 +260,25 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         return self._info.name
 
 
+if speedups is None:
+    Condition.notify = Condition._notify_py              # type: ignore[attr-defined]
+    Condition.notify_all = Condition._notify_all_py      # type: ignore[attr-defined]
+else:
+    # Nobody waiting and summaries on: counted in C; anything else calls the methods above.
+    # Python functions around the C ones keep the stdlib's signatures (self, n=1).
+    _c_notify = speedups.CondCore._c_notify
+    _c_notify_all = speedups.CondCore._c_notify_all
+
+    def notify(self: Condition, n: int = 1) -> None:
+        """Wake up one or more threads waiting on this condition, if any."""
+        return _c_notify(self, n)
+
+    def notify_all(self: Condition) -> None:
+        """Wake up all threads waiting on this condition."""
+        return _c_notify_all(self)
+
+    notify.__qualname__ = "Condition.notify"
+    notify_all.__qualname__ = "Condition.notify_all"
+    Condition.notify = notify                            # type: ignore[attr-defined]
+    Condition.notify_all = notify_all                    # type: ignore[attr-defined]
 Condition.__module__ = "tracethread"

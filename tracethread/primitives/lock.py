@@ -328,6 +328,13 @@ class _PyRLockFast:
     def __exit__(self, t: Any, v: Any, tb: Any) -> None:
         self.release()
 
+    def _is_owned(self) -> bool:
+        try:
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        return self._owner is st
+
 
 _RLockBase: Any = speedups.RLockCore if speedups is not None else _PyRLockFast
 
@@ -378,14 +385,7 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
     def _acquire_slow(self, st: Any, blocking: Any, timeout: Any, via: Any) -> bool:
         return _acquire_waiting(self, self._block, st, blocking, timeout, RLOCK_ACQUIRE, via)
 
-    # -- the protocol Condition uses ----------------------------------------------------
-    def _is_owned(self) -> bool:
-        try:
-            st = tls.st
-        except AttributeError:
-            st = new_state()
-        return self._owner is st
-
+    # -- the protocol Condition uses (and _is_owned: in C, or _PyRLockFast) ---------------
     def _recursion_count(self) -> int:
         try:
             st = tls.st
