@@ -319,6 +319,25 @@ def test_with_condition_calls_its_locks_own_enter_and_exit():
     assert not c._lock.locked()
 
 
+def test_default_name_is_the_creation_site_whether_cached_or_not():
+    # The first construction at a line computes the site (Python); later ones find it in
+    # the cache (in C with the extension, by code object and instruction): same answer.
+    import inspect
+
+    def make():
+        return tracethread.Lock(), tracethread.Condition()
+
+    first = make()
+    line = inspect.getsourcelines(make)[1] + 1
+    for lock, cond in [first, make(), make()]:
+        assert lock._info.name.endswith(f"test_recording.py:{line}")
+        assert (lock._info.site.line, lock._info.site.function) == (line, "make")
+        assert cond._info.name == cond._lock._info.name
+        assert cond._info.site.line == line
+    other = tracethread.Lock()   # another line, another name
+    assert other._info.name != first[0]._info.name
+
+
 def test_primitive_ids_are_never_reused():
     ids, addresses = [], []
     for _ in range(2):

@@ -15,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include "structmember.h"
+#include "frameobject.h"
 #include <time.h>
 
 static long long seq_counter = 0;   /* protected by the GIL */
@@ -1674,7 +1675,86 @@ py_untrack(PyObject *module, PyObject *obj)
     Py_RETURN_NONE;
 }
 
+/* cached_site(depth): the cached (Site, label) of the first frame outside tracethread,
+ * starting `depth` frames above the Python function that called this one, or None when
+ * that place is not cached yet (records.caller_site_and_label then computes and caches
+ * it under the same key, (code, f_lasti)). Python 3.11+ (f_lasti in bytes, as the frame
+ * attribute gives it); None on older versions. */
+static PyObject *cfg_pkg_dir = NULL, *cfg_site_cache = NULL;
+
+static PyObject *
+cached_site(PyObject *module, PyObject *arg)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    if (cfg_site_cache == NULL)
+        Py_RETURN_NONE;
+    long depth = PyLong_AsLong(arg);
+    if (depth == -1 && PyErr_Occurred())
+        return NULL;
+    PyFrameObject *f = PyEval_GetFrame();
+    Py_XINCREF(f);
+    for (long i = 0; i < depth && f != NULL; i++) {
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    PyCodeObject *code = NULL;
+    while (f != NULL) {
+        code = PyFrame_GetCode(f);
+        int r = PyUnicode_Tailmatch(code->co_filename, cfg_pkg_dir, 0, PY_SSIZE_T_MAX, -1);
+        if (r < 0) {
+            Py_DECREF(code);
+            Py_DECREF(f);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        Py_CLEAR(code);
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    if (f == NULL)
+        Py_RETURN_NONE;
+    PyObject *lasti = PyLong_FromLong(PyFrame_GetLasti(f));
+    Py_DECREF(f);
+    PyObject *key = lasti ? PyTuple_Pack(2, (PyObject *)code, lasti) : NULL;
+    Py_DECREF(code);
+    Py_XDECREF(lasti);
+    if (key == NULL)
+        return NULL;
+    PyObject *found = PyDict_GetItemWithError(cfg_site_cache, key);
+    Py_DECREF(key);
+    if (found == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(found);
+#else
+    Py_RETURN_NONE;
+#endif
+}
+
+static PyObject *
+set_site_cache(PyObject *module, PyObject *args)
+{
+    PyObject *pkg_dir, *cache;
+    if (!PyArg_ParseTuple(args, "UO!:set_site_cache", &pkg_dir, &PyDict_Type, &cache))
+        return NULL;
+    Py_INCREF(pkg_dir);
+    Py_XSETREF(cfg_pkg_dir, pkg_dir);
+    Py_INCREF(cache);
+    Py_XSETREF(cfg_site_cache, cache);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"cached_site", cached_site, METH_O,
+     "cached_site(depth): the cached (Site, label) of the caller's caller outside "
+     "tracethread, or None."},
+    {"set_site_cache", set_site_cache, METH_VARARGS,
+     "set_site_cache(pkg_dir, cache): where cached_site looks."},
     {"set_lock_classes", set_lock_classes, METH_VARARGS,
      "set_lock_classes(Lock, RLock): the classes CondCore calls the fast paths of."},
     {"untrack", py_untrack, METH_O,

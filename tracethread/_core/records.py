@@ -246,6 +246,8 @@ _STDLIB_DIR = sysconfig.get_paths()["stdlib"] + os.sep
 _PURELIB_DIR = sysconfig.get_paths()["purelib"] + os.sep
 _site_cache: dict[tuple[Any, int], tuple[Site, str]] = {}
 _SITE_CACHE_MAX = 50_000
+if _speedups is not None:
+    _speedups.set_site_cache(_PKG_DIR, _site_cache)   # cached_site: hits found in C
 
 
 def _short_path(path: str) -> str:

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .._core import _raw
+from .._core._accel import speedups
 from .._core import recorder as _rec
 from .._core import records as _records
 from .._core.records import (
@@ -34,9 +35,15 @@ def bind_append(module_globals: dict[str, Any]) -> None:
     _rec.on_buffer_change(rebind)
 
 
+_cached_site = speedups.cached_site if speedups is not None else None
+
+
 def make_info(kind: str, name: str | None) -> PrimitiveInfo:
-    # The walk skips every tracethread frame, so this is the user's constructor call.
-    found = caller_site_and_label(2)
+    # The walk skips every tracethread frame, so this is the user's constructor call. A
+    # place seen before is found in C (cached_site, same cache and key); else in Python.
+    found = _cached_site(1) if _cached_site is not None else None
+    if found is None:
+        found = caller_site_and_label(2)
     site = None if found is None else found[0]
     if name is None:
         name = f"<{kind}>" if found is None else found[1]
