@@ -258,10 +258,10 @@ def test_semaphore_and_event_operations_that_waited_or_woke_are_records(sink):
     assert not sink.summaries(sem) and not sink.summaries(event)
 
 
-@pytest.mark.parametrize("kind", ["Condition.notify", "Event.clear", "Semaphore"])
+@pytest.mark.parametrize("kind", ["Condition.notify", "Event.clear", "Semaphore", "Lock"])
 def test_counting_from_many_threads_while_the_drainer_takes_loses_nothing(sink, kind):
     prim = {"Condition.notify": tracethread.Condition, "Event.clear": tracethread.Event,
-            "Semaphore": lambda: tracethread.Semaphore(4)}[kind]()
+            "Semaphore": lambda: tracethread.Semaphore(4), "Lock": tracethread.Lock}[kind]()
     threads, rounds = 4, 5000
 
     def work():
@@ -271,6 +271,9 @@ def test_counting_from_many_threads_while_the_drainer_takes_loses_nothing(sink, 
                     prim.notify()
             elif kind == "Event.clear":
                 prim.clear()
+            elif kind == "Lock":
+                with prim:
+                    pass
             else:
                 prim.acquire()
                 prim.release()
@@ -292,8 +295,14 @@ def test_counting_from_many_threads_while_the_drainer_takes_loses_nothing(sink, 
     records = [r for r in sink.records if r.primitive is prim._info and r.op != R.SUMMARY]
     key, op = {"Condition.notify": ("notifies", R.CONDITION_NOTIFY),
                "Event.clear": ("event_clears", R.EVENT_CLEAR),
-               "Semaphore": ("acquisitions", R.SEMAPHORE_ACQUIRE)}[kind]
+               "Semaphore": ("acquisitions", R.SEMAPHORE_ACQUIRE),
+               "Lock": ("acquisitions", R.LOCK_ACQUIRE)}[kind]
     assert sink.total(prim, key) + sum(r.op == op for r in records) == threads * rounds
+    if kind == "Lock":   # and every hold, once: in the summaries or as a record
+        holds = [r for r in records if r.op == R.LOCK_RELEASE]
+        assert sink.total(prim, "releases") + len(holds) == threads * rounds
+        assert sum(sum(r.details["hold_buckets"]) for r in sink.summaries(prim)) == \
+            sink.total(prim, "releases")
 
 
 def test_report_statistics_are_the_same_either_way():

@@ -364,17 +364,20 @@ def _new_counters() -> list:
             None]
 
 
-# Without the C extension, counting (``py_touch`` and the caller's ``+= 1``) is several
-# bytecodes: the pure-Python paths do it holding this lock, and so does the take, so a
-# count is never added to counters already taken. Reentrant: a signal handler may count
-# while the thread it interrupted is counting.
+# Without the C extension, counting is Python code, and the drainer's take (which swaps
+# ``prim._agg`` for None) must not come between reading the counters list and adding to
+# it, or the count goes to counters already taken. The interpreter switches threads only
+# at calls, function entries and backward jumps: ``py_count``/``py_count_hold`` read the
+# list and add to it with none of those in between when the list is there and this
+# thread counted last (the usual case: no lock); otherwise (first count since the take,
+# another thread) they count holding ``agg_lock``, as the take swaps holding it.
+# Reentrant: a signal handler may count while the thread it interrupted is counting.
 agg_lock = _raw.StdRLock()
 
 
 def py_touch(prim: Any, st: ThreadState) -> list:
-    """The pure-Python fast paths' ``agg_touch``: the primitive's counters (created and
-    listed in ``dirty`` on first use), with ``st`` noted among its threads. Call it, and
-    update the counters, holding ``agg_lock``."""
+    """The primitive's counters (created and listed in ``dirty`` on first use), with ``st``
+    noted among its threads. Call it, and add to the counters, holding ``agg_lock``."""
     a = prim._agg
     if a is None:
         a = prim._agg = _new_counters()
@@ -389,19 +392,36 @@ def py_touch(prim: Any, st: ThreadState) -> list:
     return a
 
 
-def _py_bump(prim: Any, st: ThreadState, index: int) -> None:
-    """``bump`` without the C extension."""
+def py_count(prim: Any, st: ThreadState, index: int) -> None:
+    """Count one operation of ``prim`` by ``st`` (the pure-Python paths' ``bump``)."""
+    a = prim._agg
+    if a is not None and a[A_LAST] is st:
+        a[index] += 1   # no call since the read: no take in between
+        return
     with agg_lock:
         py_touch(prim, st)[index] += 1
 
 
-# bump(prim, st, index): count one operation of `prim` by `st` in its summary.
-bump = speedups.bump if speedups is not None else _py_bump
+def py_count_hold(prim: Any, st: ThreadState, held_ns: int) -> None:
+    """Count an uncontended hold of ``held_ns`` ended (a release); the bucket is the
+    OpenTelemetry SDK's (bisect_left)."""
+    i = _bisect_left(_BOUNDS, held_ns / 1e9)   # the one call, before the read
+    a = prim._agg
+    if a is None or a[A_LAST] is not st:
+        with agg_lock:
+            _add_hold(py_touch(prim, st), i, held_ns)
+        return
+    a[2] += 1   # as _add_hold, inline: no call since the read
+    a[4] += held_ns
+    if a[2] == 1 or held_ns < a[5]:
+        a[5] = held_ns
+    if held_ns > a[6]:
+        a[6] = held_ns
+    a[7][i] += 1
+    a[8][i] += held_ns
 
 
-def py_hold(a: list, held_ns: int) -> None:
-    """An uncontended hold ended (the bucket is the OpenTelemetry SDK's: bisect_left)."""
-    i = _bisect_left(_BOUNDS, held_ns / 1e9)
+def _add_hold(a: list, i: int, held_ns: int) -> None:
     a[2] += 1
     a[4] += held_ns
     if a[2] == 1 or held_ns < a[5]:
@@ -410,6 +430,10 @@ def py_hold(a: list, held_ns: int) -> None:
         a[6] = held_ns
     a[7][i] += 1
     a[8][i] += held_ns
+
+
+# bump(prim, st, index): count one operation of `prim` by `st` in its summary.
+bump = speedups.bump if speedups is not None else py_count
 
 
 def py_take(prim: Any) -> tuple | None:

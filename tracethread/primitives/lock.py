@@ -30,9 +30,8 @@ from .._core._accel import speedups
 _allocate_lock = _raw.allocate_lock
 _append = _rec.buffer.append
 _aggregating = _rec.aggregating   # [bool]: count uncontended operations, see recorder
-_touch = _rec.py_touch
-_hold = _rec.py_hold
-_agg_lock = _rec.agg_lock   # held while the pure-Python paths count (see recorder)
+_count = _rec.py_count            # the pure-Python paths' counting (see recorder)
+_count_hold = _rec.py_count_hold
 _PURE = speedups is None
 
 
@@ -118,8 +117,7 @@ def _released(prim: Any, st: Any, t: int, acquired: int, op: str) -> None:
         _append((seq(), op, prim._info, st, t, t, True, False, t - acquired, None,
                  (True, _rec.capture_context()) if prim._waiting else None))
     else:
-        with _agg_lock:
-            _hold(_touch(prim, st), t - acquired)
+        _count_hold(prim, st, t - acquired)
 
 
 class _PyLockFast:
@@ -146,8 +144,7 @@ class _PyLockFast:
             self._owner = st
             self._acquired_ns = t
             if _aggregating[0]:
-                with _agg_lock:
-                    _touch(self, st)[0] += 1
+                _count(self, st, 0)
             else:
                 _append((seq(), LOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
                          D_FAST_ACQUIRE))
@@ -259,8 +256,7 @@ class _PyRLockFast:
             self._count += 1
             if not st.guard:
                 if blocking is True and timeout == -1 and _PURE and _aggregating[0]:
-                    with _agg_lock:
-                        _touch(self, st)[1] += 1
+                    _count(self, st, 1)
                     return True
                 t = now_ns()
                 _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
@@ -283,8 +279,7 @@ class _PyRLockFast:
             self._count = 1
             self._acquired_ns = t
             if _PURE and _aggregating[0]:
-                with _agg_lock:
-                    _touch(self, st)[0] += 1
+                _count(self, st, 0)
             else:
                 _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
                          D_FAST_ACQUIRE))
@@ -313,8 +308,7 @@ class _PyRLockFast:
         t = now_ns()
         if count:
             if _aggregating[0]:
-                with _agg_lock:
-                    _touch(self, st)[3] += 1
+                _count(self, st, 3)
             else:
                 _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, None, None,
                          None))
