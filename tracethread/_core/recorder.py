@@ -407,21 +407,11 @@ def py_count_hold(prim: Any, st: ThreadState, held_ns: int) -> None:
     OpenTelemetry SDK's (bisect_left)."""
     i = _bisect_left(_BOUNDS, held_ns / 1e9)   # the one call, before the read
     a = prim._agg
-    if a is None or a[A_LAST] is not st:
-        with agg_lock:
-            _add_hold(py_touch(prim, st), i, held_ns)
-        return
-    a[2] += 1   # as _add_hold, inline: no call since the read
-    a[4] += held_ns
-    if a[2] == 1 or held_ns < a[5]:
-        a[5] = held_ns
-    if held_ns > a[6]:
-        a[6] = held_ns
-    a[7][i] += 1
-    a[8][i] += held_ns
-
-
-def _add_hold(a: list, i: int, held_ns: int) -> None:
+    locked = a is None or a[A_LAST] is not st
+    if locked:
+        agg_lock.acquire()
+        a = py_touch(prim, st)
+    # No call from the read (or the lock) to here: integer arithmetic cannot raise.
     a[2] += 1
     a[4] += held_ns
     if a[2] == 1 or held_ns < a[5]:
@@ -430,6 +420,8 @@ def _add_hold(a: list, i: int, held_ns: int) -> None:
         a[6] = held_ns
     a[7][i] += 1
     a[8][i] += held_ns
+    if locked:
+        agg_lock.release()
 
 
 # bump(prim, st, index): count one operation of `prim` by `st` in its summary.
