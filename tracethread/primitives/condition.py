@@ -56,6 +56,12 @@ _CondBase: Any = speedups.CondCore if speedups is not None else _PyCondFast
 class Condition(_CondBase, metaclass=StdCompatMeta):
     """``threading.Condition``, recorded. Accepts ``name=``."""
 
+    # Slots for what every Condition sets (faster to set than a dict's keys, one per
+    # Future); a __dict__ still, for the lock protocol methods (the class has fallbacks
+    # of the same names) and for anything a program adds, as on the stdlib's.
+    __slots__ = ("_info", "acquire", "release", "_waiters", "_agg", "__dict__",
+                 "__weakref__")
+
     _std_twins = (_raw.StdCondition,)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
