@@ -184,6 +184,16 @@ def measure(fn, n: int, side: str) -> float:
         if side != "native":
             tracethread.uninstall()
             tracethread.configure(detection=True)
+        settle()
+
+
+def settle() -> None:
+    """Between rounds, outside the timing: drain the recorder and, when exporting, export
+    what the SDK holds, so no round pays for the records of the one before (the drainer
+    and exporter threads otherwise run on into the next round, often a native one)."""
+    tracethread.flush()
+    if _exporting is not None:
+        _exporting.force_flush()
 
 
 def run(scale: float, repeat: int, time_budget: float):
@@ -253,9 +263,10 @@ def main(argv=None) -> int:
     tracethread.add_sink(StatsSink())  # what `tracethread run` attaches for its report
     if args.every_op:
         tracethread.add_sink(_EveryOp())
+    global _exporting
     exporting = None
     if args.otlp:
-        exporting = start_otlp_export()
+        exporting = _exporting = start_otlp_export()
     scale = 0.1 if args.quick else 1.0
     repeat = args.repeat or (5 if args.quick else 7)
     budget = 3.0 if args.quick else 20.0
@@ -278,6 +289,7 @@ def main(argv=None) -> int:
 
 
 _received: list = []
+_exporting = None   # the OTLP export of --otlp
 
 
 class _EveryOp:

@@ -673,3 +673,32 @@ def test_summarized_holds_reach_the_histogram_exactly(sdk):
     assert 0.002 <= hold.max < hold.sum < 0.002 + 1000 * 0.001
     assert hold.bucket_counts[bisect.bisect_left(N.DURATION_BUCKETS, hold.max)] >= 1
     assert 0 < hold.min < 0.001
+
+
+def test_force_flush_exports_what_was_recorded_so_far(otlp_receiver, monkeypatch):
+    # Exporting.force_flush(): every record so far through the sink and out of the SDK,
+    # now (the batch span processor would wait up to 5 s; the benchmark settles with it).
+    from tracethread.exporters import otel
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "flush-check")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.endpoint)  # restored
+    exporting = otel.setup(otlp_endpoint=otlp_receiver.endpoint)
+    try:
+        lock = tracethread.Lock(name="flushed-lock")
+        lock.acquire()
+        t = threading.Thread(target=lambda: (lock.acquire(), lock.release()))
+        t.start()
+        testing.wait_until_blocked(lock, 1, timeout=10)
+        lock.release()
+        t.join(10)
+        exporting.force_flush()
+        names = {s.name for req in otlp_receiver.traces() for rs in req.resource_spans
+                 for ss in rs.scope_spans for s in ss.spans}
+        assert N.SPAN_LOCK_WAIT in names
+        assert any(m.name == N.ACQUISITIONS[0] for req in otlp_receiver.metrics()
+                   for rm in req.resource_metrics for sm in rm.scope_metrics
+                   for m in sm.metrics)
+    finally:
+        tracethread.remove_sink(exporting.sink)
+        exporting.shutdown()
+        recorder.otel_hooks = None

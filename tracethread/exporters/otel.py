@@ -475,6 +475,15 @@ class Exporting:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
 
+    def force_flush(self, timeout_millis: int = 30_000) -> None:
+        """Hand every record so far to the sink, and export what the providers hold."""
+        from .._core.recorder import flush, guarded
+        flush()
+        with guarded():
+            for p in (self.tracer_provider, self.meter_provider):
+                if p is not None:
+                    p.force_flush(timeout_millis)
+
     def shutdown(self) -> None:
         from .._core.recorder import flush, guarded
         flush()
