@@ -366,13 +366,15 @@ def _new_counters() -> list:
 
 # Without the C extension, counting is Python code, and the drainer's take (which swaps
 # ``prim._agg`` for None) must not come between reading the counters list and adding to
-# it, or the count goes to counters already taken. The interpreter switches threads only
-# at calls, function entries and backward jumps: ``py_count``/``py_count_hold`` read the
-# list and add to it with none of those in between when the list is there and this
-# thread counted last (the usual case: no lock); otherwise (first count since the take,
-# another thread) they count holding ``agg_lock``, as the take swaps holding it.
-# Reentrant: a signal handler may count while the thread it interrupted is counting.
+# it, or the count goes to counters already taken. From Python 3.11 the interpreter
+# switches threads only at calls, function entries and backward jumps: there,
+# ``py_count``/``py_count_hold`` read the list and add to it with none of those in between
+# when the list is there and this thread counted last (the usual case: no lock);
+# otherwise (first count since the take, another thread, or Python 3.10, which can switch
+# between any two statements) they count holding ``agg_lock``, as the take swaps holding
+# it. Reentrant: a signal handler may count while the thread it interrupted is counting.
 agg_lock = _raw.StdRLock()
+_LOCK_FREE = sys.version_info >= (3, 11)
 
 
 def py_touch(prim: Any, st: ThreadState) -> list:
@@ -395,7 +397,7 @@ def py_touch(prim: Any, st: ThreadState) -> list:
 def py_count(prim: Any, st: ThreadState, index: int) -> None:
     """Count one operation of ``prim`` by ``st`` (the pure-Python paths' ``bump``)."""
     a = prim._agg
-    if a is not None and a[A_LAST] is st:
+    if _LOCK_FREE and a is not None and a[A_LAST] is st:
         a[index] += 1   # no call since the read: no take in between
         return
     with agg_lock:
@@ -407,7 +409,7 @@ def py_count_hold(prim: Any, st: ThreadState, held_ns: int) -> None:
     OpenTelemetry SDK's (bisect_left)."""
     i = _bisect_left(_BOUNDS, held_ns / 1e9)   # the one call, before the read
     a = prim._agg
-    locked = a is None or a[A_LAST] is not st
+    locked = not _LOCK_FREE or a is None or a[A_LAST] is not st
     if locked:
         agg_lock.acquire()
         a = py_touch(prim, st)
