@@ -372,6 +372,16 @@ agg_hold(LockCore *self, long long held_ns)
     self->bucket_sums[lo] += held_ns;
 }
 
+/* Start new counts (after a take; the thread set and last thread are the caller's). */
+static void
+counters_reset(LockCore *self)
+{
+    self->acquires = self->reentries = self->releases = self->inner_releases = 0;
+    self->hold_sum = self->hold_min = self->hold_max = 0;
+    memset(self->buckets, 0, sizeof(self->buckets));
+    memset(self->bucket_sums, 0, sizeof(self->bucket_sums));
+}
+
 /* _tt_take(): the summary since the last take, and start a new one; None if nothing. */
 static PyObject *
 LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
@@ -405,10 +415,7 @@ LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
         0, 0, 0, 0, 0, 0);
     if (r == NULL)
         return NULL;  /* Py_BuildValue's N consumed the tuples */
-    self->acquires = self->reentries = self->releases = self->inner_releases = 0;
-    self->hold_sum = self->hold_min = self->hold_max = 0;
-    memset(self->buckets, 0, sizeof(self->buckets));
-    memset(self->bucket_sums, 0, sizeof(self->bucket_sums));
+    counters_reset(self);
     Py_CLEAR(self->threads);
     Py_CLEAR(self->last);
     return r;
@@ -1525,10 +1532,7 @@ take_summaries(PyObject *module, PyObject *prims)
             threads = l->threads;   /* the references move to us */
             last = l->last;
             l->threads = l->last = NULL;
-            l->acquires = l->reentries = l->releases = l->inner_releases = 0;
-            l->hold_sum = l->hold_min = l->hold_max = 0;
-            memset(l->buckets, 0, sizeof(l->buckets));
-            memset(l->bucket_sums, 0, sizeof(l->bucket_sums));
+            counters_reset(l);
             info = Py_NewRef(l->info);
         } else {
             PyObject *a = PyObject_GetAttr(prim, str_agg);

@@ -338,6 +338,8 @@ _COUNTS = ((A_ACQUIRES, "acquisitions"), (A_REENTRIES, "reentries"),
            (A_INNER_RELEASES, "inner_releases"), (A_NOTIFIES, "notifies"),
            (A_FAILURES, "failures"), (A_SEM_RELEASES, "semaphore_releases"),
            (A_SETS, "event_sets"), (A_CLEARS, "event_clears"), (A_POLLS, "event_waits"))
+# Every detail key of a summary that counts operations (the plain counts and the releases).
+SUMMARY_OPERATION_KEYS = tuple(key for _, key in _COUNTS) + ("releases",)
 
 aggregating = [False]   # read by the primitives' Python paths
 dirty: list = []        # primitives with counters to take (the C paths append here too)
@@ -414,14 +416,14 @@ def py_count_hold(prim: Any, st: ThreadState, held_ns: int) -> None:
         agg_lock.acquire()
         a = py_touch(prim, st)
     # No call from the read (or the lock) to here: integer arithmetic cannot raise.
-    a[2] += 1
-    a[4] += held_ns
-    if a[2] == 1 or held_ns < a[5]:
-        a[5] = held_ns
-    if held_ns > a[6]:
-        a[6] = held_ns
-    a[7][i] += 1
-    a[8][i] += held_ns
+    a[A_RELEASES] += 1
+    a[A_HOLD_SUM] += held_ns
+    if a[A_RELEASES] == 1 or held_ns < a[A_HOLD_MIN]:
+        a[A_HOLD_MIN] = held_ns
+    if held_ns > a[A_HOLD_MAX]:
+        a[A_HOLD_MAX] = held_ns
+    a[A_BUCKETS][i] += 1
+    a[A_BUCKET_SUMS][i] += held_ns
     if locked:
         agg_lock.release()
 
@@ -511,8 +513,7 @@ def _take_summaries() -> list[Record]:
 
 def _discard_summaries() -> None:
     n = len(dirty)
-    for prim in dirty[:n]:
-        prim._tt_take()
+    _group_summaries(dirty[:n])   # taken (and reset), delivered to nobody
     del dirty[:n]
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from . import _raw
 from ._accel import speedups as _speedups
 
 _untrack = _speedups.untrack if _speedups is not None else None
@@ -40,9 +39,9 @@ THREAD_RUN_BEGIN = "thread.run.begin"
 THREAD_RUN_END = "thread.run.end"
 THREAD_JOIN = "thread.join"
 FINDING = "finding"
-# Not one operation but many: the uncontended Lock/RLock operations (and Condition notifies
-# that woke nobody) of one primitive since the previous summary, counted instead of
-# recorded one by one (only for sinks that accept summaries; docs/records.md, "Summaries").
+# Not one operation but many: the operations that neither waited nor woke a thread, of the
+# primitives of one kind and name since the previous summary, counted instead of recorded
+# one by one (only for sinks that accept summaries; docs/records.md, "Summaries").
 SUMMARY = "summary"
 
 ALL_OPS = (
@@ -285,12 +284,3 @@ def caller_site_and_label(depth: int = 2) -> tuple[Site, str] | None:
             _site_cache.clear()
         found = _site_cache[key] = (site, f"{site.file}:{site.line}")
     return found
-
-
-def called_from_threading(depth: int = 2) -> bool:
-    """True when the constructor was called by the stdlib threading module itself (its
-    Thread bookkeeping builds Events and Conditions we must leave raw)."""
-    try:
-        return sys._getframe(depth).f_code.co_filename == _raw.THREADING_FILE
-    except ValueError:
-        return False

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._core import records as R
+from .._core.recorder import SUMMARY_OPERATION_KEYS
 from .._core.records import Record, Site
 
 _ACQUIRES = {R.LOCK_ACQUIRE, R.RLOCK_ACQUIRE, R.SEMAPHORE_ACQUIRE}
 _RELEASES = {R.LOCK_RELEASE, R.RLOCK_RELEASE, R.SEMAPHORE_RELEASE}
 _WAITS = {R.CONDITION_WAIT, R.EVENT_WAIT, R.BARRIER_WAIT, R.THREAD_JOIN}
 # A summary's counts of operations (see docs/records.md, "Summaries").
-_SUMMARY_OPS = ("acquisitions", "reentries", "releases", "inner_releases", "notifies",
-                "failures", "semaphore_releases", "event_sets", "event_clears", "event_waits")
+_SUMMARY_OPS = SUMMARY_OPERATION_KEYS
 
 
 @dataclass

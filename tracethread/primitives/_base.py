@@ -4,6 +4,7 @@ names from creation sites, and the frozen statistics records."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -13,7 +14,7 @@ from .._core._accel import speedups
 from .._core import recorder as _rec
 from .._core import records as _records
 from .._core.records import (
-    PrimitiveInfo, ThreadInfo, called_from_threading, caller_site_and_label,
+    PrimitiveInfo, ThreadInfo, caller_site_and_label,
 )
 
 now_ns = _rec.now_ns
@@ -52,11 +53,25 @@ def make_info(kind: str, name: str | None) -> PrimitiveInfo:
     return PrimitiveInfo(kind, name, site)
 
 
+_getframe = sys._getframe
+_THREADING_FILE = _raw.THREADING_FILE
+
+
 def use_raw() -> bool:
     """Should a constructor return the stdlib's own, untraced object? Yes inside tracer code
     (the guard: sinks, exporters, the OTel SDK) and when the stdlib ``threading`` module
-    builds one for its own bookkeeping (``Thread._started`` and the like)."""
-    return current_state().guard or called_from_threading(3)
+    builds one for its own bookkeeping (``Thread._started`` and the like). Called by every
+    ``__new__`` (one Condition per Future): no calls of its own on the usual path."""
+    try:
+        st = tls.st
+    except AttributeError:
+        st = new_state()
+    if st.guard:
+        return True
+    try:   # the constructor's caller: the stdlib threading module itself?
+        return _getframe(2).f_code.co_filename == _THREADING_FILE
+    except ValueError:
+        return False
 
 
 def is_foreign(cls: type, obj: Any) -> bool:

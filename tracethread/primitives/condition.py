@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections import deque as _deque
 from time import monotonic as _time
 from typing import Any, Callable
@@ -20,7 +19,7 @@ from .._core.records import (
 )
 from ._base import (
     ConditionStatistics, StdCompatMeta, bind_append, current_state, make_info, new_state,
-    now_ns, record, seq, tls,
+    now_ns, record, seq, tls, use_raw,
 )
 
 from .lock import Lock, RLock
@@ -33,8 +32,6 @@ _NOTIFIES = _rec.A_NOTIFIES
 
 _allocate_lock = _raw.allocate_lock
 _rlock_for_condition = RLock._for_condition
-_getframe = sys._getframe
-_THREADING_FILE = _raw.THREADING_FILE
 
 
 class _PyCondFast:
@@ -65,30 +62,15 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
     _std_twins = (_raw.StdCondition,)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        # use_raw(), inlined: a Condition is made per Future, per Queue.
-        if cls is Condition:
-            try:
-                st = tls.st
-            except AttributeError:
-                st = new_state()
-            if st.guard or _getframe(1).f_code.co_filename == _THREADING_FILE:
-                kwargs.pop("name", None)
-                return _raw.StdCondition(*args, **kwargs)
+        if cls is Condition and use_raw():
+            kwargs.pop("name", None)
+            return _raw.StdCondition(*args, **kwargs)
         return _CondBase.__new__(cls)
 
     def __init__(self, lock: Any = None, *, name: str | None = None) -> None:
         self._info = info = make_info("Condition", name)
         if lock is None:
-            # The default lock: the protocol below is known to be there.
-            self._lock = lock = _rlock_for_condition(info)
-            self.acquire = lock.acquire
-            self.release = lock.release
-            self._release_save = lock._release_save
-            self._acquire_restore = lock._acquire_restore
-            self._is_owned = lock._is_owned
-            self._waiters: _deque = _deque()
-            self._agg = None  # summary counters (recorder.bump)
-            return
+            lock = _rlock_for_condition(info)
         self._lock = lock
         # Export the lock's acquire() and release() methods
         self.acquire = lock.acquire
@@ -111,7 +93,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
                 # Same answer as the stdlib's try-acquire probe, without recording one.
                 self._is_owned = lock._lock.locked
         self._waiters = _deque()
-        self._agg = None
+        self._agg = None  # summary counters (recorder.bump)
 
     _tt_take = _rec.py_take
 

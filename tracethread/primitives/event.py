@@ -11,7 +11,7 @@ from .._core import _raw
 from .._core import recorder as _rec
 from .._core.records import EVENT_CLEAR, EVENT_SET, EVENT_WAIT, caller_site
 from ._base import (
-    EventStatistics, StdCompatMeta, make_info, new_state, now_ns, record, tls, use_raw,
+    EventStatistics, StdCompatMeta, current_state, make_info, now_ns, record, use_raw,
 )
 
 _aggregating = _rec.aggregating
@@ -85,10 +85,7 @@ class Event(metaclass=StdCompatMeta):
         self._record(EVENT_CLEAR, _CLEARS, 0)
 
     def _record(self, op: str, counter: int, woken: int) -> None:
-        try:
-            st = tls.st
-        except AttributeError:
-            st = new_state()
+        st = current_state()
         if not st.guard:
             if not woken and _aggregating[0]:
                 _bump(self, st, counter)
@@ -98,10 +95,7 @@ class Event(metaclass=StdCompatMeta):
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the internal flag is true, or until the optional timeout occurs."""
-        try:
-            st = tls.st
-        except AttributeError:
-            st = new_state()
+        st = current_state()
         mutex = self._mutex
         mutex.acquire()
         if self._flag:

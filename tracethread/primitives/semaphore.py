@@ -19,7 +19,7 @@ from .._core import recorder as _rec
 from .._core import detect as _detect
 from .._core.records import SEMAPHORE_ACQUIRE, SEMAPHORE_RELEASE, caller_site
 from ._base import (
-    SemaphoreStatistics, StdCompatMeta, is_foreign, make_info, new_state, now_ns, record, tls,
+    SemaphoreStatistics, StdCompatMeta, current_state, is_foreign, make_info, now_ns, record,
     use_raw,
 )
 
@@ -75,10 +75,7 @@ class Semaphore(metaclass=StdCompatMeta):
         ``threading.Semaphore.acquire``)."""
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
-        try:
-            st = tls.st
-        except AttributeError:
-            st = new_state()
+        st = current_state()
         mutex = self._mutex
         mutex.acquire()
         if self._value:
@@ -180,10 +177,7 @@ class Semaphore(metaclass=StdCompatMeta):
         self._record_release(n, woken)
 
     def _record_release(self, n: int, woken: int) -> None:
-        try:
-            st = tls.st
-        except AttributeError:
-            st = new_state()
+        st = current_state()
         holders = self._holders
         if holders:
             for _ in range(n):
