@@ -1753,7 +1753,185 @@ set_site_cache(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* PrimitiveInfo: the identity of one primitive (records.PrimitiveInfo in C). Not a GC
+ * type: it refers only to strings, an int and a Site (strings and an int), so it can never
+ * be part of a cycle, and making one (two per Future) adds nothing to the collector's
+ * allocation count, as a Python object with slots would. The setters keep it that way. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *id, *kind, *name, *site;
+    PyObject *weakreflist;
+} PInfo;
+
+static PyObject *cfg_site_type = NULL;
+static long long pinfo_next_id = 0;
+
+static int
+pinfo_check_str(PyObject *v, const char *what)
+{
+    if (v == NULL) {
+        PyErr_Format(PyExc_AttributeError, "cannot delete %s", what);
+        return -1;
+    }
+    if (!PyUnicode_CheckExact(v)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", what,
+                     Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+pinfo_check_site(PyObject *v)
+{
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete site");
+        return -1;
+    }
+    if (v != Py_None && (cfg_site_type == NULL || (PyObject *)Py_TYPE(v) != cfg_site_type)) {
+        PyErr_Format(PyExc_TypeError, "site must be a Site or None, not %.100s",
+                     Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+PInfo_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"kind", "name", "site", NULL};
+    PyObject *kind, *name, *site;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:PrimitiveInfo", kwlist,
+                                     &kind, &name, &site))
+        return NULL;
+    if (pinfo_check_str(kind, "kind") < 0 || pinfo_check_str(name, "name") < 0 ||
+        pinfo_check_site(site) < 0)
+        return NULL;
+    PyObject *id = PyLong_FromLongLong(++pinfo_next_id);
+    if (id == NULL)
+        return NULL;
+    PInfo *self = (PInfo *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(id);
+        return NULL;
+    }
+    self->id = id;
+    self->kind = Py_NewRef(kind);
+    self->name = Py_NewRef(name);
+    self->site = Py_NewRef(site);
+    return (PyObject *)self;
+}
+
+static void
+PInfo_dealloc(PInfo *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    Py_XDECREF(self->id);
+    Py_XDECREF(self->kind);
+    Py_XDECREF(self->name);
+    Py_XDECREF(self->site);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+PInfo_repr(PInfo *self)
+{
+    return PyUnicode_FromFormat("PrimitiveInfo(id=%S, kind=%R, name=%R)", self->id,
+                                self->kind, self->name);
+}
+
+static PyObject *
+PInfo_get_id(PInfo *self, void *c) { return Py_NewRef(self->id); }
+static PyObject *
+PInfo_get_kind(PInfo *self, void *c) { return Py_NewRef(self->kind); }
+static PyObject *
+PInfo_get_name(PInfo *self, void *c) { return Py_NewRef(self->name); }
+static PyObject *
+PInfo_get_site(PInfo *self, void *c) { return Py_NewRef(self->site); }
+
+static int
+PInfo_set_kind(PInfo *self, PyObject *v, void *c)
+{
+    if (pinfo_check_str(v, "kind") < 0)
+        return -1;
+    Py_SETREF(self->kind, Py_NewRef(v));
+    return 0;
+}
+
+static int
+PInfo_set_name(PInfo *self, PyObject *v, void *c)
+{
+    if (pinfo_check_str(v, "name") < 0)
+        return -1;
+    Py_SETREF(self->name, Py_NewRef(v));
+    return 0;
+}
+
+static int
+PInfo_set_site(PInfo *self, PyObject *v, void *c)
+{
+    if (pinfo_check_site(v) < 0)
+        return -1;
+    Py_SETREF(self->site, Py_NewRef(v));
+    return 0;
+}
+
+static PyGetSetDef PInfo_getset[] = {
+    {"id", (getter)PInfo_get_id, NULL,
+     "Never reused in the process (id() of a dead object is).", NULL},
+    {"kind", (getter)PInfo_get_kind, (setter)PInfo_set_kind, "Lock, RLock, Condition…", NULL},
+    {"name", (getter)PInfo_get_name, (setter)PInfo_set_name, "The primitive's name.", NULL},
+    {"site", (getter)PInfo_get_site, (setter)PInfo_set_site,
+     "Where it was created (a Site), or None.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef PInfo_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(PInfo, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot PInfo_slots[] = {
+    {Py_tp_new, PInfo_new},
+    {Py_tp_dealloc, PInfo_dealloc},
+    {Py_tp_repr, PInfo_repr},
+    {Py_tp_getset, PInfo_getset},
+    {Py_tp_members, PInfo_members},
+    {Py_tp_doc, "PrimitiveInfo(kind, name, site): identity of one primitive. Its id comes "
+                "from a counter and is never reused. Records hold this, not the primitive, "
+                "so a primitive is garbage-collected normally while its records wait in "
+                "the buffer."},
+    {0, NULL},
+};
+
+static PyType_Spec PInfo_spec = {
+    .name = "tracethread.PrimitiveInfo",
+    .basicsize = sizeof(PInfo),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = PInfo_slots,
+};
+
+/* set_site_type(Site): the one type a PrimitiveInfo's site may have (besides None). */
+static PyObject *
+set_site_type(PyObject *module, PyObject *type)
+{
+    if (!PyType_Check(type)) {
+        PyErr_SetString(PyExc_TypeError, "set_site_type() takes a type");
+        return NULL;
+    }
+    Py_INCREF(type);
+    Py_XSETREF(cfg_site_type, type);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"set_site_type", set_site_type, METH_O,
+     "set_site_type(Site): the type of a PrimitiveInfo's site."},
     {"cached_site", cached_site, METH_O,
      "cached_site(depth): the cached (Site, label) of the caller's caller outside "
      "tracethread, or None."},
@@ -1845,6 +2023,11 @@ module_exec(PyObject *m)
     Py_INCREF(t);
     if (PyModule_AddObject(m, "RLockCore", t) < 0) {
         Py_DECREF(t);
+        return -1;
+    }
+    t = PyType_FromModuleAndSpec(m, &PInfo_spec, NULL);
+    if (t == NULL || PyModule_AddObject(m, "PrimitiveInfo", t) < 0) {
+        Py_XDECREF(t);
         return -1;
     }
     t = PyType_FromModuleAndSpec(m, &CondCore_spec, NULL);

@@ -16,8 +16,6 @@ from typing import Any, Mapping
 
 from ._accel import speedups as _speedups
 
-_untrack = _speedups.untrack if _speedups is not None else None
-
 # Operation names. One constant per operation; sinks and tests use these, never literals.
 LOCK_ACQUIRE = "lock.acquire"
 LOCK_RELEASE = "lock.release"
@@ -83,7 +81,12 @@ _thread_uids = itertools.count(1)
 class PrimitiveInfo:
     """Identity of one primitive. Its ``id`` comes from a counter and is never reused
     (``id()`` of a dead object is). Records hold this, not the primitive, so a primitive is
-    garbage-collected normally while its records wait in the buffer."""
+    garbage-collected normally while its records wait in the buffer.
+
+    With the C extension this is ``_speedups.PrimitiveInfo``, the same in C and not a
+    garbage-collected type (kind and name must be ``str``, site a ``Site`` or None, so it
+    can never be in a cycle): two are made per ``Future``, and a Python object would add
+    two to the collector's allocation count, which decides how often it runs."""
 
     __slots__ = ("id", "kind", "name", "site", "__weakref__")
 
@@ -92,11 +95,14 @@ class PrimitiveInfo:
         self.kind = kind
         self.name = name
         self.site = site
-        if _untrack is not None:
-            _untrack(self)   # it refers to nothing that can refer back: never in a cycle
 
     def __repr__(self) -> str:
         return f"PrimitiveInfo(id={self.id}, kind={self.kind!r}, name={self.name!r})"
+
+
+if _speedups is not None:
+    _speedups.set_site_type(Site)
+    PrimitiveInfo = _speedups.PrimitiveInfo  # type: ignore[misc,assignment]  # noqa: F811
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,8 +48,10 @@ def make_info(kind: str, name: str | None) -> PrimitiveInfo:
     site = None if found is None else found[0]
     if name is None:
         name = f"<{kind}>" if found is None else found[1]
-    elif not isinstance(name, str):
-        raise TypeError(f"name must be a str, not {type(name).__name__}")
+    elif type(name) is not str:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        name = str.__str__(name)   # a plain str (what a PrimitiveInfo holds)
     return PrimitiveInfo(kind, name, site)
 
 

@@ -70,7 +70,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
         _StdThread.name.fset(self, name)
         info = getattr(self, "_tt_info", None)
         if info is not None:
-            info.name = self._name
+            info.name = str.__str__(self._name)   # a plain str (a subclass may not be)
         st = getattr(self, "_tt_state", None)
         if st is not None:
             st.name = self._name
