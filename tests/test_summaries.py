@@ -132,24 +132,35 @@ def test_an_rlock_acquire_on_its_python_path_is_counted_once(sink):
         rlock, "reentries") == 3
 
 
-def test_threads_of_a_summary_are_all_listed(sink):
-    lock = tracethread.Lock()
+@pytest.mark.parametrize("order", [["a", "main"], ["a", "main", "a", "main"],
+                                   ["a", "b", "main", "a"]])
+@pytest.mark.parametrize("kind", ["Lock", "Condition.notify"])
+def test_threads_of_a_summary_are_all_listed(sink, kind, order):
+    # One thread after another (two, alternating, three): every one listed once.
+    prim = tracethread.Lock() if kind == "Lock" else tracethread.Condition()
 
     def work():
         for _ in range(100):
-            with lock:
-                pass
+            if kind == "Lock":
+                with prim:
+                    pass
+            else:
+                with prim:
+                    prim.notify()
 
-    t = threading.Thread(target=work, name="summary-worker")
-    t.start()
-    t.join(TIMEOUT)
-    for _ in range(100):
-        with lock:
-            pass
+    for who in order:
+        if who == "main":
+            work()
+        else:
+            t = threading.Thread(target=work, name=f"summary-{who}")
+            t.start()
+            t.join(TIMEOUT)
     tracethread.flush()
-    names = {t.name for s in sink.summaries(lock) for t in s.details["threads"]}
-    assert names == {"summary-worker", threading.current_thread().name}
-    assert sink.total(lock, "acquisitions") == 200
+    names = {t.name for s in sink.summaries(prim) for t in s.details["threads"]}
+    assert names == {threading.current_thread().name if w == "main" else f"summary-{w}"
+                     for w in order}
+    key = "acquisitions" if kind == "Lock" else "notifies"
+    assert sink.total(prim, key) == 100 * len(order)
 
 
 def test_any_sink_that_does_not_accept_summaries_gets_every_operation(sink):

@@ -186,3 +186,45 @@ def test_return_values_match():
         with c:
             assert c.wait(0) is False
             assert c.wait_for(lambda: 7) == 7
+
+
+class _BareLock:
+    """A lock with only acquire/release (and the context protocol)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+
+@pytest.mark.parametrize("cls", [threading.Condition, tracethread.Condition])
+def test_a_condition_over_a_bare_lock_uses_the_default_protocol(cls):
+    # What the stdlib does: a lock without _release_save/_acquire_restore/_is_owned gets
+    # the Condition's own; a subclass may override them; a set attribute wins until deleted.
+    lock = _BareLock()
+    cond = cls(lock)
+    assert not cond._is_owned()
+    with pytest.raises(RuntimeError):
+        cond.notify()
+    with cond:
+        assert cond._is_owned()
+        assert cond.wait(0.01) is False   # released and re-acquired through the defaults
+        assert lock._lock.locked()
+    assert not lock._lock.locked()
+
+    class Mine(cls):
+        def _is_owned(self):
+            return True
+
+    assert Mine(lock)._is_owned() is True     # the subclass's, the lock has none
+    cond._is_owned = lambda: "set"
+    assert cond._is_owned() == "set"
+    del cond._is_owned
+    assert cond._is_owned() is False
+    assert cls(threading.RLock())._is_owned() is False

@@ -47,6 +47,13 @@ static PyObject *str_held, *str_info;
 static PyObject *str_agg, *one;
 
 /* One layout for both types; RLockCore calls its raw lock `_block` (as _PyRLock does). */
+/* The threads that took part in a summary: the last one, one other, and a set of all from
+ * the third on (a Future's lock is used by two threads: no set per Future). All NULL:
+ * nothing since the take. */
+typedef struct {
+    PyObject *last, *other, *threads;
+} Seen;
+
 typedef struct {
     PyObject_HEAD
     PyObject *lock;        /* _thread.lock */
@@ -61,8 +68,7 @@ typedef struct {
     long long acquires, reentries, releases, inner_releases;
     long long hold_sum, hold_min, hold_max;
     long long buckets[MAX_BOUNDS + 1], bucket_sums[MAX_BOUNDS + 1];
-    PyObject *threads;     /* set of the ThreadStates that took part, once there are two */
-    PyObject *last;        /* the last of them (strong); NULL: nothing since the take */
+    Seen seen;
 } LockCore;
 
 typedef LockCore RLockCore;
@@ -321,6 +327,71 @@ configured(void)
     return 1;
 }
 
+/* Note `st` among the threads seen. 0, or -1 with an exception set. */
+static int
+seen_add(Seen *s, PyObject *st)
+{
+    if (s->last == st)
+        return 0;
+    if (s->threads != NULL) {
+        if (PySet_Add(s->threads, st) < 0)
+            return -1;
+    } else if (s->last != NULL) {
+        if (s->other == NULL || s->other == st) {
+            /* Two threads: the last one becomes the other. */
+            PyObject *prev = s->last;
+            s->last = Py_NewRef(st);
+            Py_XSETREF(s->other, prev);
+            return 0;
+        }
+        /* A third thread: a set of them all. */
+        if ((s->threads = PySet_New(NULL)) == NULL || PySet_Add(s->threads, s->last) < 0 ||
+            PySet_Add(s->threads, s->other) < 0 || PySet_Add(s->threads, st) < 0)
+            return -1;
+    }
+    Py_INCREF(st);
+    Py_XSETREF(s->last, st);
+    return 0;
+}
+
+/* The threads seen, as a tuple (NULL with an exception set), and start anew. */
+static PyObject *
+seen_take(Seen *s)
+{
+    PyObject *t;
+    if (s->threads != NULL)
+        t = PySequence_Tuple(s->threads);
+    else if (s->other != NULL)
+        t = PyTuple_Pack(2, s->other, s->last);
+    else if (s->last != NULL)
+        t = PyTuple_Pack(1, s->last);
+    else
+        t = PyTuple_New(0);
+    if (t == NULL)
+        return NULL;
+    Py_CLEAR(s->threads);
+    Py_CLEAR(s->other);
+    Py_CLEAR(s->last);
+    return t;
+}
+
+static int
+seen_traverse(Seen *s, visitproc visit, void *arg)
+{
+    Py_VISIT(s->last);
+    Py_VISIT(s->other);
+    Py_VISIT(s->threads);
+    return 0;
+}
+
+static void
+seen_clear(Seen *s)
+{
+    Py_CLEAR(s->last);
+    Py_CLEAR(s->other);
+    Py_CLEAR(s->threads);
+}
+
 /* `st` did an operation on `self` that goes into its summary: list the lock as dirty and
  * remember the thread. 0, or -1 with an exception set. */
 static int
@@ -331,21 +402,7 @@ agg_touch(LockCore *self, PyObject *st)
             return -1;
         self->dirty = 1;
     }
-    if (self->last != st) {
-        /* One thread: just `last` (no set to allocate); a set from the second one on. */
-        if (self->last != NULL) {
-            if (self->threads == NULL) {
-                if ((self->threads = PySet_New(NULL)) == NULL ||
-                    PySet_Add(self->threads, self->last) < 0)
-                    return -1;
-            }
-            if (PySet_Add(self->threads, st) < 0)
-                return -1;
-        }
-        Py_INCREF(st);
-        Py_XSETREF(self->last, st);
-    }
-    return 0;
+    return seen_add(&self->seen, st);
 }
 
 /* An uncontended hold of `held_ns` ended. The bucket is the one the OpenTelemetry SDK
@@ -387,7 +444,7 @@ static PyObject *
 LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
 {
     self->dirty = 0;
-    if (self->last == NULL) {
+    if (self->seen.last == NULL) {
         Py_RETURN_NONE;
     }
     int nb = agg_nbounds + 1;
@@ -404,7 +461,7 @@ LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
             goto error;
         PyTuple_SET_ITEM(sums, i, c);
     }
-    threads = self->threads ? PySequence_Tuple(self->threads) : PyTuple_Pack(1, self->last);
+    threads = seen_take(&self->seen);
     if (threads == NULL)
         goto error;
     PyObject *r = Py_BuildValue(
@@ -416,8 +473,6 @@ LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
     if (r == NULL)
         return NULL;  /* Py_BuildValue's N consumed the tuples */
     counters_reset(self);
-    Py_CLEAR(self->threads);
-    Py_CLEAR(self->last);
     return r;
 error:
     Py_XDECREF(buckets);
@@ -438,9 +493,7 @@ LockCore_traverse(LockCore *self, visitproc visit, void *arg)
     Py_VISIT(self->info);
     Py_VISIT(self->owner);
     Py_VISIT(self->waiting);
-    Py_VISIT(self->threads);
-    Py_VISIT(self->last);
-    return 0;
+    return seen_traverse(&self->seen, visit, arg);
 }
 
 static int
@@ -450,8 +503,7 @@ LockCore_clear(LockCore *self)
     Py_CLEAR(self->info);
     Py_CLEAR(self->owner);
     Py_CLEAR(self->waiting);
-    Py_CLEAR(self->threads);
-    Py_CLEAR(self->last);
+    seen_clear(&self->seen);
     return 0;
 }
 
@@ -953,9 +1005,21 @@ static PyType_Spec RLockCore_spec = {
  * RLock (exactly those classes: a subclass may override), this goes straight to the lock's
  * C fast path. Any other lock: its own __enter__/__exit__, as the stdlib calls them. */
 
+/* The lock protocol a Condition takes from its lock: acquire, release, and, where the lock
+ * has them, _release_save, _acquire_restore, _is_owned (else the class's `_default_*`
+ * methods, as the stdlib's class methods). Over tracethread's own Lock or RLock (exactly:
+ * every Future's) nothing is stored and each is looked up on the lock when asked for:
+ * five bound methods fewer per Condition, and no instance __dict__. Summary counters
+ * inline, in the `bump` layout (no holds), rather than in an `_agg` list made per drain. */
+enum { P_ACQUIRE, P_RELEASE, P_RELEASE_SAVE, P_ACQUIRE_RESTORE, P_IS_OWNED, P_N };
+
 typedef struct {
     PyObject_HEAD
     PyObject *lock;
+    PyObject *proto[P_N];   /* NULL: not set */
+    int dirty;
+    long long c[16];
+    Seen seen;
 } CondCore;
 
 static PyTypeObject *CondCore_Type = NULL;
@@ -1002,14 +1066,110 @@ CondCore_traverse(CondCore *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->lock);
-    return 0;
+    for (int i = 0; i < P_N; i++)
+        Py_VISIT(self->proto[i]);
+    return seen_traverse(&self->seen, visit, arg);
 }
 
 static int
 CondCore_clear(CondCore *self)
 {
     Py_CLEAR(self->lock);
+    for (int i = 0; i < P_N; i++)
+        Py_CLEAR(self->proto[i]);
+    seen_clear(&self->seen);
     return 0;
+}
+
+static PyObject *proto_names[P_N], *proto_defaults[P_N], *str_locked;
+
+static PyObject *
+CondCore_get_proto(CondCore *self, void *closure)
+{
+    int i = (int)(Py_intptr_t)closure;
+    if (self->proto[i] != NULL)
+        return Py_NewRef(self->proto[i]);
+    PyObject *lock = self->lock;
+    if (lock != NULL) {
+        PyObject *t = (PyObject *)Py_TYPE(lock);
+        if (t == cfg_rlock_cls)   /* it has all five */
+            return PyObject_GetAttr(lock, proto_names[i]);
+        if (t == cfg_lock_cls) {
+            if (i == P_ACQUIRE || i == P_RELEASE)
+                return PyObject_GetAttr(lock, proto_names[i]);
+            if (i == P_IS_OWNED)   /* the stdlib's try-acquire probe's answer, unrecorded */
+                return PyObject_GetAttr(((LockCore *)lock)->lock, str_locked);
+        }
+    }
+    if (proto_defaults[i] != NULL)
+        return PyObject_GetAttr((PyObject *)self, proto_defaults[i]);
+    PyErr_SetObject(PyExc_AttributeError, proto_names[i]);
+    return NULL;
+}
+
+static int
+CondCore_set_proto(CondCore *self, PyObject *v, void *closure)
+{
+    int i = (int)(Py_intptr_t)closure;
+    Py_XINCREF(v);
+    Py_XSETREF(self->proto[i], v);
+    return 0;
+}
+
+#define PROTO(name, i) {name, (getter)CondCore_get_proto, (setter)CondCore_set_proto, NULL, \
+                        (void *)(Py_intptr_t)(i)}
+static PyGetSetDef CondCore_getset[] = {
+    PROTO("acquire", P_ACQUIRE),
+    PROTO("release", P_RELEASE),
+    PROTO("_release_save", P_RELEASE_SAVE),
+    PROTO("_acquire_restore", P_ACQUIRE_RESTORE),
+    PROTO("_is_owned", P_IS_OWNED),
+    {NULL, NULL, NULL, NULL, NULL},
+};
+#undef PROTO
+
+/* Count one operation (index in the bump layout) by `st`: 0, or -1 with an exception. */
+static int
+cond_count(CondCore *self, PyObject *st, Py_ssize_t index)
+{
+    if (!self->dirty) {
+        if (PyList_Append(cfg_dirty, (PyObject *)self) < 0)
+            return -1;
+        self->dirty = 1;
+    }
+    if (seen_add(&self->seen, st) < 0)
+        return -1;
+    self->c[index]++;
+    return 0;
+}
+
+/* _tt_take(): the counters since the last take, in the `_tt_take` layout, and start new
+ * ones; None if nothing. */
+static PyObject *
+CondCore_take(CondCore *self, PyObject *Py_UNUSED(ignored))
+{
+    self->dirty = 0;
+    if (self->seen.last == NULL)
+        Py_RETURN_NONE;
+    int nb = agg_nbounds + 1;
+    PyObject *zeros = PyTuple_New(nb), *zeros2 = NULL, *threads = NULL;
+    if (zeros == NULL)
+        return NULL;
+    for (int i = 0; i < nb; i++)
+        PyTuple_SET_ITEM(zeros, i, PyLong_FromLong(0));
+    zeros2 = Py_NewRef(zeros);
+    threads = seen_take(&self->seen);
+    if (threads == NULL) {
+        Py_DECREF(zeros);
+        Py_DECREF(zeros2);
+        return NULL;
+    }
+    long long *c = self->c;
+    PyObject *r = Py_BuildValue("(LLLLLLLNNNLLLLLL)", c[0], c[1], c[2], c[3], c[4],
+                                c[2] ? c[5] : 0, c[6], zeros, zeros2, threads, c[10], c[11],
+                                c[12], c[13], c[14], c[15]);
+    memset(self->c, 0, sizeof(self->c));
+    return r;
 }
 
 static void
@@ -1023,7 +1183,9 @@ CondCore_dealloc(CondCore *self)
 }
 
 static PyObject *py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-static PyObject *str_is_owned, *str_waiters, *str_notify_py, *str_notify_all_py, *notify_index;
+static PyObject *str_is_owned, *str_waiters, *str_notify_py, *str_notify_all_py;
+/* Counter index of a notify that woke nobody: recorder.A_NOTIFIES (checked at import). */
+#define A_NOTIFIES 10
 
 /* notify(n=1) / notify_all(): the common case — the caller owns the lock, nobody waits,
  * summaries are on — counted here; everything else (waking threads, recording, errors) in
@@ -1060,8 +1222,10 @@ cond_notify(CondCore *self, PyObject *n, int all)
     int g = is_guarded(st);
     PyObject *res = NULL;
     if (g == 0) {
-        PyObject *args[3] = {me, st, notify_index};
-        res = py_bump(NULL, args, 3);
+        if (cfg_dirty == NULL)
+            PyErr_SetString(PyExc_RuntimeError, "notify(): aggregation was never set up");
+        else if (cond_count(self, st, A_NOTIFIES) == 0)
+            res = Py_NewRef(Py_None);
     } else if (g > 0) {
         res = Py_NewRef(Py_None);
     }
@@ -1108,6 +1272,8 @@ static PyMethodDef CondCore_methods[] = {
      "notify(n=1), the common case in C."},
     {"_c_notify_all", (PyCFunction)CondCore_notify_all, METH_NOARGS,
      "notify_all(), the common case in C."},
+    {"_tt_take", (PyCFunction)CondCore_take, METH_NOARGS,
+     "The summary counters since the last take (and start new ones), or None."},
     {"__enter__", (PyCFunction)CondCore_enter, METH_NOARGS, "Acquire the lock."},
     {"__exit__", (PyCFunction)(void (*)(void))CondCore_exit, METH_FASTCALL,
      "Release the lock."},
@@ -1125,6 +1291,7 @@ static PyType_Slot CondCore_slots[] = {
     {Py_tp_clear, CondCore_clear},
     {Py_tp_methods, CondCore_methods},
     {Py_tp_members, CondCore_members},
+    {Py_tp_getset, CondCore_getset},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_doc, "C enter/exit of tracethread.Condition."},
     {0, NULL},
@@ -1376,6 +1543,11 @@ py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "bump(): aggregation was never set up");
         return NULL;
     }
+    if (PyObject_TypeCheck(prim, CondCore_Type)) {
+        if (cond_count((CondCore *)prim, st, index) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
     PyObject *a = PyObject_GetAttr(prim, str_agg);
     if (a == NULL)
         return NULL;
@@ -1521,7 +1693,7 @@ take_summaries(PyObject *module, PyObject *prims)
         if (PyObject_TypeCheck(prim, LockCore_Type) || PyObject_TypeCheck(prim, RLockCore_Type)) {
             LockCore *l = (LockCore *)prim;
             l->dirty = 0;
-            if (l->last == NULL)
+            if (l->seen.last == NULL)
                 continue;
             c[0] = l->acquires; c[1] = l->reentries; c[2] = l->releases;
             c[3] = l->inner_releases; c[4] = l->hold_sum;
@@ -1529,11 +1701,26 @@ take_summaries(PyObject *module, PyObject *prims)
             memcpy(b, l->buckets, sizeof(long long) * nb);
             memcpy(bs, l->bucket_sums, sizeof(long long) * nb);
             have_buckets = 1;
-            threads = l->threads;   /* the references move to us */
-            last = l->last;
-            l->threads = l->last = NULL;
+            if ((threads = seen_take(&l->seen)) == NULL)
+                goto error;
             counters_reset(l);
             info = Py_NewRef(l->info);
+        } else if (PyObject_TypeCheck(prim, CondCore_Type)) {
+            CondCore *cc = (CondCore *)prim;
+            cc->dirty = 0;
+            if (cc->seen.last == NULL)
+                continue;
+            memcpy(c, cc->c, sizeof(c));
+            if (!c[2])
+                c[5] = 0;
+            memset(cc->c, 0, sizeof(cc->c));
+            if ((threads = seen_take(&cc->seen)) == NULL)
+                goto error;
+            info = PyObject_GetAttr(prim, str_info);
+            if (info == NULL) {
+                Py_DECREF(threads);
+                goto error;
+            }
         } else {
             PyObject *a = PyObject_GetAttr(prim, str_agg);
             if (a == NULL)
@@ -1975,6 +2162,15 @@ module_exec(PyObject *m)
     INTERN(str_agg, "_agg");
     INTERN(str_enter, "__enter__");
     INTERN(str_is_owned, "_is_owned");
+    INTERN(str_locked, "locked");
+    INTERN(proto_names[P_ACQUIRE], "acquire");
+    INTERN(proto_names[P_RELEASE], "release");
+    INTERN(proto_names[P_RELEASE_SAVE], "_release_save");
+    INTERN(proto_names[P_ACQUIRE_RESTORE], "_acquire_restore");
+    INTERN(proto_names[P_IS_OWNED], "_is_owned");
+    INTERN(proto_defaults[P_RELEASE_SAVE], "_default_release_save");
+    INTERN(proto_defaults[P_ACQUIRE_RESTORE], "_default_acquire_restore");
+    INTERN(proto_defaults[P_IS_OWNED], "_default_is_owned");
     INTERN(str_waiters, "_waiters");
     INTERN(str_notify_py, "_notify_py");
     INTERN(str_notify_all_py, "_notify_all_py");
@@ -1985,9 +2181,6 @@ module_exec(PyObject *m)
 #undef INTERN
     minus_one = PyLong_FromLong(-1);
     one = PyLong_FromLong(1);
-    notify_index = PyLong_FromLong(10);   /* A_NOTIFIES in recorder.py */
-    if (notify_index == NULL)
-        return -1;
     if (minus_one == NULL || one == NULL)
         return -1;
     contended_details = PyTuple_Pack(1, Py_True);
@@ -2025,6 +2218,8 @@ module_exec(PyObject *m)
         Py_DECREF(t);
         return -1;
     }
+    if (PyModule_AddIntConstant(m, "A_NOTIFIES", A_NOTIFIES) < 0)
+        return -1;
     t = PyType_FromModuleAndSpec(m, &PInfo_spec, NULL);
     if (t == NULL || PyModule_AddObject(m, "PrimitiveInfo", t) < 0) {
         Py_XDECREF(t);

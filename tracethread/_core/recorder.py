@@ -331,6 +331,8 @@ def _publish_buffer(buf: collections.deque) -> None:
 A_ACQUIRES, A_REENTRIES, A_RELEASES, A_INNER_RELEASES = 0, 1, 2, 3
 A_HOLD_SUM, A_HOLD_MIN, A_HOLD_MAX, A_BUCKETS, A_BUCKET_SUMS, A_THREADS = 4, 5, 6, 7, 8, 9
 A_NOTIFIES, A_FAILURES, A_SEM_RELEASES, A_SETS, A_CLEARS, A_POLLS = 10, 11, 12, 13, 14, 15
+if speedups is not None and speedups.A_NOTIFIES != A_NOTIFIES:  # the C notify counts there
+    raise ImportError("tracethread._speedups is out of date: rebuild it")
 _N_TAKEN = 16   # the counters list has one more slot: the last thread seen (A_LAST)
 A_LAST = 16
 # Plain operation counts (summed across a summary's instances) and their detail keys.

@@ -50,14 +50,22 @@ class _PyCondFast:
 _CondBase: Any = speedups.CondCore if speedups is not None else _PyCondFast
 
 
+_PURE = speedups is None
+
+
 class Condition(_CondBase, metaclass=StdCompatMeta):
     """``threading.Condition``, recorded. Accepts ``name=``."""
 
-    # Slots for what every Condition sets (faster to set than a dict's keys, one per
-    # Future); a __dict__ still, for the lock protocol methods (the class has fallbacks
-    # of the same names) and for anything a program adds, as on the stdlib's.
-    __slots__ = ("_info", "acquire", "release", "_waiters", "_agg", "__dict__",
-                 "__weakref__")
+    # Slots for what every Condition sets (faster to set than a dict's keys, and no dict:
+    # one per Future); a __dict__ still for anything a program adds, as on the stdlib's.
+    # With the C extension, CondCore holds ``_lock``, the lock protocol (acquire, release,
+    # and _release_save, _acquire_restore, _is_owned where the lock has them, else the
+    # ``_default_*`` methods below, as the stdlib's class methods; over tracethread's own
+    # Lock/RLock looked up on the lock when asked for, nothing stored) and the summary
+    # counters. Without it, the protocol goes in slots and the __dict__ as the stdlib's,
+    # and the counters in ``_agg`` (recorder.bump).
+    __slots__ = ("_info", "_waiters", "__dict__", "__weakref__") + (
+        ("acquire", "release", "_agg") if _PURE else ())
 
     _std_twins = (_raw.StdCondition,)
 
@@ -72,6 +80,11 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         if lock is None:
             lock = _rlock_for_condition(info)
         self._lock = lock
+        self._waiters = _deque()
+        if _PURE:
+            self._agg = None  # summary counters (recorder.bump)
+        elif type(lock) is RLock or type(lock) is Lock:
+            return   # CondCore looks the protocol up on the lock (five objects less)
         # Export the lock's acquire() and release() methods
         self.acquire = lock.acquire
         self.release = lock.release
@@ -89,13 +102,9 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         try:
             self._is_owned = lock._is_owned
         except AttributeError:
-            if isinstance(lock, Lock) and type(lock) is Lock:
+            if type(lock) is Lock:
                 # Same answer as the stdlib's try-acquire probe, without recording one.
                 self._is_owned = lock._lock.locked
-        self._waiters = _deque()
-        self._agg = None  # summary counters (recorder.bump)
-
-    _tt_take = _rec.py_take
 
     def _at_fork_reinit(self) -> None:
         self._lock._at_fork_reinit()
@@ -104,13 +113,13 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
     def __repr__(self) -> str:
         return "<Condition(%s, %d)>" % (self._lock, len(self._waiters))
 
-    def _release_save(self) -> None:
+    def _default_release_save(self) -> None:
         self._lock.release()           # No state to save
 
-    def _acquire_restore(self, x: Any) -> None:
+    def _default_acquire_restore(self, x: Any) -> None:
         self._lock.acquire()           # Ignore saved state
 
-    def _is_owned(self) -> bool:
+    def _default_is_owned(self) -> bool:
         # Return True if lock is owned by current_thread.
         # This method is called only if _lock doesn't have _is_owned().
         if self._lock.acquire(False):
@@ -251,6 +260,10 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
 if speedups is None:
     Condition.notify = Condition._notify_py              # type: ignore[attr-defined]
     Condition.notify_all = Condition._notify_all_py      # type: ignore[attr-defined]
+    Condition._release_save = Condition._default_release_save     # type: ignore
+    Condition._acquire_restore = Condition._default_acquire_restore  # type: ignore
+    Condition._is_owned = Condition._default_is_owned    # type: ignore[method-assign]
+    Condition._tt_take = _rec.py_take                    # type: ignore[attr-defined]
 else:
     # Nobody waiting and summaries on: counted in C; anything else calls the methods above.
     # Python functions around the C ones keep the stdlib's signatures (self, n=1).
