@@ -24,8 +24,10 @@ TIMEOUT = 10
 
 
 
-@pytest.fixture
-def sdk():
+@pytest.fixture(params=["through-sdk", "direct"])
+def sdk(request):
+    # Both ways spans are made: through the SDK's Tracer, and handed straight to the
+    # processors tracethread knows (what setup() does with the providers it makes).
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -36,11 +38,13 @@ def sdk():
     with tracethread.guarded():
         spans = InMemorySpanExporter()
         tp = TracerProvider()
-        tp.add_span_processor(SimpleSpanProcessor(spans))
+        processor = SimpleSpanProcessor(spans)
+        tp.add_span_processor(processor)
         reader = InMemoryMetricReader()
         mp = MeterProvider(metric_readers=[reader])
     enable_context_capture()
-    sink = OTelSink(tp, mp)
+    sink = OTelSink(tp, mp, span_processors=[processor] if request.param == "direct" else None)
+    assert (sink._direct is not None) == (request.param == "direct")
     tracethread.add_sink(sink)
     try:
         yield spans, reader, tp
@@ -119,6 +123,75 @@ def test_lock_waits_nest_under_the_request_span_across_threads(sdk):
     assert run.context.trace_id == req.trace_id and run.parent.span_id == req.span_id
     assert wait.context.trace_id == req.trace_id
     assert trace.get_current_span() is not request  # the main thread's context is restored
+
+
+@pytest.mark.parametrize("sampler", ["default", "always_off", "parent_based_off"])
+def test_direct_spans_are_what_the_sdk_makes(sampler):
+    # The same records through the SDK's Tracer and handed straight to the processors:
+    # the same spans, field by field (ids aside), under the same sampling decisions.
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import sampling as S
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tracethread.exporters.otel import OTelSink, enable_context_capture
+    chosen = {"default": None, "always_off": S.ALWAYS_OFF,
+              "parent_based_off": S.ParentBased(S.ALWAYS_OFF)}[sampler]
+    made = {}
+    with tracethread.guarded():
+        app = TracerProvider()   # the application's own tracing, always sampled
+        for way in ("through-sdk", "direct"):
+            exporter = InMemorySpanExporter()
+            tp = TracerProvider(sampler=chosen, resource=Resource.create({"way": "same"}))
+            processor = SimpleSpanProcessor(exporter)
+            tp.add_span_processor(processor)
+            sink = OTelSink(tp, None, span_processors=[processor] if way == "direct" else None)
+            made[way] = (exporter, sink)
+    made["direct"][1]._offset = made["through-sdk"][1]._offset   # one wall-clock offset
+    enable_context_capture()
+    for _, sink in made.values():
+        tracethread.add_sink(sink)
+    try:
+        lock = tracethread.Lock(name="db")
+        lock.acquire()
+        with app.get_tracer("app").start_as_current_span("request"):
+            worker = tracethread.Thread(target=lambda: lock.acquire() and lock.release(),
+                                        name="worker")
+            worker.start()
+        testing.wait_until_blocked(lock, 1)
+        lock.release()
+        worker.join(TIMEOUT)
+        other = tracethread.Lock(name="solo")   # a wait outside any request: a root span
+        other.acquire()
+        t = tracethread.Thread(target=lambda: other.acquire(timeout=0.01), name="timer")
+        t.start()
+        t.join(TIMEOUT)
+        other.release()
+        tracethread.flush()
+    finally:
+        for _, sink in made.values():
+            tracethread.remove_sink(sink)
+        recorder.otel_hooks = None
+
+    def fields(s):
+        return (s.name, s.kind, s.parent.span_id if s.parent else None,
+                s.parent is not None and s.context.trace_id == s.parent.trace_id,
+                dict(s.attributes), s.status.status_code, s.status.description,
+                s.start_time, s.end_time, dict(s.resource.attributes),
+                s.instrumentation_scope, s.context.trace_flags, s.context.trace_state,
+                s.context.is_remote, len(s.events), s.dropped_attributes)
+
+    sdk_spans, direct_spans = (sorted(map(fields, made[w][0].get_finished_spans()),
+                                      key=repr) for w in ("through-sdk", "direct"))
+    assert direct_spans == sdk_spans
+    names = [f[0] for f in sdk_spans]
+    if sampler == "always_off":
+        assert names == []
+    elif sampler == "parent_based_off":   # only what the sampled request is parent of
+        assert sorted(names) == [N.SPAN_LOCK_WAIT, N.SPAN_THREAD_RUN]
+    else:
+        assert N.SPAN_LOCK_WAIT in names and names.count(N.SPAN_THREAD_RUN) == 2
 
 
 def test_findings_become_error_spans_and_counters(sdk):
@@ -673,6 +746,39 @@ def test_summarized_holds_reach_the_histogram_exactly(sdk):
     assert 0.002 <= hold.max < hold.sum < 0.002 + 1000 * 0.001
     assert hold.bucket_counts[bisect.bisect_left(N.DURATION_BUCKETS, hold.max)] >= 1
     assert 0 < hold.min < 0.001
+
+
+def test_a_batch_of_waits_reaches_the_histogram_as_recorded_one_by_one(sdk):
+    """The waits of one drain are added to the wait histogram in one step per attribute
+    set: bucket counts, sum, min and max are those of one record per wait (the spans
+    carry each wait's duration)."""
+    import bisect
+
+    spans, reader, tp = sdk
+    sink = [s for s in tracethread.sinks() if type(s).__name__ == "OTelSink"][0]
+    assert sink._mergeable[sink.h_wait]   # the installed SDK takes the one step
+    lock = tracethread.Lock(name="batched")
+    lock.acquire()
+    workers = [tracethread.Thread(target=lambda: (lock.acquire(), lock.release()))
+               for _ in range(3)]
+    for w in workers:
+        w.start()
+    testing.wait_until_blocked(lock, 3)
+    lock.release()
+    for w in workers:
+        w.join(TIMEOUT)
+    tracethread.flush()
+    waits = sorted((s.end_time - s.start_time) / 1e9 for s in spans.get_finished_spans()
+                   if s.name == N.SPAN_LOCK_WAIT and s.attributes[N.LOCK_NAME] == "batched")
+    assert len(waits) == 3
+    (point,) = [p for p in _metrics(reader)[N.WAIT_DURATION[0]].data.data_points
+                if p.attributes[N.M_LOCK_NAME] == "batched"]
+    expected = [0] * (len(N.DURATION_BUCKETS) + 1)
+    for v in waits:
+        expected[bisect.bisect_left(N.DURATION_BUCKETS, v)] += 1
+    assert list(point.bucket_counts) == expected
+    assert point.count == 3 and point.sum == pytest.approx(sum(waits), rel=1e-9)
+    assert point.min == pytest.approx(waits[0]) and point.max == pytest.approx(waits[-1])
 
 
 def test_force_flush_exports_what_was_recorded_so_far(otlp_receiver, monkeypatch):
