@@ -808,3 +808,91 @@ def test_force_flush_exports_what_was_recorded_so_far(otlp_receiver, monkeypatch
         tracethread.remove_sink(exporting.sink)
         exporting.shutdown()
         recorder.otel_hooks = None
+
+
+def _spans_of_every_shape():
+    """Finished SDK spans covering what an OTLP encoder must get right."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+    from opentelemetry.trace.span import TraceState
+
+    with tracethread.guarded():
+        exporter = InMemorySpanExporter()
+        tp = TracerProvider(resource=Resource.create(
+            {"service.name": "shapes", "process.command_args": ["python", "app.py"],
+             "host.cpus": 2, "ratio": 0.5}, schema_url="https://opentelemetry.io/schemas/1.21"))
+        tp.add_span_processor(SimpleSpanProcessor(exporter))
+        one = tp.get_tracer("one", "1.2.3", schema_url="https://example.com/s")
+        two = tp.get_tracer("two")
+        with one.start_as_current_span("root", kind=trace.SpanKind.SERVER) as root:
+            s = one.start_span("child", attributes={
+                "s": "é ünïcode", "b": False, "t": True, "i": -7, "big": 2 ** 62, "f": -1.25,
+                "ints": [1, 2, 3], "strs": ("a", "b"), "empty": ""})
+            s.set_status(Status(StatusCode.ERROR, "it failed"))
+            s.end()
+            ok = two.start_span("ok", kind=trace.SpanKind.CLIENT)
+            ok.set_status(Status(StatusCode.OK))
+            ok.end()
+        remote = trace.SpanContext(0x1234, 0x5678, is_remote=True,
+                                   trace_flags=trace.TraceFlags(1),
+                                   trace_state=TraceState([("vendor", "x1")]))
+        with two.start_as_current_span(
+                "remote-child", context=trace.set_span_in_context(
+                    trace.NonRecordingSpan(remote)), kind=trace.SpanKind.CONSUMER):
+            pass
+        two.start_span("producer", kind=trace.SpanKind.PRODUCER).end()
+        assert root.is_recording() is False
+    return exporter.get_finished_spans()
+
+
+def test_the_span_encoder_writes_what_the_sdk_encoder_builds():
+    # tracethread's OTLP span encoding decodes (opentelemetry-proto) to exactly the
+    # message the SDK's encoder builds: ids, parents, trace state, kinds, times, status,
+    # flags, attributes of every covered type, resources and scopes with schema URLs.
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from tracethread.exporters.otlp_spans import SpanEncoder
+    spans = _spans_of_every_shape()
+    assert len(spans) == 5
+    encoder = SpanEncoder()
+    for _ in range(2):   # the second time from its caches
+        got = ExportTraceServiceRequest.FromString(encoder.encode(spans))
+        assert got == encode_spans(spans)
+    assert ExportTraceServiceRequest.FromString(encoder.encode([])) == encode_spans([])
+
+
+def test_the_fast_exporter_sends_through_the_sdk_and_falls_back_for_what_it_does_not_encode(
+        otlp_receiver):
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from tracethread.exporters.otlp_spans import FastOTLPSpanExporter, SpanEncoder
+    spans = _spans_of_every_shape()
+    s = spans[0]
+    with_event = ReadableSpan(name="with-event", context=s.context, parent=s.parent,
+                              resource=s.resource, attributes={"k": 1},
+                              events=[Event("e", {"x": "y"}, timestamp=5)],
+                              instrumentation_scope=s.instrumentation_scope,
+                              start_time=1, end_time=2)
+    assert SpanEncoder().encode([with_event]) is None   # not covered: the SDK encodes it
+    with tracethread.guarded():
+        exporter = FastOTLPSpanExporter(OTLPSpanExporter(
+            endpoint=otlp_receiver.endpoint + "/v1/traces"))
+        try:
+            assert exporter.export(spans) == SpanExportResult.SUCCESS
+            assert exporter.export(list(spans) + [with_event]) == SpanExportResult.SUCCESS
+        finally:
+            exporter.shutdown()
+    fast, fallback = otlp_receiver.traces()
+    assert fast == encode_spans(spans)
+    assert fallback == encode_spans(list(spans) + [with_event])
+    assert exporter.export(spans) == SpanExportResult.FAILURE   # after shutdown, as the SDK

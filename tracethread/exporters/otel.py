@@ -546,7 +546,10 @@ def _span_exporter(name: str) -> Any:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:
         _need("otlp-grpc" if proto == "grpc" else "otlp", f"OTLP ({proto}) export")
-    return OTLPSpanExporter()
+    if proto == "grpc":
+        return OTLPSpanExporter()
+    from .otlp_spans import FastOTLPSpanExporter   # the SDK's exporter, a faster encoder
+    return FastOTLPSpanExporter(OTLPSpanExporter())
 
 
 def _metric_reader(name: str, prometheus_port: int | None) -> Any:
