@@ -6,7 +6,10 @@ Each workload builds its primitives through the `threading` module and the stdli
 (`queue`, `concurrent.futures`) *inside* the measured function, so the traced rounds use
 tracethread's classes and the native rounds the stdlib's. Native and traced rounds are
 interleaved and the best (minimum) time of each side is kept: the machines are shared and
-noisy, so ratios from one run are what we publish, never absolute times.
+noisy, so ratios from one run are what we publish, never absolute times. Targets are
+judged on the best-of ratio; the ratio of the medians is printed beside it, because some
+workloads (the queue pipeline) run in two scheduling regimes whose best times differ by
+a third, native or traced, and a single lucky native round moves the best-of ratio.
 Default settings are measured, as ``python -m tracethread run`` has them: recording on,
 deadlock detection on, and the report's statistics sink attached (so the drainer runs and
 uncontended Lock/RLock operations are summarized in the core, see docs/records.md); a
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import math
+import statistics
 import os
 import queue
 import sys
@@ -210,7 +214,8 @@ def run(scale: float, repeat: int, time_budget: float):
             if time.monotonic() > deadline and i >= 2:
                 break
         nat, rec, det = (min(times[k]) for k in sides)
-        rows.append((name, nat, det, det / nat, target, rec / nat))
+        med = statistics.median(times["detect"]) / statistics.median(times["native"])
+        rows.append((name, nat, det, det / nat, target, rec / nat, med))
     return rows
 
 
@@ -224,23 +229,26 @@ def report(rows, markdown: bool) -> bool:
     lines = []
     if markdown:
         lines.append("| workload | stdlib per op | tracethread per op | ratio | target "
-                     "| ratio, detection off |")
-        lines.append("|---|---:|---:|---:|---|---:|")
-    for name, nat, tra, ratio, target, rec_ratio in rows:
+                     "| ratio, detection off | median ratio |")
+        lines.append("|---|---:|---:|---:|---|---:|---:|")
+    for name, nat, tra, ratio, target, rec_ratio, med in rows:
         met = "" if target is None else ("met" if ratio <= target else "MISSED")
         if target is not None:
             ok_all &= ratio <= target
         tgt = "" if target is None else f"≤ {target:g}× {met}"
         if markdown:
             lines.append(f"| {name} | {fmt_time(nat)} | {fmt_time(tra)} | "
-                         f"{ratio:.2f}× | {tgt} | {rec_ratio:.2f}× |")
+                         f"{ratio:.2f}× | {tgt} | {rec_ratio:.2f}× | {med:.2f}× |")
         else:
             lines.append(f"{name:30s} {fmt_time(nat):>12s} {fmt_time(tra):>12s} "
-                         f"{ratio:6.2f}x  (detection off {rec_ratio:5.2f}x)  {tgt}")
+                         f"{ratio:6.2f}x  (detection off {rec_ratio:5.2f}x, median "
+                         f"{med:5.2f}x)  {tgt}")
     gtxt = f"≤ {GEOMEAN_TARGET:g}× {'met' if geo <= GEOMEAN_TARGET else 'MISSED'}"
     geo_rec = math.exp(sum(math.log(r[5]) for r in rows) / len(rows))
+    geo_med = math.exp(sum(math.log(r[6]) for r in rows) / len(rows))
     if markdown:
-        lines.append(f"| **geometric mean** | | | **{geo:.2f}×** | {gtxt} | {geo_rec:.2f}× |")
+        lines.append(f"| **geometric mean** | | | **{geo:.2f}×** | {gtxt} | {geo_rec:.2f}× "
+                     f"| {geo_med:.2f}× |")
     else:
         lines.append(f"{'geometric mean':30s} {'':>12s} {'':>12s} {geo:6.2f}x  {gtxt}")
     print("\n".join(lines))
