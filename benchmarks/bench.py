@@ -287,7 +287,8 @@ def main(argv=None) -> int:
     stats = tracethread.recorder_stats()
     print(f"\nrecorder: {stats['records']} records drained, {stats['dropped']} dropped "
           "(the drainer could not keep up; counted, never blocking), "
-          f"{stats['sink_errors']} sink errors; sinks: "
+          f"{stats['sink_errors']} sink errors, {stats['export_dropped']} spans dropped by "
+          "the export queue; sinks: "
           + ", ".join(type(s).__name__ for s in tracethread.sinks()))
     print(f"total {time.monotonic() - t0:.0f} s; targets {'met' if ok else 'NOT all met'}")
     if exporting is not None:

@@ -896,3 +896,53 @@ def test_the_fast_exporter_sends_through_the_sdk_and_falls_back_for_what_it_does
     assert fast == encode_spans(spans)
     assert fallback == encode_spans(list(spans) + [with_event])
     assert exporter.export(spans) == SpanExportResult.FAILURE   # after shutdown, as the SDK
+
+
+@pytest.mark.parametrize("way", ["through-sdk", "direct"])
+def test_spans_the_batch_processor_drops_are_counted(way):
+    # The SDK's batch span processor drops its oldest span when its queue is full and only
+    # logs it; tracethread counts each one (recorder_stats, the records.dropped metric).
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor, SpanExporter, SpanExportResult,
+    )
+
+    from tracethread.exporters import otel
+    from tracethread.exporters.otel import OTelSink
+
+    class Stuck(SpanExporter):
+        def __init__(self):
+            self.got, self.release = [], threading.Event()
+
+        def export(self, spans):
+            self.got += spans
+            self.release.wait(TIMEOUT)
+            return SpanExportResult.SUCCESS
+
+    with tracethread.guarded():
+        exporter = Stuck()
+        tp = TracerProvider()
+        bsp = BatchSpanProcessor(exporter, max_queue_size=4, max_export_batch_size=4,
+                                 schedule_delay_millis=60_000)
+        tp.add_span_processor(bsp)
+    sink = OTelSink(tp, None, spans="all",
+                    span_processors=[bsp] if way == "direct" else None)
+    if way == "through-sdk":
+        sink._queues = otel._batch_queues([bsp])   # processors known, spans through the SDK
+    before = recorder.stats()["export_dropped"]
+    tracethread.add_sink(sink)
+    try:
+        lock = tracethread.Lock(name="many-spans")
+        for _ in range(15):
+            with lock:
+                pass
+        tracethread.flush()
+    finally:
+        tracethread.remove_sink(sink)
+    queued = len(bsp._batch_processor._queue)
+    dropped = recorder.stats()["export_dropped"] - before
+    assert dropped > 0
+    assert len(exporter.got) + queued + dropped == 30   # every span: exported, queued or counted
+    exporter.release.set()
+    with tracethread.guarded():
+        tp.shutdown()

@@ -48,7 +48,8 @@ _sinks: list[Any] = []
 _delivered = 0          # highest sequence number delivered (or skipped as dropped)
 _gap = 0                # first missing number seen by the previous drain
 _pending: list = []     # records held back behind a gap
-_counters = {"records": 0, "dropped": 0, "sink_errors": 0, "internal_errors": 0}
+_counters = {"records": 0, "dropped": 0, "sink_errors": 0, "internal_errors": 0,
+             "export_dropped": 0}
 _failed_sinks: set[int] = set()
 _drainer_wake = _raw.allocate_lock()
 _drainer_running = False
@@ -258,8 +259,15 @@ def capture_context() -> Any:
 
 def stats() -> dict[str, int]:
     """Counters of the record stream: records delivered, dropped (buffer overflow before a
-    drain reached them), sink errors, and the tracer's own errors that were contained."""
+    drain reached them), sink errors, the tracer's own errors that were contained, and
+    export_dropped (spans an exporter's bounded queue dropped after the drain, as far as a
+    sink can see it: ``count_export_dropped``)."""
     return dict(_counters)
+
+
+def count_export_dropped(n: int = 1) -> None:
+    """A sink saw ``n`` spans (or other items) dropped by its exporter's bounded queue."""
+    _counters["export_dropped"] += n
 
 
 _reported_internal: set = set()

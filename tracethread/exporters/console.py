@@ -63,6 +63,9 @@ class ReportView:
         if rec.get("dropped"):
             summary += (f"; {rec['dropped']} records dropped (the program outran the recorder; "
                         "the counts above are lower bounds)")
+        if rec.get("export_dropped"):
+            summary += (f"; {rec['export_dropped']} spans dropped by the exporter's full "
+                        "queue (OTEL_BSP_MAX_QUEUE_SIZE)")
         if rec.get("internal_errors"):
             summary += (f"; {rec['internal_errors']} errors of tracethread's own were "
                         "contained (see stderr): findings may be incomplete")

@@ -46,6 +46,25 @@ class _Attrs(dict):
         return id(self)
 
 
+def _batch_queues(processors: Any) -> list:
+    """The bounded queues of the SDK's batch span processors among ``processors``, to count
+    what they drop when full (the SDK only logs it). Private SDK structures: a processor
+    whose queue is not found is not counted."""
+    import collections
+    out = []
+    for p in processors or ():
+        q = getattr(getattr(p, "_batch_processor", None), "_queue", None)
+        if isinstance(q, collections.deque) and q.maxlen:
+            out.append(q)
+    return out
+
+
+def _count_full(queues: list) -> None:
+    for q in queues:
+        if len(q) >= q.maxlen:   # the SDK drops its oldest span to take this one
+            recorder.count_export_dropped()
+
+
 class _DirectSpans:
     """Finished spans of tracethread's own ``TracerProvider`` handed straight to its span
     processors, as the SDK's ``Tracer.start_span`` + ``Span.end`` would hand them, at a
@@ -79,6 +98,7 @@ class _DirectSpans:
         self.random_flag = getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)
         self.id_random = getattr(self.ids, "is_trace_id_random", None)
         self.unset = Status(StatusCode.UNSET)
+        self.queues = _batch_queues(self.processors)
 
     def fits(self, attrs: dict) -> bool:
         """Within the span limits, so the SDK would have kept every attribute whole."""
@@ -116,6 +136,7 @@ class _DirectSpans:
             attributes=dict(result.attributes or {}), kind=trace.SpanKind.INTERNAL,
             status=Status(StatusCode.ERROR, error) if error else self.unset,
             start_time=start, end_time=end, instrumentation_scope=self.scope)
+        _count_full(self.queues)
         for p in self.processors:
             p.on_end(span)
 
@@ -146,6 +167,7 @@ class OTelSink:
         # span_processors: those of tracer_provider, known to the caller (setup made them):
         # spans of that provider are then handed to them directly (_DirectSpans).
         self._direct = None
+        self._queues = _batch_queues(span_processors)   # drops counted (spans of _tp)
         if span_processors is not None and tracer_provider is not None:
             direct = _DirectSpans(tracer_provider, span_processors)
             self._direct = direct if direct.ok else None
@@ -245,8 +267,11 @@ class OTelSink:
         m.create_observable_gauge(N.THREADS_LIVE[0],
                                   [lambda o: [Observation(threading.active_count())]],
                                   unit=N.THREADS_LIVE[1], description=N.THREADS_LIVE[2])
-        m.create_observable_counter(N.DROPPED[0],
-                                    [lambda o: [Observation(recorder.stats()["dropped"])]],
+        def dropped(options):
+            st = recorder.stats()
+            return [Observation(st["dropped"] + st["export_dropped"])]
+
+        m.create_observable_counter(N.DROPPED[0], [dropped],
                                     unit=N.DROPPED[1], description=N.DROPPED[2])
 
     def _finding_attrs(self, kind: str) -> Any:
@@ -453,6 +478,8 @@ class OTelSink:
             span.add_event(ev_name, ev_attrs, timestamp=t + self._offset)
         if error:
             span.set_status(Status(StatusCode.ERROR, error))
+        if self._tracer[0] is self._tp:
+            _count_full(self._queues)
         span.end(end_time=r.end_ns + self._offset)
 
     def _finding(self, r: Any) -> None:
@@ -481,6 +508,8 @@ class OTelSink:
                                 "threads": [t.name for t in f.threads] or [""]})
         if f.kind in ("potential-deadlock", "deadlock", "hang"):
             span.set_status(Status(StatusCode.ERROR, f.message))
+        if self._tracer[0] is self._tp:
+            _count_full(self._queues)
         span.end(end_time=r.end_ns + self._offset)
 
 
