@@ -299,6 +299,8 @@ class OTelSink:
         # SDK costs microseconds a call); histograms take every value.
         self._pending: dict[tuple, int] = {}
         self._values = {}
+        if self.spans != "none":
+            self.tracer()   # once per batch: the provider in use (the application's, if set)
         for r in records:
             self._one(r)
         for (counter, attrs), n in self._pending.items():
@@ -466,7 +468,9 @@ class OTelSink:
         if extra:
             attrs.update(extra)
         ctx = parent if parent is not None else r.details.get("context")
-        tracer = self.tracer()
+        if self._tracer is None:
+            self.tracer()
+        tracer = self._tracer[1]
         direct = self._direct
         if (direct is not None and not events and self._tracer[0] is self._tp and
                 direct.fits(attrs)):
@@ -499,7 +503,9 @@ class OTelSink:
                     self._finding_events.setdefault(run_id, []).append(
                         (f.kind, f.message, r.end_ns))
         cycle = " -> ".join(lk.name for lk in f.locks)
-        span = self.tracer().start_span(
+        if self._tracer is None:
+            self.tracer()
+        span = self._tracer[1].start_span(
             N.SPAN_FINDING, attributes={N.FINDING_KIND: f.kind,
                                         N.FINDING_FINGERPRINT: f.fingerprint,
                                         N.FINDING_CYCLE: cycle},
