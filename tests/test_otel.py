@@ -942,7 +942,11 @@ def test_spans_the_batch_processor_drops_are_counted(way):
     queued = len(bsp._batch_processor._queue)
     dropped = recorder.stats()["export_dropped"] - before
     assert dropped > 0
-    assert len(exporter.got) + queued + dropped == 30   # every span: exported, queued or counted
+    # Every span exported, queued or counted. A span is counted when the queue is full as
+    # it is handed over (the SDK's own test, made just before); the worker taking a batch
+    # out in between makes the count one high, and this worker takes one batch (then its
+    # export is stuck).
+    assert 30 <= len(exporter.got) + queued + dropped <= 31
     exporter.release.set()
     with tracethread.guarded():
         tp.shutdown()

@@ -60,6 +60,8 @@ def _batch_queues(processors: Any) -> list:
 
 
 def _count_full(queues: list) -> None:
+    # The SDK's own test, just before the span is handed over: a batch the worker takes out
+    # in between can make the count one high (as the SDK's own drop log and metric).
     for q in queues:
         if len(q) >= q.maxlen:   # the SDK drops its oldest span to take this one
             recorder.count_export_dropped()
