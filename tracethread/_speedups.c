@@ -1005,18 +1005,17 @@ static PyType_Spec RLockCore_spec = {
  * RLock (exactly those classes: a subclass may override), this goes straight to the lock's
  * C fast path. Any other lock: its own __enter__/__exit__, as the stdlib calls them. */
 
-/* The lock protocol a Condition takes from its lock: acquire, release, and, where the lock
- * has them, _release_save, _acquire_restore, _is_owned (else the class's `_default_*`
- * methods, as the stdlib's class methods). Over tracethread's own Lock or RLock (exactly:
- * every Future's) nothing is stored and each is looked up on the lock when asked for:
- * five bound methods fewer per Condition, and no instance __dict__. Summary counters
- * inline, in the `bump` layout (no holds), rather than in an `_agg` list made per drain. */
-enum { P_ACQUIRE, P_RELEASE, P_RELEASE_SAVE, P_ACQUIRE_RESTORE, P_IS_OWNED, P_N };
-
+/* A Condition over tracethread's own Lock or RLock (exactly: every Future's) stores none
+ * of the lock protocol (acquire, release, _release_save, _acquire_restore, _is_owned) as
+ * bound methods, as the stdlib's does: the methods below go to the lock's C paths (five
+ * objects fewer per Condition, and no instance __dict__). Over any other lock, the
+ * Condition's __init__ stores the lock's methods in the instance __dict__, which comes
+ * first, and where the lock has no such method these run the class's `_default_*`
+ * one, as the stdlib's class methods. Summary counters are inline, in the `bump` layout
+ * (no holds), rather than in an `_agg` list made per drain. */
 typedef struct {
     PyObject_HEAD
     PyObject *lock;
-    PyObject *proto[P_N];   /* NULL: not set */
     int dirty;
     long long c[16];
     Seen seen;
@@ -1066,8 +1065,6 @@ CondCore_traverse(CondCore *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->lock);
-    for (int i = 0; i < P_N; i++)
-        Py_VISIT(self->proto[i]);
     return seen_traverse(&self->seen, visit, arg);
 }
 
@@ -1075,58 +1072,97 @@ static int
 CondCore_clear(CondCore *self)
 {
     Py_CLEAR(self->lock);
-    for (int i = 0; i < P_N; i++)
-        Py_CLEAR(self->proto[i]);
     seen_clear(&self->seen);
     return 0;
 }
 
-static PyObject *proto_names[P_N], *proto_defaults[P_N], *str_locked;
+static PyObject *str_release_save, *str_acquire_restore, *str_default_release_save,
+    *str_default_acquire_restore, *str_default_is_owned, *raw_locked_descr;
 
 static PyObject *
-CondCore_get_proto(CondCore *self, void *closure)
+cond_lock(CondCore *self)
 {
-    int i = (int)(Py_intptr_t)closure;
-    if (self->proto[i] != NULL)
-        return Py_NewRef(self->proto[i]);
-    PyObject *lock = self->lock;
-    if (lock != NULL) {
-        PyObject *t = (PyObject *)Py_TYPE(lock);
-        if (t == cfg_rlock_cls)   /* it has all five */
-            return PyObject_GetAttr(lock, proto_names[i]);
-        if (t == cfg_lock_cls) {
-            if (i == P_ACQUIRE || i == P_RELEASE)
-                return PyObject_GetAttr(lock, proto_names[i]);
-            if (i == P_IS_OWNED)   /* the stdlib's try-acquire probe's answer, unrecorded */
-                return PyObject_GetAttr(((LockCore *)lock)->lock, str_locked);
-        }
+    if (self->lock == NULL)
+        PyErr_SetString(PyExc_AttributeError, "_lock");
+    return self->lock;
+}
+
+static PyObject *
+CondCore_acquire(CondCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *lock = cond_lock(self), *blocking, *timeout;
+    int defaults;
+    if (lock == NULL)
+        return NULL;
+    PyObject *t = (PyObject *)Py_TYPE(lock);
+    if (t == cfg_lock_cls || t == cfg_rlock_cls) {
+        if (parse_acquire_args(args, nargs, kwnames, &blocking, &timeout, &defaults) < 0)
+            return NULL;
+        if (t == cfg_lock_cls)
+            return lock_acquire_impl((LockCore *)lock, blocking, timeout, defaults);
+        return rlock_acquire_impl((RLockCore *)lock, blocking, timeout, defaults);
     }
-    if (proto_defaults[i] != NULL)
-        return PyObject_GetAttr((PyObject *)self, proto_defaults[i]);
-    PyErr_SetObject(PyExc_AttributeError, proto_names[i]);
-    return NULL;
+    PyObject *meth = PyObject_GetAttr(lock, str_acquire);
+    if (meth == NULL)
+        return NULL;
+    PyObject *r = PyObject_Vectorcall(meth, args, nargs, kwnames);
+    Py_DECREF(meth);
+    return r;
 }
 
-static int
-CondCore_set_proto(CondCore *self, PyObject *v, void *closure)
+static PyObject *
+CondCore_release(CondCore *self, PyObject *Py_UNUSED(ignored))
 {
-    int i = (int)(Py_intptr_t)closure;
-    Py_XINCREF(v);
-    Py_XSETREF(self->proto[i], v);
-    return 0;
+    PyObject *lock = cond_lock(self);
+    if (lock == NULL)
+        return NULL;
+    PyObject *t = (PyObject *)Py_TYPE(lock);
+    if (t == cfg_lock_cls)
+        return lock_release_impl((LockCore *)lock);
+    if (t == cfg_rlock_cls)
+        return rlock_release_impl((RLockCore *)lock);
+    return PyObject_CallMethodNoArgs(lock, str_release);
 }
 
-#define PROTO(name, i) {name, (getter)CondCore_get_proto, (setter)CondCore_set_proto, NULL, \
-                        (void *)(Py_intptr_t)(i)}
-static PyGetSetDef CondCore_getset[] = {
-    PROTO("acquire", P_ACQUIRE),
-    PROTO("release", P_RELEASE),
-    PROTO("_release_save", P_RELEASE_SAVE),
-    PROTO("_acquire_restore", P_ACQUIRE_RESTORE),
-    PROTO("_is_owned", P_IS_OWNED),
-    {NULL, NULL, NULL, NULL, NULL},
-};
-#undef PROTO
+static PyObject *
+CondCore_release_save(CondCore *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *lock = cond_lock(self);
+    if (lock == NULL)
+        return NULL;
+    PyObject *t = (PyObject *)Py_TYPE(lock);
+    if (t == cfg_rlock_cls)
+        return PyObject_CallMethodNoArgs(lock, str_release_save);
+    return PyObject_CallMethodNoArgs((PyObject *)self, str_default_release_save);
+}
+
+static PyObject *
+CondCore_acquire_restore(CondCore *self, PyObject *state)
+{
+    PyObject *lock = cond_lock(self);
+    if (lock == NULL)
+        return NULL;
+    PyObject *t = (PyObject *)Py_TYPE(lock);
+    if (t == cfg_rlock_cls)
+        return PyObject_CallMethodOneArg(lock, str_acquire_restore, state);
+    return PyObject_CallMethodOneArg((PyObject *)self, str_default_acquire_restore, state);
+}
+
+static PyObject *RLockCore_is_owned(RLockCore *self, PyObject *Py_UNUSED(ignored));
+
+static PyObject *
+CondCore_is_owned(CondCore *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *lock = cond_lock(self);
+    if (lock == NULL)
+        return NULL;
+    PyObject *t = (PyObject *)Py_TYPE(lock);
+    if (t == cfg_rlock_cls)
+        return RLockCore_is_owned((RLockCore *)lock, NULL);
+    if (t == cfg_lock_cls)   /* the stdlib's try-acquire probe's answer, unrecorded */
+        return PyObject_CallOneArg(raw_locked_descr, ((LockCore *)lock)->lock);
+    return PyObject_CallMethodNoArgs((PyObject *)self, str_default_is_owned);
+}
 
 /* Count one operation (index in the bump layout) by `st`: 0, or -1 with an exception. */
 static int
@@ -1274,6 +1310,12 @@ static PyMethodDef CondCore_methods[] = {
      "notify_all(), the common case in C."},
     {"_tt_take", (PyCFunction)CondCore_take, METH_NOARGS,
      "The summary counters since the last take (and start new ones), or None."},
+    {"acquire", (PyCFunction)(void (*)(void))CondCore_acquire, METH_FASTCALL | METH_KEYWORDS,
+     "The lock's acquire()."},
+    {"release", (PyCFunction)CondCore_release, METH_NOARGS, "The lock's release()."},
+    {"_release_save", (PyCFunction)CondCore_release_save, METH_NOARGS, NULL},
+    {"_acquire_restore", (PyCFunction)CondCore_acquire_restore, METH_O, NULL},
+    {"_is_owned", (PyCFunction)CondCore_is_owned, METH_NOARGS, NULL},
     {"__enter__", (PyCFunction)CondCore_enter, METH_NOARGS, "Acquire the lock."},
     {"__exit__", (PyCFunction)(void (*)(void))CondCore_exit, METH_FASTCALL,
      "Release the lock."},
@@ -1291,7 +1333,6 @@ static PyType_Slot CondCore_slots[] = {
     {Py_tp_clear, CondCore_clear},
     {Py_tp_methods, CondCore_methods},
     {Py_tp_members, CondCore_members},
-    {Py_tp_getset, CondCore_getset},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_doc, "C enter/exit of tracethread.Condition."},
     {0, NULL},
@@ -2162,15 +2203,11 @@ module_exec(PyObject *m)
     INTERN(str_agg, "_agg");
     INTERN(str_enter, "__enter__");
     INTERN(str_is_owned, "_is_owned");
-    INTERN(str_locked, "locked");
-    INTERN(proto_names[P_ACQUIRE], "acquire");
-    INTERN(proto_names[P_RELEASE], "release");
-    INTERN(proto_names[P_RELEASE_SAVE], "_release_save");
-    INTERN(proto_names[P_ACQUIRE_RESTORE], "_acquire_restore");
-    INTERN(proto_names[P_IS_OWNED], "_is_owned");
-    INTERN(proto_defaults[P_RELEASE_SAVE], "_default_release_save");
-    INTERN(proto_defaults[P_ACQUIRE_RESTORE], "_default_acquire_restore");
-    INTERN(proto_defaults[P_IS_OWNED], "_default_is_owned");
+    INTERN(str_release_save, "_release_save");
+    INTERN(str_acquire_restore, "_acquire_restore");
+    INTERN(str_default_release_save, "_default_release_save");
+    INTERN(str_default_acquire_restore, "_default_acquire_restore");
+    INTERN(str_default_is_owned, "_default_is_owned");
     INTERN(str_waiters, "_waiters");
     INTERN(str_notify_py, "_notify_py");
     INTERN(str_notify_all_py, "_notify_all_py");
@@ -2196,8 +2233,9 @@ module_exec(PyObject *m)
             return -1;
         raw_acquire_descr = PyObject_GetAttr(lock_type, str_acquire);
         raw_release_descr = PyObject_GetAttr(lock_type, str_release);
+        raw_locked_descr = PyObject_GetAttrString(lock_type, "locked");
         Py_DECREF(lock_type);
-        if (raw_acquire_descr == NULL || raw_release_descr == NULL)
+        if (raw_acquire_descr == NULL || raw_release_descr == NULL || raw_locked_descr == NULL)
             return -1;
     }
     PyObject *t = PyType_FromModuleAndSpec(m, &LockCore_spec, NULL);

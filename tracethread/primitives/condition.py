@@ -58,12 +58,13 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
 
     # Slots for what every Condition sets (faster to set than a dict's keys, and no dict:
     # one per Future); a __dict__ still for anything a program adds, as on the stdlib's.
-    # With the C extension, CondCore holds ``_lock``, the lock protocol (acquire, release,
-    # and _release_save, _acquire_restore, _is_owned where the lock has them, else the
-    # ``_default_*`` methods below, as the stdlib's class methods; over tracethread's own
-    # Lock/RLock looked up on the lock when asked for, nothing stored) and the summary
-    # counters. Without it, the protocol goes in slots and the __dict__ as the stdlib's,
-    # and the counters in ``_agg`` (recorder.bump).
+    # With the C extension, CondCore holds ``_lock`` and the summary counters, and its C
+    # methods acquire, release, _release_save, _acquire_restore and _is_owned go to
+    # tracethread's own Lock/RLock directly; over any other lock, __init__ stores the
+    # lock's methods in the __dict__ as the stdlib does (they come first), and where the
+    # lock has none the ``_default_*`` methods below run (the stdlib's class methods).
+    # Without it, the protocol goes in slots and the __dict__ as the stdlib's, and the
+    # counters in ``_agg`` (recorder.bump).
     __slots__ = ("_info", "_waiters", "__dict__", "__weakref__") + (
         ("acquire", "release", "_agg") if _PURE else ())
 
@@ -84,7 +85,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         if _PURE:
             self._agg = None  # summary counters (recorder.bump)
         elif type(lock) is RLock or type(lock) is Lock:
-            return   # CondCore looks the protocol up on the lock (five objects less)
+            return   # CondCore's methods go to the lock (five objects less)
         # Export the lock's acquire() and release() methods
         self.acquire = lock.acquire
         self.release = lock.release
