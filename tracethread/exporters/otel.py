@@ -101,6 +101,9 @@ class _DirectSpans:
         self.id_random = getattr(self.ids, "is_trace_id_random", None)
         self.unset = Status(StatusCode.UNSET)
         self.queues = _batch_queues(self.processors)
+        self._last_ctx: Any = object()   # never a context: the first lookup is made
+        self._last_parent: Any = None
+        self._flags: dict[int, Any] = {}
 
     def fits(self, attrs: dict) -> bool:
         """Within the span limits, so the SDK would have kept every attribute whole."""
@@ -113,7 +116,11 @@ class _DirectSpans:
 
     def emit(self, name: str, ctx: Any, attrs: dict, start: int, end: int,
              error: str | None) -> None:
-        parent = trace.get_current_span(ctx).get_span_context()
+        if ctx is self._last_ctx:   # records of one thread mostly share one context
+            parent = self._last_parent
+        else:
+            parent = trace.get_current_span(ctx).get_span_context()
+            self._last_ctx, self._last_parent = ctx, parent
         if parent is None or not parent.is_valid:
             parent = None
             trace_id = self.ids.generate_trace_id()
@@ -130,12 +137,14 @@ class _DirectSpans:
                 flags |= self.random_flag
         elif getattr(parent.trace_flags, "random_trace_id", False):
             flags |= self.random_flag
+        trace_flags = self._flags.get(flags)
+        if trace_flags is None:
+            trace_flags = self._flags[flags] = trace.TraceFlags(flags)
         context = trace.SpanContext(trace_id, self.ids.generate_span_id(), is_remote=False,
-                                    trace_flags=trace.TraceFlags(flags),
-                                    trace_state=result.trace_state)
-        span = self.ReadableSpan(
+                                    trace_flags=trace_flags, trace_state=result.trace_state)
+        span = self.ReadableSpan(   # the sampler's attributes, read-only (nothing changes them)
             name=name, context=context, parent=parent, resource=self.resource,
-            attributes=dict(result.attributes or {}), kind=trace.SpanKind.INTERNAL,
+            attributes=result.attributes or {}, kind=trace.SpanKind.INTERNAL,
             status=Status(StatusCode.ERROR, error) if error else self.unset,
             start_time=start, end_time=end, instrumentation_scope=self.scope)
         _count_full(self.queues)
@@ -179,6 +188,7 @@ class OTelSink:
         self._runs: dict[int, Any] = {}  # thread info id -> run-begin record
         self._findings: dict[str, int] = {}
         self._attr_sets: dict[tuple, Any] = {}
+        self._prim_attrs: dict[Any, dict] = {}   # PrimitiveInfo -> its span attributes
         self._pending = {}
         self.meter = None
         self._merge_holds = False
@@ -443,11 +453,16 @@ class OTelSink:
 
     def _attrs(self, r: Any) -> dict[str, Any]:
         p = r.primitive
-        a = {N.THREAD_ID: r.thread.ident, N.THREAD_NAME: r.thread.name,
-             N.LOCK_NAME: p.name, N.LOCK_KIND: p.kind, N.LOCK_ID: p.id,
+        base = self._prim_attrs.get(p)
+        if base is None or base[N.LOCK_NAME] != p.name:
+            base = {N.LOCK_NAME: p.name, N.LOCK_KIND: p.kind, N.LOCK_ID: p.id}
+            if p.site is not None:
+                base[N.LOCK_SITE] = f"{p.site.file}:{p.site.line}"
+            if len(self._prim_attrs) >= 4096:   # bounded: primitives come and go
+                self._prim_attrs.clear()
+            self._prim_attrs[p] = base
+        a = {N.THREAD_ID: r.thread.ident, N.THREAD_NAME: r.thread.name, **base,
              N.OPERATION: r.op}
-        if p.site is not None:
-            a[N.LOCK_SITE] = f"{p.site.file}:{p.site.line}"
         if r.site is not None:
             a[N.CODE_FILE] = r.site.file
             a[N.CODE_LINE] = r.site.line
