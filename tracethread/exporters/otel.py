@@ -42,8 +42,7 @@ class _Attrs(dict):
     """A metric attribute set, hashable so per-batch sums can be keyed by it (never
     mutated after creation)."""
 
-    def __hash__(self) -> int:  # type: ignore[override]
-        return id(self)
+    __hash__ = object.__hash__   # type: ignore[assignment]  # by identity, in C
 
 
 def _batch_queues(processors: Any) -> list:
@@ -65,6 +64,11 @@ def _count_full(queues: list) -> None:
     for q in queues:
         if len(q) >= q.maxlen:   # the SDK drops its oldest span to take this one
             recorder.count_export_dropped()
+
+
+_INTERNAL = trace.SpanKind.INTERNAL
+_SAMPLED = int(trace.TraceFlags.SAMPLED)
+_DEFAULT = int(trace.TraceFlags.DEFAULT)
 
 
 class _DirectSpans:
@@ -126,12 +130,11 @@ class _DirectSpans:
             trace_id = self.ids.generate_trace_id()
         else:
             trace_id = parent.trace_id
-        result = self.sampler.should_sample(ctx, trace_id, name, trace.SpanKind.INTERNAL,
-                                            attrs, ())
+        result = self.sampler.should_sample(ctx, trace_id, name, _INTERNAL, attrs, ())
         decision = result.decision
         if not decision.is_recording():
             return
-        flags = trace.TraceFlags.SAMPLED if decision.is_sampled() else trace.TraceFlags.DEFAULT
+        flags = _SAMPLED if decision.is_sampled() else _DEFAULT
         if parent is None:
             if self.id_random is not None and self.id_random():
                 flags |= self.random_flag
@@ -144,7 +147,7 @@ class _DirectSpans:
                                     trace_flags=trace_flags, trace_state=result.trace_state)
         span = self.ReadableSpan(   # the sampler's attributes, read-only (nothing changes them)
             name=name, context=context, parent=parent, resource=self.resource,
-            attributes=result.attributes or {}, kind=trace.SpanKind.INTERNAL,
+            attributes=result.attributes or {}, kind=_INTERNAL,
             status=Status(StatusCode.ERROR, error) if error else self.unset,
             start_time=start, end_time=end, instrumentation_scope=self.scope)
         _count_full(self.queues)
