@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import math
-import statistics
 import os
 import queue
+import statistics
 import sys
 import threading
 import time
@@ -293,11 +293,12 @@ def main(argv=None) -> int:
     print(f"total {time.monotonic() - t0:.0f} s; targets {'met' if ok else 'NOT all met'}")
     if exporting is not None:
         exporting.shutdown()
-        print(f"OTLP receiver got {len(_received)} requests")
+        got = received_requests()
+        print(f"OTLP receiver (its own process) got {sum(got.values())} requests: {got}")
     return 0
 
 
-_received: list = []
+_receiver: list = []   # the --otlp receiver's URL
 _exporting = None   # the OTLP export of --otlp
 
 
@@ -308,29 +309,64 @@ class _EveryOp:
         pass
 
 
+_RECEIVER = r"""
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+received = {}
+
+
+class Sink(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        received[self.path] = received.get(self.path, 0) + 1
+        self.send_response(200)
+        self.end_headers()
+
+    def do_GET(self):   # the counts so far, for the benchmark's last line
+        body = repr(received).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
 def start_otlp_export():
-    """A loopback OTLP/HTTP receiver that accepts and discards, and tracethread exporting
-    to it (spans for blocked operations, all metrics)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    """An OTLP/HTTP receiver that accepts and discards, in a process of its own as a
+    collector would be (in this process its request handling would be charged to the
+    traced rounds), and tracethread exporting to it (spans for blocked operations, all
+    metrics)."""
+    import atexit
+    import subprocess
 
     from tracethread.exporters import otel
 
-    class Sink(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            self.rfile.read(int(self.headers["Content-Length"]))
-            _received.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
     with tracethread.guarded():
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+        proc = subprocess.Popen([sys.executable, "-c", _RECEIVER], stdout=subprocess.PIPE,
+                                text=True)
+    atexit.register(proc.kill)
+    port = int(proc.stdout.readline())
+    url = f"http://127.0.0.1:{port}"
+    _receiver.append(url)
     os.environ["OTEL_METRIC_EXPORT_INTERVAL"] = "1000"
     return otel.setup(otlp_endpoint=url)
+
+
+def received_requests() -> dict:
+    """What the receiver got, by path."""
+    import ast
+    import urllib.request
+    with tracethread.guarded(), urllib.request.urlopen(_receiver[0], timeout=10) as r:
+        return ast.literal_eval(r.read().decode())
 
 
 if __name__ == "__main__":
