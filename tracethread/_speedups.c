@@ -1159,8 +1159,14 @@ CondCore_is_owned(CondCore *self, PyObject *Py_UNUSED(ignored))
     PyObject *t = (PyObject *)Py_TYPE(lock);
     if (t == cfg_rlock_cls)
         return RLockCore_is_owned((RLockCore *)lock, NULL);
-    if (t == cfg_lock_cls)   /* the stdlib's try-acquire probe's answer, unrecorded */
-        return PyObject_CallOneArg(raw_locked_descr, ((LockCore *)lock)->lock);
+    if (t == cfg_lock_cls) {  /* the stdlib's try-acquire probe's answer, unrecorded */
+        PyObject *raw = ((LockCore *)lock)->lock;
+        if (raw == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "_lock");
+            return NULL;
+        }
+        return PyObject_CallOneArg(raw_locked_descr, raw);
+    }
     return PyObject_CallMethodNoArgs((PyObject *)self, str_default_is_owned);
 }
 
