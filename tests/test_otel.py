@@ -831,10 +831,12 @@ def _spans_of_every_shape():
         with one.start_as_current_span("root", kind=trace.SpanKind.SERVER) as root:
             s = one.start_span("child", attributes={
                 "s": "é ünïcode", "b": False, "t": True, "i": -7, "big": 2 ** 62, "f": -1.25,
-                "ints": [1, 2, 3], "strs": ("a", "b"), "empty": ""})
+                "ints": [1, 2, 3], "strs": ("a", "b"), "empty": "", "same": (True,),
+                "z": -0.0, "one": True})
             s.set_status(Status(StatusCode.ERROR, "it failed"))
             s.end()
-            ok = two.start_span("ok", kind=trace.SpanKind.CLIENT)
+            ok = two.start_span("ok", kind=trace.SpanKind.CLIENT,   # equal, other types
+                                attributes={"same": (1,), "z": 0.0, "one": 1})
             ok.set_status(Status(StatusCode.OK))
             ok.end()
         remote = trace.SpanContext(0x1234, 0x5678, is_remote=True,
@@ -884,6 +886,21 @@ def test_the_fast_exporter_sends_through_the_sdk_and_falls_back_for_what_it_does
                               instrumentation_scope=s.instrumentation_scope,
                               start_time=1, end_time=2)
     assert SpanEncoder().encode([with_event]) is None   # not covered: the SDK encodes it
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+    with tracethread.guarded():
+        limited = TracerProvider(span_limits=SpanLimits(max_events=0, max_links=0))
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+        kept = InMemorySpanExporter()
+        limited.add_span_processor(SimpleSpanProcessor(kept))
+        sp = limited.get_tracer("t").start_span("dropped-event")
+        sp.add_event("gone")
+        sp.end()
+    (dropped_event,) = kept.get_finished_spans()
+    assert dropped_event.dropped_events == 1 and not dropped_event.events
+    assert SpanEncoder().encode([dropped_event]) is None   # its dropped count: the SDK's
     with tracethread.guarded():
         exporter = FastOTLPSpanExporter(OTLPSpanExporter(
             endpoint=otlp_receiver.endpoint + "/v1/traces"))
@@ -948,5 +965,75 @@ def test_spans_the_batch_processor_drops_are_counted(way):
     # export is stuck).
     assert 30 <= len(exporter.got) + queued + dropped <= 31
     exporter.release.set()
+    with tracethread.guarded():
+        tp.shutdown()
+
+
+def test_a_span_processor_added_later_sees_every_span():
+    # Direct spans go to the processors tracethread knows only while they are all the
+    # provider has: one added later (the provider is public) gets every span too.
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tracethread.exporters.otel import OTelSink
+    with tracethread.guarded():
+        first, later = InMemorySpanExporter(), InMemorySpanExporter()
+        tp = TracerProvider()
+        processor = SimpleSpanProcessor(first)
+        tp.add_span_processor(processor)
+    sink = OTelSink(tp, None, spans="all", span_processors=[processor])
+    tracethread.add_sink(sink)
+    try:
+        lock = tracethread.Lock(name="seen-by-all")
+        with lock:
+            pass
+        tracethread.flush()
+        with tracethread.guarded():
+            tp.add_span_processor(SimpleSpanProcessor(later))
+        with lock:
+            pass
+        tracethread.flush()
+    finally:
+        tracethread.remove_sink(sink)
+    assert len(first.get_finished_spans()) == 4
+    assert len(later.get_finished_spans()) == 2   # the acquire and release made after
+
+
+@pytest.mark.parametrize("way", ["through-sdk", "direct"])
+def test_unsampled_spans_are_not_counted_as_export_drops(way):
+    # The batch processor never queues a span the sampler dropped: a full queue drops none.
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import sampling as S
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+    from tracethread.exporters import otel
+    from tracethread.exporters.otel import OTelSink
+
+    class Never(SpanExporter):
+        def export(self, spans):
+            raise AssertionError("nothing is sampled")
+
+    with tracethread.guarded():
+        tp = TracerProvider(sampler=S.ALWAYS_OFF)
+        bsp = BatchSpanProcessor(Never(), max_queue_size=1, max_export_batch_size=1,
+                                 schedule_delay_millis=60_000)
+        tp.add_span_processor(bsp)
+        bsp._batch_processor._queue.append("full")   # the queue is full
+    sink = OTelSink(tp, None, spans="all",
+                    span_processors=[bsp] if way == "direct" else None)
+    sink._queues = otel._batch_queues([bsp])
+    before = recorder.stats()["export_dropped"]
+    tracethread.add_sink(sink)
+    try:
+        lock = tracethread.Lock(name="unsampled")
+        for _ in range(3):
+            with lock:
+                pass
+        tracethread.flush()
+    finally:
+        tracethread.remove_sink(sink)
+    assert recorder.stats()["export_dropped"] == before
+    bsp._batch_processor._queue.clear()
     with tracethread.guarded():
         tp.shutdown()

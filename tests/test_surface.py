@@ -228,3 +228,15 @@ def test_a_condition_over_a_bare_lock_uses_the_default_protocol(cls):
     del cond._is_owned
     assert cond._is_owned() is False
     assert cls(threading.RLock())._is_owned() is False
+
+
+def test_a_primitive_info_copies_and_pickles_with_its_id():
+    import copy
+    import pickle
+
+    from tracethread import PrimitiveInfo, Site
+    info = PrimitiveInfo("Lock", "db", Site("app.py", 3, "main"))
+    for other in (copy.copy(info), copy.deepcopy(info), pickle.loads(pickle.dumps(info))):
+        assert (other.id, other.kind, other.name, str(other.site)) == (info.id, "Lock", "db",
+                                                                       "app.py:3")
+    assert PrimitiveInfo("Lock", "db", None).id != info.id   # a new one: a new id

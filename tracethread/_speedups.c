@@ -2024,10 +2024,27 @@ pinfo_check_site(PyObject *v)
         PyErr_SetString(PyExc_AttributeError, "cannot delete site");
         return -1;
     }
-    if (v != Py_None && (cfg_site_type == NULL || (PyObject *)Py_TYPE(v) != cfg_site_type)) {
+    if (v == Py_None)
+        return 0;
+    if (cfg_site_type == NULL || (PyObject *)Py_TYPE(v) != cfg_site_type) {
         PyErr_Format(PyExc_TypeError, "site must be a Site or None, not %.100s",
                      Py_TYPE(v)->tp_name);
         return -1;
+    }
+    /* A Site's fields are not checked by the dataclass: a str, an int and a str, or the
+     * PrimitiveInfo could end up in a cycle the collector cannot see. */
+    static const char *fields[] = {"file", "line", "function"};
+    for (int i = 0; i < 3; i++) {
+        PyObject *f = PyObject_GetAttrString(v, fields[i]);
+        if (f == NULL)
+            return -1;
+        int ok = i == 1 ? (PyLong_CheckExact(f) || f == Py_None) : PyUnicode_CheckExact(f);
+        Py_DECREF(f);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "Site.%s must be %s", fields[i],
+                         i == 1 ? "an int or None" : "a str");
+            return -1;
+        }
     }
     return 0;
 }
@@ -2077,6 +2094,44 @@ PInfo_repr(PInfo *self)
 {
     return PyUnicode_FromFormat("PrimitiveInfo(id=%S, kind=%R, name=%R)", self->id,
                                 self->kind, self->name);
+}
+
+static PyObject *pinfo_restore_func = NULL;
+
+/* Copies and pickles keep the id (as the pure-Python class's slots did). */
+static PyObject *
+PInfo_reduce(PInfo *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("O(OOOO)", pinfo_restore_func, self->id, self->kind, self->name,
+                         self->site);
+}
+
+static PyMethodDef PInfo_methods[] = {
+    {"__reduce__", (PyCFunction)PInfo_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject *PInfo_Type = NULL;
+
+/* _pinfo_restore(id, kind, name, site): a PrimitiveInfo with that id (unpickling). */
+static PyObject *
+pinfo_restore(PyObject *module, PyObject *args)
+{
+    PyObject *id, *kind, *name, *site;
+    if (!PyArg_ParseTuple(args, "O!OOO:_pinfo_restore", &PyLong_Type, &id, &kind, &name,
+                          &site))
+        return NULL;
+    if (pinfo_check_str(kind, "kind") < 0 || pinfo_check_str(name, "name") < 0 ||
+        pinfo_check_site(site) < 0)
+        return NULL;
+    PInfo *self = (PInfo *)PInfo_Type->tp_alloc(PInfo_Type, 0);
+    if (self == NULL)
+        return NULL;
+    self->id = Py_NewRef(id);
+    self->kind = Py_NewRef(kind);
+    self->name = Py_NewRef(name);
+    self->site = Py_NewRef(site);
+    return (PyObject *)self;
 }
 
 static PyObject *
@@ -2135,6 +2190,7 @@ static PyType_Slot PInfo_slots[] = {
     {Py_tp_dealloc, PInfo_dealloc},
     {Py_tp_repr, PInfo_repr},
     {Py_tp_getset, PInfo_getset},
+    {Py_tp_methods, PInfo_methods},
     {Py_tp_members, PInfo_members},
     {Py_tp_doc, "PrimitiveInfo(kind, name, site): identity of one primitive. Its id comes "
                 "from a counter and is never reused. Records hold this, not the primitive, "
@@ -2164,6 +2220,8 @@ set_site_type(PyObject *module, PyObject *type)
 }
 
 static PyMethodDef module_methods[] = {
+    {"_pinfo_restore", pinfo_restore, METH_VARARGS,
+     "_pinfo_restore(id, kind, name, site): a PrimitiveInfo with that id (unpickling)."},
     {"set_site_type", set_site_type, METH_O,
      "set_site_type(Site): the type of a PrimitiveInfo's site."},
     {"cached_site", cached_site, METH_O,
@@ -2265,10 +2323,17 @@ module_exec(PyObject *m)
     if (PyModule_AddIntConstant(m, "A_NOTIFIES", A_NOTIFIES) < 0)
         return -1;
     t = PyType_FromModuleAndSpec(m, &PInfo_spec, NULL);
-    if (t == NULL || PyModule_AddObject(m, "PrimitiveInfo", t) < 0) {
-        Py_XDECREF(t);
+    if (t == NULL)
+        return -1;
+    PInfo_Type = (PyTypeObject *)t;
+    Py_INCREF(t);
+    if (PyModule_AddObject(m, "PrimitiveInfo", t) < 0) {
+        Py_DECREF(t);
         return -1;
     }
+    pinfo_restore_func = PyObject_GetAttrString(m, "_pinfo_restore");
+    if (pinfo_restore_func == NULL)
+        return -1;
     t = PyType_FromModuleAndSpec(m, &CondCore_spec, NULL);
     if (t == NULL)
         return -1;

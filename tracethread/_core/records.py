@@ -84,8 +84,9 @@ class PrimitiveInfo:
     garbage-collected normally while its records wait in the buffer.
 
     With the C extension this is ``_speedups.PrimitiveInfo``, the same in C and not a
-    garbage-collected type (kind and name must be ``str``, site a ``Site`` or None, so it
-    can never be in a cycle): two are made per ``Future``, and a Python object would add
+    garbage-collected type (kind and name must be ``str``, site a ``Site`` of a str, an int
+    and a str, or None, so it can never be in a cycle; copies and pickles keep the id): two
+    are made per ``Future``, and a Python object would add
     two to the collector's allocation count, which decides how often it runs."""
 
     __slots__ = ("id", "kind", "name", "site", "__weakref__")

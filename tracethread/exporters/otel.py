@@ -58,6 +58,11 @@ def _batch_queues(processors: Any) -> list:
     return out
 
 
+def _queued(span: Any) -> bool:
+    """Will the batch processor queue this span when it ends (recording and sampled)?"""
+    return span.is_recording() and span.get_span_context().trace_flags.sampled
+
+
 def _count_full(queues: list) -> None:
     # The SDK's own test, just before the span is handed over: a batch the worker takes out
     # in between can make the count one high (as the SDK's own drop log and metric).
@@ -98,6 +103,7 @@ class _DirectSpans:
         limits = SpanLimits()   # what the provider read from the same environment
         self.max_attrs = limits.max_span_attributes
         self.max_len = limits.max_span_attribute_length
+        self.provider = provider
         self.resource = provider.resource
         self.scope = InstrumentationScope("tracethread", __version__)
         self.ReadableSpan = ReadableSpan
@@ -105,9 +111,18 @@ class _DirectSpans:
         self.id_random = getattr(self.ids, "is_trace_id_random", None)
         self.unset = Status(StatusCode.UNSET)
         self.queues = _batch_queues(self.processors)
+        self.check()
         self._last_ctx: Any = object()   # never a context: the first lookup is made
         self._last_parent: Any = None
         self._flags: dict[int, Any] = {}
+
+    def check(self) -> None:
+        """Still the provider's only processors? A processor added later (the provider is
+        public, ``Exporting.tracer_provider``) must see every span: then, and whenever
+        the SDK's list cannot be read, spans go through the SDK's Tracer."""
+        active = getattr(self.provider, "_active_span_processor", None)
+        current = getattr(active, "_span_processors", None)
+        self.live = isinstance(current, tuple) and current == self.processors
 
     def fits(self, attrs: dict) -> bool:
         """Within the span limits, so the SDK would have kept every attribute whole."""
@@ -150,7 +165,8 @@ class _DirectSpans:
             attributes=result.attributes or {}, kind=_INTERNAL,
             status=Status(StatusCode.ERROR, error) if error else self.unset,
             start_time=start, end_time=end, instrumentation_scope=self.scope)
-        _count_full(self.queues)
+        if flags & _SAMPLED:   # the batch processor queues sampled spans only
+            _count_full(self.queues)
         for p in self.processors:
             p.on_end(span)
 
@@ -316,6 +332,8 @@ class OTelSink:
         self._values = {}
         if self.spans != "none":
             self.tracer()   # once per batch: the provider in use (the application's, if set)
+            if self._direct is not None:
+                self._direct.check()
         for r in records:
             self._one(r)
         for (counter, attrs), n in self._pending.items():
@@ -457,7 +475,7 @@ class OTelSink:
     def _attrs(self, r: Any) -> dict[str, Any]:
         p = r.primitive
         base = self._prim_attrs.get(p)
-        if base is None or base[N.LOCK_NAME] != p.name:
+        if base is None or base[N.LOCK_NAME] != p.name or base[N.LOCK_KIND] != p.kind:
             base = {N.LOCK_NAME: p.name, N.LOCK_KIND: p.kind, N.LOCK_ID: p.id}
             if p.site is not None:
                 base[N.LOCK_SITE] = f"{p.site.file}:{p.site.line}"
@@ -492,8 +510,8 @@ class OTelSink:
             self.tracer()
         tracer = self._tracer[1]
         direct = self._direct
-        if (direct is not None and not events and self._tracer[0] is self._tp and
-                direct.fits(attrs)):
+        if (direct is not None and direct.live and not events and self._tracer[0] is self._tp
+                and direct.fits(attrs)):
             direct.emit(name, ctx, attrs, start + self._offset, r.end_ns + self._offset, error)
             return
         span = tracer.start_span(name, context=ctx, attributes=attrs,
@@ -502,7 +520,7 @@ class OTelSink:
             span.add_event(ev_name, ev_attrs, timestamp=t + self._offset)
         if error:
             span.set_status(Status(StatusCode.ERROR, error))
-        if self._tracer[0] is self._tp:
+        if self._tracer[0] is self._tp and _queued(span):
             _count_full(self._queues)
         span.end(end_time=r.end_ns + self._offset)
 
@@ -534,7 +552,7 @@ class OTelSink:
                                 "threads": [t.name for t in f.threads] or [""]})
         if f.kind in ("potential-deadlock", "deadlock", "hang"):
             span.set_status(Status(StatusCode.ERROR, f.message))
-        if self._tracer[0] is self._tp:
+        if self._tracer[0] is self._tp and _queued(span):
             _count_full(self._queues)
         span.end(end_time=r.end_ns + self._offset)
 

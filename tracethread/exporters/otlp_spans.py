@@ -75,14 +75,18 @@ def _key_values(tag: bytes, attrs: Any, cache: dict | None) -> bytes | None:
     """Repeated KeyValue field ``tag`` of a mapping; None if a value is not covered."""
     out = []
     for k, v in attrs.items():
-        key = (k, type(v), v)
-        got = cache.get(key) if cache is not None else None
+        # Kept only for str, int and bool values, keyed with their type: equal keys are
+        # then equal bytes (1 == 1.0 == True and 0.0 == -0.0, (1,) == (True,) are not).
+        t = type(v)
+        key = (k, t, v) if cache is not None and (t is str or t is int or t is bool) \
+            else None
+        got = cache.get(key) if key is not None else None
         if got is None:
             value = _any_value(v)
             if value is None or type(k) is not str:
                 return None
             got = _ld(tag, _ld(b"\x0a", k.encode("utf-8")) + _ld(b"\x12", value))
-            if cache is not None:
+            if key is not None:
                 if len(cache) >= _MAX_CACHED:
                     cache.clear()
                 cache[key] = got
@@ -128,7 +132,8 @@ class SpanEncoder:
         return got[1]
 
     def _span(self, s: Any) -> bytes | None:
-        if s._events or s._links or s.dropped_attributes:
+        if (s._events or s._links or s.dropped_attributes or s.dropped_events or
+                s.dropped_links):
             return None
         ctx = s.context
         parent = s.parent
