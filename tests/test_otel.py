@@ -924,8 +924,6 @@ def test_spans_the_batch_processor_drops_are_counted(way):
         BatchSpanProcessor, SpanExporter, SpanExportResult,
     )
 
-    from tracethread.exporters import otel
-    from tracethread.exporters.otel import OTelSink
 
     class Stuck(SpanExporter):
         def __init__(self):
@@ -942,22 +940,8 @@ def test_spans_the_batch_processor_drops_are_counted(way):
         bsp = BatchSpanProcessor(exporter, max_queue_size=4, max_export_batch_size=4,
                                  schedule_delay_millis=60_000)
         tp.add_span_processor(bsp)
-    sink = OTelSink(tp, None, spans="all",
-                    span_processors=[bsp] if way == "direct" else None)
-    if way == "through-sdk":
-        sink._queues = otel._batch_queues([bsp])   # processors known, spans through the SDK
-    before = recorder.stats()["export_dropped"]
-    tracethread.add_sink(sink)
-    try:
-        lock = tracethread.Lock(name="many-spans")
-        for _ in range(15):
-            with lock:
-                pass
-        tracethread.flush()
-    finally:
-        tracethread.remove_sink(sink)
+    dropped = _export_drops_of_locking(tp, bsp, way, 15)
     queued = len(bsp._batch_processor._queue)
-    dropped = recorder.stats()["export_dropped"] - before
     assert dropped > 0
     # Every span exported, queued or counted. A span is counted when the queue is full as
     # it is handed over (the SDK's own test, made just before); the worker taking a batch
@@ -1007,8 +991,6 @@ def test_unsampled_spans_are_not_counted_as_export_drops(way):
     from opentelemetry.sdk.trace import sampling as S
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-    from tracethread.exporters import otel
-    from tracethread.exporters.otel import OTelSink
 
     class Never(SpanExporter):
         def export(self, spans):
@@ -1020,20 +1002,27 @@ def test_unsampled_spans_are_not_counted_as_export_drops(way):
                                  schedule_delay_millis=60_000)
         tp.add_span_processor(bsp)
         bsp._batch_processor._queue.append("full")   # the queue is full
-    sink = OTelSink(tp, None, spans="all",
-                    span_processors=[bsp] if way == "direct" else None)
-    sink._queues = otel._batch_queues([bsp])
+    assert _export_drops_of_locking(tp, bsp, way, 3) == 0
+    bsp._batch_processor._queue.clear()
+    with tracethread.guarded():
+        tp.shutdown()
+
+
+def _export_drops_of_locking(tp, bsp, way, n):
+    """Export drops counted while a sink making a span of every operation (through the
+    SDK's Tracer, or direct) sees ``n`` uncontended ``with lock:``."""
+    from tracethread.exporters import otel
+    sink = otel.OTelSink(tp, None, spans="all",
+                         span_processors=[bsp] if way == "direct" else None)
+    sink._queues = otel._batch_queues([bsp])   # processors known either way
     before = recorder.stats()["export_dropped"]
     tracethread.add_sink(sink)
     try:
-        lock = tracethread.Lock(name="unsampled")
-        for _ in range(3):
+        lock = tracethread.Lock(name=f"spans-{way}")
+        for _ in range(n):
             with lock:
                 pass
         tracethread.flush()
     finally:
         tracethread.remove_sink(sink)
-    assert recorder.stats()["export_dropped"] == before
-    bsp._batch_processor._queue.clear()
-    with tracethread.guarded():
-        tp.shutdown()
+    return recorder.stats()["export_dropped"] - before
