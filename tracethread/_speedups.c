@@ -392,17 +392,24 @@ seen_clear(Seen *s)
     Py_CLEAR(s->threads);
 }
 
-/* `st` did an operation on `self` that goes into its summary: list the lock as dirty and
- * remember the thread. 0, or -1 with an exception set. */
+/* `st` did an operation on `prim` (a C lock or Condition) that goes into its summary:
+ * list it as dirty (its `dirty` flag) and remember the thread. 0, or -1 with an exception
+ * set. */
+static int
+summary_touch(PyObject *prim, int *dirty, Seen *seen, PyObject *st)
+{
+    if (!*dirty) {
+        if (PyList_Append(cfg_dirty, prim) < 0)
+            return -1;
+        *dirty = 1;
+    }
+    return seen_add(seen, st);
+}
+
 static int
 agg_touch(LockCore *self, PyObject *st)
 {
-    if (!self->dirty) {
-        if (PyList_Append(cfg_dirty, (PyObject *)self) < 0)
-            return -1;
-        self->dirty = 1;
-    }
-    return seen_add(&self->seen, st);
+    return summary_touch((PyObject *)self, &self->dirty, &self->seen, st);
 }
 
 /* An uncontended hold of `held_ns` ended. The bucket is the one the OpenTelemetry SDK
@@ -439,6 +446,49 @@ counters_reset(LockCore *self)
     memset(self->bucket_sums, 0, sizeof(self->bucket_sums));
 }
 
+/* A lock's counters in the `bump` layout (0-6; the others are not a lock's: 0). */
+static void
+lock_counts(LockCore *l, long long c[16])
+{
+    memset(c, 0, sizeof(long long) * 16);
+    c[0] = l->acquires; c[1] = l->reentries; c[2] = l->releases;
+    c[3] = l->inner_releases; c[4] = l->hold_sum;
+    c[5] = l->releases ? l->hold_min : 0; c[6] = l->hold_max;
+}
+
+/* The `_tt_take` tuple: counters c (bump layout), bucket counts and sums (NULL: zeros),
+ * and the threads seen (taken from `seen`). NULL with an exception set. */
+static PyObject *
+take_tuple(const long long *c, const long long *buckets, const long long *sums, Seen *seen)
+{
+    int nb = agg_nbounds + 1;
+    PyObject *bt = PyTuple_New(nb), *st = PyTuple_New(nb), *threads = NULL;
+    if (bt == NULL || st == NULL)
+        goto error;
+    for (int i = 0; i < nb; i++) {
+        PyObject *v = PyLong_FromLongLong(buckets ? buckets[i] : 0);
+        if (v == NULL)
+            goto error;
+        PyTuple_SET_ITEM(bt, i, v);
+        v = PyLong_FromLongLong(sums ? sums[i] : 0);
+        if (v == NULL)
+            goto error;
+        PyTuple_SET_ITEM(st, i, v);
+    }
+    threads = seen_take(seen);
+    if (threads == NULL)
+        goto error;
+    /* N: the tuples move into the result (consumed even if it fails) */
+    return Py_BuildValue("(LLLLLLLNNNLLLLLL)", c[0], c[1], c[2], c[3], c[4],
+                         c[2] ? c[5] : 0, c[6], bt, st, threads, c[10], c[11], c[12], c[13],
+                         c[14], c[15]);
+error:
+    Py_XDECREF(bt);
+    Py_XDECREF(st);
+    Py_XDECREF(threads);
+    return NULL;
+}
+
 /* _tt_take(): the summary since the last take, and start a new one; None if nothing. */
 static PyObject *
 LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
@@ -447,38 +497,12 @@ LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
     if (self->seen.last == NULL) {
         Py_RETURN_NONE;
     }
-    int nb = agg_nbounds + 1;
-    PyObject *buckets = PyTuple_New(nb), *sums = PyTuple_New(nb), *threads = NULL;
-    if (buckets == NULL || sums == NULL)
-        goto error;
-    for (int i = 0; i < nb; i++) {
-        PyObject *c = PyLong_FromLongLong(self->buckets[i]);
-        if (c == NULL)
-            goto error;
-        PyTuple_SET_ITEM(buckets, i, c);
-        c = PyLong_FromLongLong(self->bucket_sums[i]);
-        if (c == NULL)
-            goto error;
-        PyTuple_SET_ITEM(sums, i, c);
-    }
-    threads = seen_take(&self->seen);
-    if (threads == NULL)
-        goto error;
-    PyObject *r = Py_BuildValue(
-        "(LLLLLLLNNNiiiiii)", self->acquires, self->reentries, self->releases,
-        self->inner_releases, self->hold_sum, self->releases ? self->hold_min : 0,
-        self->hold_max, buckets, sums, threads,
-        /* notifies, failures, semaphore releases, event sets, clears, waits: not a lock's */
-        0, 0, 0, 0, 0, 0);
-    if (r == NULL)
-        return NULL;  /* Py_BuildValue's N consumed the tuples */
-    counters_reset(self);
+    long long c[16];
+    lock_counts(self, c);
+    PyObject *r = take_tuple(c, self->buckets, self->bucket_sums, &self->seen);
+    if (r != NULL)
+        counters_reset(self);
     return r;
-error:
-    Py_XDECREF(buckets);
-    Py_XDECREF(sums);
-    Py_XDECREF(threads);
-    return NULL;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1025,39 +1049,73 @@ static PyTypeObject *CondCore_Type = NULL;
 static PyObject *cfg_lock_cls = NULL, *cfg_rlock_cls = NULL;
 static PyObject *str_enter, *str_exit;
 
+/* The Condition's lock and what it is: OWN_LOCK / OWN_RLOCK (tracethread's own, exactly:
+ * their C paths are called directly), OTHER_LOCK, or -1 (none, AttributeError set). */
+enum { OTHER_LOCK, OWN_LOCK, OWN_RLOCK };
+
+static int
+cond_lock(CondCore *self, PyObject **lock)
+{
+    *lock = self->lock;
+    if (*lock == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_lock");
+        return -1;
+    }
+    PyObject *t = (PyObject *)Py_TYPE(*lock);
+    return t == cfg_lock_cls ? OWN_LOCK : t == cfg_rlock_cls ? OWN_RLOCK : OTHER_LOCK;
+}
+
+static PyObject *
+own_acquire(int kind, PyObject *lock, PyObject *blocking, PyObject *timeout, int defaults)
+{
+    if (kind == OWN_LOCK)
+        return lock_acquire_impl((LockCore *)lock, blocking, timeout, defaults);
+    return rlock_acquire_impl((RLockCore *)lock, blocking, timeout, defaults);
+}
+
+static PyObject *
+own_release(int kind, PyObject *lock)
+{
+    if (kind == OWN_LOCK)
+        return lock_release_impl((LockCore *)lock);
+    return rlock_release_impl((RLockCore *)lock);
+}
+
+/* lock.<name>(*args, **kw) of another lock. */
+static PyObject *
+call_lock_method(PyObject *lock, PyObject *name, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames)
+{
+    PyObject *meth = PyObject_GetAttr(lock, name);
+    if (meth == NULL)
+        return NULL;
+    PyObject *r = PyObject_Vectorcall(meth, args, nargs, kwnames);
+    Py_DECREF(meth);
+    return r;
+}
+
 static PyObject *
 CondCore_enter(CondCore *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *lock = self->lock;
-    if (lock == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "_lock");
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
         return NULL;
-    }
-    if ((PyObject *)Py_TYPE(lock) == cfg_lock_cls)
-        return lock_acquire_impl((LockCore *)lock, Py_True, NULL, 1);
-    if ((PyObject *)Py_TYPE(lock) == cfg_rlock_cls)
-        return rlock_acquire_impl((RLockCore *)lock, Py_True, NULL, 1);
+    if (kind != OTHER_LOCK)
+        return own_acquire(kind, lock, Py_True, NULL, 1);
     return PyObject_CallMethodNoArgs(lock, str_enter);
 }
 
 static PyObject *
 CondCore_exit(CondCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *lock = self->lock;
-    if (lock == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "_lock");
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
         return NULL;
-    }
-    if ((PyObject *)Py_TYPE(lock) == cfg_lock_cls)
-        return lock_release_impl((LockCore *)lock);
-    if ((PyObject *)Py_TYPE(lock) == cfg_rlock_cls)
-        return rlock_release_impl((RLockCore *)lock);
-    PyObject *meth = PyObject_GetAttr(lock, str_exit);
-    if (meth == NULL)
-        return NULL;
-    PyObject *r = PyObject_Vectorcall(meth, args, nargs, NULL);
-    Py_DECREF(meth);
-    return r;
+    if (kind != OTHER_LOCK)
+        return own_release(kind, lock);
+    return call_lock_method(lock, str_exit, args, nargs, NULL);
 }
 
 static int
@@ -1080,58 +1138,39 @@ static PyObject *str_release_save, *str_acquire_restore, *str_default_release_sa
     *str_default_acquire_restore, *str_default_is_owned, *raw_locked_descr;
 
 static PyObject *
-cond_lock(CondCore *self)
-{
-    if (self->lock == NULL)
-        PyErr_SetString(PyExc_AttributeError, "_lock");
-    return self->lock;
-}
-
-static PyObject *
 CondCore_acquire(CondCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *lock = cond_lock(self), *blocking, *timeout;
-    int defaults;
-    if (lock == NULL)
+    PyObject *lock, *blocking, *timeout;
+    int defaults, kind = cond_lock(self, &lock);
+    if (kind < 0)
         return NULL;
-    PyObject *t = (PyObject *)Py_TYPE(lock);
-    if (t == cfg_lock_cls || t == cfg_rlock_cls) {
-        if (parse_acquire_args(args, nargs, kwnames, &blocking, &timeout, &defaults) < 0)
-            return NULL;
-        if (t == cfg_lock_cls)
-            return lock_acquire_impl((LockCore *)lock, blocking, timeout, defaults);
-        return rlock_acquire_impl((RLockCore *)lock, blocking, timeout, defaults);
-    }
-    PyObject *meth = PyObject_GetAttr(lock, str_acquire);
-    if (meth == NULL)
+    if (kind == OTHER_LOCK)
+        return call_lock_method(lock, str_acquire, args, nargs, kwnames);
+    if (parse_acquire_args(args, nargs, kwnames, &blocking, &timeout, &defaults) < 0)
         return NULL;
-    PyObject *r = PyObject_Vectorcall(meth, args, nargs, kwnames);
-    Py_DECREF(meth);
-    return r;
+    return own_acquire(kind, lock, blocking, timeout, defaults);
 }
 
 static PyObject *
 CondCore_release(CondCore *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *lock = cond_lock(self);
-    if (lock == NULL)
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
         return NULL;
-    PyObject *t = (PyObject *)Py_TYPE(lock);
-    if (t == cfg_lock_cls)
-        return lock_release_impl((LockCore *)lock);
-    if (t == cfg_rlock_cls)
-        return rlock_release_impl((RLockCore *)lock);
-    return PyObject_CallMethodNoArgs(lock, str_release);
+    if (kind == OTHER_LOCK)
+        return PyObject_CallMethodNoArgs(lock, str_release);
+    return own_release(kind, lock);
 }
 
 static PyObject *
 CondCore_release_save(CondCore *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *lock = cond_lock(self);
-    if (lock == NULL)
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
         return NULL;
-    PyObject *t = (PyObject *)Py_TYPE(lock);
-    if (t == cfg_rlock_cls)
+    if (kind == OWN_RLOCK)
         return PyObject_CallMethodNoArgs(lock, str_release_save);
     return PyObject_CallMethodNoArgs((PyObject *)self, str_default_release_save);
 }
@@ -1139,11 +1178,11 @@ CondCore_release_save(CondCore *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 CondCore_acquire_restore(CondCore *self, PyObject *state)
 {
-    PyObject *lock = cond_lock(self);
-    if (lock == NULL)
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
         return NULL;
-    PyObject *t = (PyObject *)Py_TYPE(lock);
-    if (t == cfg_rlock_cls)
+    if (kind == OWN_RLOCK)
         return PyObject_CallMethodOneArg(lock, str_acquire_restore, state);
     return PyObject_CallMethodOneArg((PyObject *)self, str_default_acquire_restore, state);
 }
@@ -1153,13 +1192,13 @@ static PyObject *RLockCore_is_owned(RLockCore *self, PyObject *Py_UNUSED(ignored
 static PyObject *
 CondCore_is_owned(CondCore *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *lock = cond_lock(self);
-    if (lock == NULL)
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
         return NULL;
-    PyObject *t = (PyObject *)Py_TYPE(lock);
-    if (t == cfg_rlock_cls)
+    if (kind == OWN_RLOCK)
         return RLockCore_is_owned((RLockCore *)lock, NULL);
-    if (t == cfg_lock_cls) {  /* the stdlib's try-acquire probe's answer, unrecorded */
+    if (kind == OWN_LOCK) {  /* the stdlib's try-acquire probe's answer, unrecorded */
         PyObject *raw = ((LockCore *)lock)->lock;
         if (raw == NULL) {
             PyErr_SetString(PyExc_AttributeError, "_lock");
@@ -1174,12 +1213,7 @@ CondCore_is_owned(CondCore *self, PyObject *Py_UNUSED(ignored))
 static int
 cond_count(CondCore *self, PyObject *st, Py_ssize_t index)
 {
-    if (!self->dirty) {
-        if (PyList_Append(cfg_dirty, (PyObject *)self) < 0)
-            return -1;
-        self->dirty = 1;
-    }
-    if (seen_add(&self->seen, st) < 0)
+    if (summary_touch((PyObject *)self, &self->dirty, &self->seen, st) < 0)
         return -1;
     self->c[index]++;
     return 0;
@@ -1193,24 +1227,9 @@ CondCore_take(CondCore *self, PyObject *Py_UNUSED(ignored))
     self->dirty = 0;
     if (self->seen.last == NULL)
         Py_RETURN_NONE;
-    int nb = agg_nbounds + 1;
-    PyObject *zeros = PyTuple_New(nb), *zeros2 = NULL, *threads = NULL;
-    if (zeros == NULL)
-        return NULL;
-    for (int i = 0; i < nb; i++)
-        PyTuple_SET_ITEM(zeros, i, PyLong_FromLong(0));
-    zeros2 = Py_NewRef(zeros);
-    threads = seen_take(&self->seen);
-    if (threads == NULL) {
-        Py_DECREF(zeros);
-        Py_DECREF(zeros2);
-        return NULL;
-    }
-    long long *c = self->c;
-    PyObject *r = Py_BuildValue("(LLLLLLLNNNLLLLLL)", c[0], c[1], c[2], c[3], c[4],
-                                c[2] ? c[5] : 0, c[6], zeros, zeros2, threads, c[10], c[11],
-                                c[12], c[13], c[14], c[15]);
-    memset(self->c, 0, sizeof(self->c));
+    PyObject *r = take_tuple(self->c, NULL, NULL, &self->seen);
+    if (r != NULL)
+        memset(self->c, 0, sizeof(self->c));
     return r;
 }
 
@@ -1340,7 +1359,8 @@ static PyType_Slot CondCore_slots[] = {
     {Py_tp_methods, CondCore_methods},
     {Py_tp_members, CondCore_members},
     {Py_tp_new, PyType_GenericNew},
-    {Py_tp_doc, "C enter/exit of tracethread.Condition."},
+    {Py_tp_doc, "C base of tracethread.Condition: the lock protocol over tracethread's own "
+                "Lock/RLock, notify when nobody waits, summary counters."},
     {0, NULL},
 };
 
@@ -1742,9 +1762,7 @@ take_summaries(PyObject *module, PyObject *prims)
             l->dirty = 0;
             if (l->seen.last == NULL)
                 continue;
-            c[0] = l->acquires; c[1] = l->reentries; c[2] = l->releases;
-            c[3] = l->inner_releases; c[4] = l->hold_sum;
-            c[5] = l->releases ? l->hold_min : 0; c[6] = l->hold_max;
+            lock_counts(l, c);
             memcpy(b, l->buckets, sizeof(long long) * nb);
             memcpy(bs, l->bucket_sums, sizeof(long long) * nb);
             have_buckets = 1;
