@@ -89,7 +89,7 @@ class _DirectSpans:
     way (the SDK's Batch/Simple span processors, whose ``on_start`` does nothing); anything
     else goes through the SDK. tests/test_otel.py runs the OpenTelemetry tests both ways."""
 
-    def __init__(self, provider: Any, processors: Any) -> None:
+    def __init__(self, provider: Any, processors: Any, queues: list) -> None:
         from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -110,7 +110,7 @@ class _DirectSpans:
         self.random_flag = getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)
         self.id_random = getattr(self.ids, "is_trace_id_random", None)
         self.unset = Status(StatusCode.UNSET)
-        self.queues = _batch_queues(self.processors)
+        self.queues = queues   # the processors' (_batch_queues), drops counted
         self.check()
         self._last_ctx: Any = object()   # never a context: the first lookup is made
         self._last_parent: Any = None
@@ -199,7 +199,7 @@ class OTelSink:
         self._direct = None
         self._queues = _batch_queues(span_processors)   # drops counted (spans of _tp)
         if span_processors is not None and tracer_provider is not None:
-            direct = _DirectSpans(tracer_provider, span_processors)
+            direct = _DirectSpans(tracer_provider, span_processors, self._queues)
             self._direct = direct if direct.ok else None
         self._names: dict[str, str] = {}
         self.max_lock_names = max_lock_names
@@ -252,7 +252,6 @@ class OTelSink:
 
         self.h_wait = hist(N.WAIT_DURATION)
         self.h_hold = hist(N.HOLD_DURATION)
-        self._merge_holds = _sdk_merge.supports(self.h_hold, N.DURATION_BUCKETS)
         self.h_cond = hist(N.CONDITION_WAIT_DURATION)
         self.h_barrier = hist(N.BARRIER_WAIT_DURATION)
         self.c_acq = counter(N.ACQUISITIONS)
@@ -268,7 +267,10 @@ class OTelSink:
         import os
         exemplars = os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER", "").strip() == "always_on"
         for h in (self.h_wait, self.h_hold, self.h_cond, self.h_barrier):
-            self._mergeable[h] = not exemplars and _sdk_merge.supports(h, N.DURATION_BUCKETS)
+            supported = _sdk_merge.supports(h, N.DURATION_BUCKETS)
+            if h is self.h_hold:
+                self._merge_holds = supported   # summaries' holds (they carry no exemplar)
+            self._mergeable[h] = not exemplars and supported
         from opentelemetry.metrics import Observation
 
         waited: set[tuple] = set()  # bounded: names are capped, kinds are few
@@ -506,11 +508,9 @@ class OTelSink:
         if extra:
             attrs.update(extra)
         ctx = parent if parent is not None else r.details.get("context")
-        if self._tracer is None:
-            self.tracer()
-        tracer = self._tracer[1]
+        provider, tracer = self._tracer   # looked up by handle(), once per batch
         direct = self._direct
-        if (direct is not None and direct.live and not events and self._tracer[0] is self._tp
+        if (direct is not None and direct.live and not events and provider is self._tp
                 and direct.fits(attrs)):
             direct.emit(name, ctx, attrs, start + self._offset, r.end_ns + self._offset, error)
             return
@@ -520,9 +520,7 @@ class OTelSink:
             span.add_event(ev_name, ev_attrs, timestamp=t + self._offset)
         if error:
             span.set_status(Status(StatusCode.ERROR, error))
-        if self._tracer[0] is self._tp and _queued(span):
-            _count_full(self._queues)
-        span.end(end_time=r.end_ns + self._offset)
+        self._end(span, r.end_ns)
 
     def _finding(self, r: Any) -> None:
         f = r.details.get("finding")
@@ -541,9 +539,7 @@ class OTelSink:
                     self._finding_events.setdefault(run_id, []).append(
                         (f.kind, f.message, r.end_ns))
         cycle = " -> ".join(lk.name for lk in f.locks)
-        if self._tracer is None:
-            self.tracer()
-        span = self._tracer[1].start_span(
+        span = self._tracer[1].start_span(   # (looked up by handle())
             N.SPAN_FINDING, attributes={N.FINDING_KIND: f.kind,
                                         N.FINDING_FINGERPRINT: f.fingerprint,
                                         N.FINDING_CYCLE: cycle},
@@ -552,9 +548,13 @@ class OTelSink:
                                 "threads": [t.name for t in f.threads] or [""]})
         if f.kind in ("potential-deadlock", "deadlock", "hang"):
             span.set_status(Status(StatusCode.ERROR, f.message))
+        self._end(span, r.end_ns)
+
+    def _end(self, span: Any, end_ns: int) -> None:
+        """End an SDK span, counting it if tracethread's full batch queue will drop one."""
         if self._tracer[0] is self._tp and _queued(span):
             _count_full(self._queues)
-        span.end(end_time=r.end_ns + self._offset)
+        span.end(end_time=end_ns + self._offset)
 
 
 def enable_context_capture() -> None:

@@ -94,6 +94,26 @@ def _key_values(tag: bytes, attrs: Any, cache: dict | None) -> bytes | None:
     return b"".join(out)
 
 
+def _encode_resource(resource: Any) -> bytes | None:
+    attrs = _key_values(b"\x0a", resource.attributes, None)
+    return None if attrs is None else _ld(b"\x0a", attrs)
+
+
+def _encode_scope(scope: Any) -> bytes | None:
+    body = b""
+    if scope.name:
+        body += _ld(b"\x0a", scope.name.encode("utf-8"))
+    if scope.version:
+        body += _ld(b"\x12", scope.version.encode("utf-8"))
+    attributes = getattr(scope, "attributes", None)
+    if attributes:
+        kv = _key_values(b"\x1a", attributes, None)
+        if kv is None:
+            return None
+        body += kv
+    return _ld(b"\x0a", body)
+
+
 class SpanEncoder:
     """ExportTraceServiceRequest bytes of a batch of ReadableSpans, or None when the batch
     has something this encoder does not cover."""
@@ -103,33 +123,21 @@ class SpanEncoder:
         self._names: dict[str, bytes] = {}
         self._groups: dict[int, tuple] = {}   # id(resource or scope) -> (object, bytes)
 
-    def _resource(self, resource: Any) -> bytes | None:
-        got = self._groups.get(id(resource))
-        if got is None or got[0] is not resource:
-            attrs = _key_values(b"\x0a", resource.attributes, None)
-            if attrs is None:
+    def _by_identity(self, obj: Any, build: Any) -> bytes | None:
+        """``build(obj)``, kept per object (resources and scopes are few and immutable)."""
+        got = self._groups.get(id(obj))
+        if got is None or got[0] is not obj:
+            encoded = build(obj)
+            if encoded is None:
                 return None
-            got = self._groups[id(resource)] = (resource, _ld(b"\x0a", attrs))
+            got = self._groups[id(obj)] = (obj, encoded)
         return got[1]
 
+    def _resource(self, resource: Any) -> bytes | None:
+        return self._by_identity(resource, _encode_resource)
+
     def _scope(self, scope: Any) -> bytes | None:
-        if scope is None:
-            return b""
-        got = self._groups.get(id(scope))
-        if got is None or got[0] is not scope:
-            body = b""
-            if scope.name:
-                body += _ld(b"\x0a", scope.name.encode("utf-8"))
-            if scope.version:
-                body += _ld(b"\x12", scope.version.encode("utf-8"))
-            attributes = getattr(scope, "attributes", None)
-            if attributes:
-                kv = _key_values(b"\x1a", attributes, None)
-                if kv is None:
-                    return None
-                body += kv
-            got = self._groups[id(scope)] = (scope, _ld(b"\x0a", body))
-        return got[1]
+        return b"" if scope is None else self._by_identity(scope, _encode_scope)
 
     def _span(self, s: Any) -> bytes | None:
         if (s._events or s._links or s.dropped_attributes or s.dropped_events or
