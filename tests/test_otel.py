@@ -103,10 +103,9 @@ def test_blocked_operations_become_spans_with_attributes(sdk):
     assert set(hist.attributes) == {N.M_LOCK_NAME, N.M_LOCK_KIND}
 
 
-def test_lock_waits_nest_under_the_request_span_across_threads(sdk):
-    spans, reader, tp = sdk
-    from opentelemetry import trace
-    tracer = tp.get_tracer("app")
+def _lock_wait_in_a_worker_of_a_request(tracer):
+    """A "request" span starts a thread "worker" that waits for lock "db" (held here until
+    the worker is seen blocked); returns the request span."""
     lock = tracethread.Lock(name="db")
     lock.acquire()
     with tracer.start_as_current_span("request") as request:
@@ -116,6 +115,13 @@ def test_lock_waits_nest_under_the_request_span_across_threads(sdk):
     testing.wait_until_blocked(lock, 1)
     lock.release()
     worker.join(TIMEOUT)
+    return request
+
+
+def test_lock_waits_nest_under_the_request_span_across_threads(sdk):
+    spans, reader, tp = sdk
+    from opentelemetry import trace
+    request = _lock_wait_in_a_worker_of_a_request(tp.get_tracer("app"))
     tracethread.flush()
     by_name = {s.name: s for s in spans.get_finished_spans()}
     req = request.get_span_context()
@@ -153,15 +159,7 @@ def test_direct_spans_are_what_the_sdk_makes(sampler):
     for _, sink in made.values():
         tracethread.add_sink(sink)
     try:
-        lock = tracethread.Lock(name="db")
-        lock.acquire()
-        with app.get_tracer("app").start_as_current_span("request"):
-            worker = tracethread.Thread(target=lambda: lock.acquire() and lock.release(),
-                                        name="worker")
-            worker.start()
-        testing.wait_until_blocked(lock, 1)
-        lock.release()
-        worker.join(TIMEOUT)
+        _lock_wait_in_a_worker_of_a_request(app.get_tracer("app"))
         other = tracethread.Lock(name="solo")   # a wait outside any request: a root span
         other.acquire()
         t = tracethread.Thread(target=lambda: other.acquire(timeout=0.01), name="timer")
