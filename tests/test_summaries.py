@@ -90,6 +90,31 @@ def test_a_hold_is_counted_in_the_bucket_the_otel_sdk_would_choose(sink):
     assert held >= 3_000_000 and d["hold_ns_min"] == d["hold_ns_max"] == held
 
 
+def test_each_summary_has_only_the_holds_since_the_one_before(sink):
+    # Holds in far-apart buckets, then one short hold: the next summary must not carry the
+    # buckets of the first (the C locks clear only the buckets they wrote).
+    lock = tracethread.Lock()
+    with lock:
+        threading.Event().wait(0.003)
+    with lock:
+        pass
+    tracethread.flush()
+    for _ in range(3):
+        with lock:
+            pass
+        tracethread.flush()
+    got = sink.summaries(lock)
+    assert len(got) >= 4
+    for s in got:
+        d = s.details
+        assert sum(d["hold_buckets"]) == d["releases"]
+        assert sum(d["hold_bucket_sums_ns"]) == d["hold_ns_total"]
+        assert all(not n or d["hold_ns_min"] * n <= total <= d["hold_ns_max"] * n
+                   for n, total in zip(d["hold_buckets"], d["hold_bucket_sums_ns"]))
+    assert sink.total(lock, "releases") == 5
+    assert [s.details["releases"] for s in got[-3:]] == [1, 1, 1]
+
+
 def test_what_waited_is_still_one_record_per_operation(sink):
     lock = tracethread.Lock()
     lock.acquire()

@@ -68,6 +68,7 @@ typedef struct {
     long long acquires, reentries, releases, inner_releases;
     long long hold_sum, hold_min, hold_max;
     long long buckets[MAX_BOUNDS + 1], bucket_sums[MAX_BOUNDS + 1];
+    int bucket_lo, bucket_hi;   /* the buckets written since the take (if releases) */
     Seen seen;
 } LockCore;
 
@@ -392,6 +393,33 @@ seen_clear(Seen *s)
     Py_CLEAR(s->threads);
 }
 
+/* The threads seen added to `set`, and start anew: no tuple per primitive for the drain.
+ * 0, or -1 with an exception set. */
+static int
+seen_take_into(Seen *s, PyObject *set)
+{
+    int r = 0;
+    if (s->threads != NULL) {
+        PyObject *it = PyObject_GetIter(s->threads), *t;
+        if (it == NULL)
+            return -1;
+        while (r == 0 && (t = PyIter_Next(it)) != NULL) {
+            r = PySet_Add(set, t);
+            Py_DECREF(t);
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred())
+            r = -1;
+    } else {
+        if (s->other != NULL)
+            r = PySet_Add(set, s->other);
+        if (r == 0 && s->last != NULL)
+            r = PySet_Add(set, s->last);
+    }
+    seen_clear(s);
+    return r;
+}
+
 /* `st` did an operation on `prim` (a C lock or Condition) that goes into its summary:
  * list it as dirty (its `dirty` flag) and remember the thread. 0, or -1 with an exception
  * set. */
@@ -426,6 +454,10 @@ agg_hold(LockCore *self, long long held_ns)
         else
             hi = mid;
     }
+    if (!self->releases || lo < self->bucket_lo)
+        self->bucket_lo = lo;
+    if (!self->releases || lo > self->bucket_hi)
+        self->bucket_hi = lo;
     self->releases++;
     self->hold_sum += held_ns;
     if (self->releases == 1 || held_ns < self->hold_min)
@@ -440,10 +472,14 @@ agg_hold(LockCore *self, long long held_ns)
 static void
 counters_reset(LockCore *self)
 {
-    self->acquires = self->reentries = self->releases = self->inner_releases = 0;
+    self->acquires = self->reentries = self->inner_releases = 0;
+    if (self->releases) {   /* (the buckets are only written with a release: agg_hold) */
+        size_t k = (size_t)(self->bucket_hi - self->bucket_lo + 1) * sizeof(long long);
+        memset(self->buckets + self->bucket_lo, 0, k);
+        memset(self->bucket_sums + self->bucket_lo, 0, k);
+    }
+    self->releases = 0;
     self->hold_sum = self->hold_min = self->hold_max = 0;
-    memset(self->buckets, 0, sizeof(self->buckets));
-    memset(self->bucket_sums, 0, sizeof(self->bucket_sums));
 }
 
 /* A lock's counters in the `bump` layout (0-6; the others are not a lock's: 0). */
@@ -1669,13 +1705,22 @@ py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * Returns [(info of the first, [instance ids], counts)], counts in the `_tt_take` layout
  * (threads: a tuple). The drain's per-primitive work in one C loop: a Future's Condition
  * and RLock are two primitives per task. */
+/* A C PrimitiveInfo (see PrimitiveInfo below). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *id, *kind, *name, *site;
+    PyObject *weakreflist;
+} PInfo;
+
 typedef struct {
     PyObject *info, *ids, *threads;   /* strong; threads: a set */
+    PyObject *kind, *name;            /* strong: the group's key */
     long long c[16];
     long long buckets[MAX_BOUNDS + 1], sums[MAX_BOUNDS + 1];
 } Group;
 
 static PyObject *str_kind, *str_name, *str_id;
+static PyTypeObject *PInfo_Type;
 
 static int
 group_threads_add(Group *g, PyObject *threads, PyObject *last)
@@ -1700,9 +1745,11 @@ group_threads_add(Group *g, PyObject *threads, PyObject *last)
     return 0;
 }
 
-/* Add one primitive's counts (c, with its buckets b/bs, may be NULL) to g. */
+/* Add one primitive's counts (c, with its buckets b/bs, may be NULL, of which only
+ * lo..hi may be other than 0) to g. */
 static void
-group_add(Group *g, const long long *c, const long long *b, const long long *bs, int nb)
+group_add(Group *g, const long long *c, const long long *b, const long long *bs, int lo,
+          int hi)
 {
     static const int counts[] = {0, 1, 3, 10, 11, 12, 13, 14, 15};
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
@@ -1715,7 +1762,7 @@ group_add(Group *g, const long long *c, const long long *b, const long long *bs,
         if (c[6] > g->c[6])
             g->c[6] = c[6];
         if (b != NULL)
-            for (int i = 0; i < nb; i++) {
+            for (int i = lo; i <= hi; i++) {
                 g->buckets[i] += b[i];
                 g->sums[i] += bs[i];
             }
@@ -1739,6 +1786,81 @@ list_to_ll(PyObject *list, long long *out, int n)
     return 1;
 }
 
+/* kind, name and id of a primitive's info (new references; the fields of a C
+ * PrimitiveInfo are read directly). 0, or -1 with an exception set. */
+static int
+info_key(PyObject *info, PyObject **kind, PyObject **name, PyObject **id)
+{
+    if (Py_IS_TYPE(info, PInfo_Type)) {
+        PInfo *pi = (PInfo *)info;
+        *kind = Py_NewRef(pi->kind);
+        *name = Py_NewRef(pi->name);
+        *id = Py_NewRef(pi->id);
+        return 0;
+    }
+    *kind = PyObject_GetAttr(info, str_kind);
+    *name = *kind ? PyObject_GetAttr(info, str_name) : NULL;
+    *id = *name ? PyObject_GetAttr(info, str_id) : NULL;
+    if (*id == NULL) {
+        Py_CLEAR(*kind);
+        Py_CLEAR(*name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Does (kind, name) equal the key of g (as the index dict's tuple keys compare)?
+ * 1, 0, or -1 with an exception set. */
+static int
+group_is(Group *g, PyObject *kind, PyObject *name)
+{
+    int r = PyObject_RichCompareBool(kind, g->kind, Py_EQ);
+    return r <= 0 ? r : PyObject_RichCompareBool(name, g->name, Py_EQ);
+}
+
+/* The group of (kind, name), made if new (index: key tuple -> position). NULL with an
+ * exception set on failure. */
+static Group *
+group_of(PyObject *index, Group **groups, Py_ssize_t *ng, Py_ssize_t *cap, PyObject *info,
+         PyObject *kind, PyObject *name)
+{
+    PyObject *key = PyTuple_Pack(2, kind, name);
+    if (key == NULL)
+        return NULL;
+    Group *g = NULL;
+    PyObject *gi = PyDict_GetItemWithError(index, key);
+    if (gi != NULL) {
+        g = &(*groups)[PyLong_AsSsize_t(gi)];
+    } else if (!PyErr_Occurred()) {
+        if (*ng == *cap) {
+            Py_ssize_t ncap = *cap ? *cap * 2 : 16;
+            Group *grown = PyMem_Realloc(*groups, sizeof(Group) * ncap);
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                Py_DECREF(key);
+                return NULL;
+            }
+            *groups = grown;
+            *cap = ncap;
+        }
+        PyObject *pos = PyLong_FromSsize_t(*ng);
+        if (pos != NULL && PyDict_SetItem(index, key, pos) == 0) {
+            g = &(*groups)[(*ng)++];
+            memset(g, 0, sizeof(Group));
+            g->info = Py_NewRef(info);
+            g->kind = Py_NewRef(kind);
+            g->name = Py_NewRef(name);
+            g->ids = PyList_New(0);
+            g->threads = PySet_New(NULL);
+            if (g->ids == NULL || g->threads == NULL)
+                g = NULL;
+        }
+        Py_XDECREF(pos);
+    }
+    Py_DECREF(key);
+    return g;
+}
+
 static PyObject *
 take_summaries(PyObject *module, PyObject *prims)
 {
@@ -1747,29 +1869,33 @@ take_summaries(PyObject *module, PyObject *prims)
         return NULL;
     }
     int nb = agg_nbounds + 1;
-    Py_ssize_t n = PyList_GET_SIZE(prims), ng = 0, cap = 0;
+    Py_ssize_t n = PyList_GET_SIZE(prims), ng = 0, cap = 0, recent[2] = {-1, -1};
     Group *groups = NULL;
     PyObject *index = PyDict_New(), *result = NULL;
     if (index == NULL)
         return NULL;
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *prim = PyList_GET_ITEM(prims, k);
-        long long c[16] = {0}, b[MAX_BOUNDS + 1], bs[MAX_BOUNDS + 1];
-        int have_buckets = 0;
-        PyObject *info = NULL, *threads = NULL, *last = NULL;  /* strong */
+        long long c[16] = {0}, b_[MAX_BOUNDS + 1], bs_[MAX_BOUNDS + 1];
+        const long long *b = NULL, *bs = NULL;   /* bucket counts and sums, if any */
+        int blo = 0, bhi = nb - 1;               /* (those that may be other than 0) */
+        /* strong; seen: the C primitive's threads, taken once its group is known; lk: a C
+         * lock, its counters reset once added */
+        PyObject *info = NULL, *threads = NULL, *last = NULL;
+        Seen *seen = NULL;
+        LockCore *lk = NULL;
         if (PyObject_TypeCheck(prim, LockCore_Type) || PyObject_TypeCheck(prim, RLockCore_Type)) {
-            LockCore *l = (LockCore *)prim;
-            l->dirty = 0;
-            if (l->seen.last == NULL)
+            lk = (LockCore *)prim;
+            lk->dirty = 0;
+            if (lk->seen.last == NULL)
                 continue;
-            lock_counts(l, c);
-            memcpy(b, l->buckets, sizeof(long long) * nb);
-            memcpy(bs, l->bucket_sums, sizeof(long long) * nb);
-            have_buckets = 1;
-            if ((threads = seen_take(&l->seen)) == NULL)
-                goto error;
-            counters_reset(l);
-            info = Py_NewRef(l->info);
+            lock_counts(lk, c);
+            b = lk->buckets;
+            bs = lk->bucket_sums;
+            blo = lk->bucket_lo;
+            bhi = lk->bucket_hi;
+            seen = &lk->seen;
+            info = Py_NewRef(lk->info);
         } else if (PyObject_TypeCheck(prim, CondCore_Type)) {
             CondCore *cc = (CondCore *)prim;
             cc->dirty = 0;
@@ -1779,13 +1905,12 @@ take_summaries(PyObject *module, PyObject *prims)
             if (!c[2])
                 c[5] = 0;
             memset(cc->c, 0, sizeof(cc->c));
-            if ((threads = seen_take(&cc->seen)) == NULL)
-                goto error;
             info = PyObject_GetAttr(prim, str_info);
             if (info == NULL) {
-                Py_DECREF(threads);
+                seen_clear(&cc->seen);
                 goto error;
             }
+            seen = &cc->seen;
         } else {
             PyObject *a = PyObject_GetAttr(prim, str_agg);
             if (a == NULL)
@@ -1812,13 +1937,16 @@ take_summaries(PyObject *module, PyObject *prims)
             }
             if (!c[2])
                 c[5] = 0;
-            int r1 = list_to_ll(PyList_GET_ITEM(a, 7), b, nb);
-            int r2 = r1 < 0 ? -1 : list_to_ll(PyList_GET_ITEM(a, 8), bs, nb);
+            int r1 = list_to_ll(PyList_GET_ITEM(a, 7), b_, nb);
+            int r2 = r1 < 0 ? -1 : list_to_ll(PyList_GET_ITEM(a, 8), bs_, nb);
             if (r1 < 0 || r2 < 0) {
                 Py_DECREF(a);
                 goto error;
             }
-            have_buckets = r1 > 0 && r2 > 0;
+            if (r1 > 0 && r2 > 0) {
+                b = b_;
+                bs = bs_;
+            }
             threads = Py_NewRef(PyList_GET_ITEM(a, A_THREADS));
             last = Py_NewRef(PyList_GET_ITEM(a, A_LAST));
             Py_DECREF(a);
@@ -1829,49 +1957,44 @@ take_summaries(PyObject *module, PyObject *prims)
                 goto error;
             }
         }
-        /* Its group: (kind, name) of its info. */
+        /* Its group: (kind, name) of its info; mostly one of the last two used (the
+         * Conditions and RLocks of Futures come in turns), compared before the index. */
         Group *g = NULL;
-        PyObject *kind = PyObject_GetAttr(info, str_kind);
-        PyObject *name = kind ? PyObject_GetAttr(info, str_name) : NULL;
-        PyObject *key = name ? PyTuple_Pack(2, kind, name) : NULL;
-        PyObject *id = key ? PyObject_GetAttr(info, str_id) : NULL;
-        Py_XDECREF(kind);
-        Py_XDECREF(name);
-        if (id != NULL) {
-            PyObject *gi = PyDict_GetItemWithError(index, key);
-            if (gi != NULL) {
-                g = &groups[PyLong_AsSsize_t(gi)];
-            } else if (!PyErr_Occurred()) {
-                if (ng == cap) {
-                    Py_ssize_t ncap = cap ? cap * 2 : 16;
-                    Group *ng_ = PyMem_Realloc(groups, sizeof(Group) * ncap);
-                    if (ng_ == NULL)
-                        PyErr_NoMemory();
-                    else {
-                        groups = ng_;
-                        cap = ncap;
-                    }
-                }
-                if (ng < cap) {
-                    PyObject *pos = PyLong_FromSsize_t(ng);
-                    if (pos != NULL && PyDict_SetItem(index, key, pos) == 0) {
-                        g = &groups[ng++];
-                        memset(g, 0, sizeof(Group));
-                        g->info = Py_NewRef(info);
-                        g->ids = PyList_New(0);
-                        g->threads = PySet_New(NULL);
-                        if (g->ids == NULL || g->threads == NULL)
-                            g = NULL;
-                    }
-                    Py_XDECREF(pos);
+        PyObject *kind = NULL, *name = NULL, *id = NULL;
+        int ok = info_key(info, &kind, &name, &id) == 0;
+        for (int j = 0; ok && g == NULL && j < 2 && recent[j] >= 0; j++) {
+            int r = group_is(&groups[recent[j]], kind, name);
+            if (r < 0)
+                ok = 0;
+            else if (r) {
+                g = &groups[recent[j]];
+                if (j) {   /* the most recent first */
+                    recent[1] = recent[0];
+                    recent[0] = g - groups;
                 }
             }
         }
-        int ok = g != NULL && PyList_Append(g->ids, id) == 0 &&
-                 group_threads_add(g, threads, last) == 0;
+        if (ok && g == NULL) {
+            g = group_of(index, &groups, &ng, &cap, info, kind, name);
+            if (g != NULL && recent[0] != g - groups) {
+                recent[1] = recent[0];
+                recent[0] = g - groups;
+            }
+        }
+        ok = g != NULL && PyList_Append(g->ids, id) == 0;
+        if (seen != NULL) {   /* taken, or dropped on failure (its counts are reset) */
+            if (ok)
+                ok = seen_take_into(seen, g->threads) == 0;
+            else
+                seen_clear(seen);
+        } else if (ok)
+            ok = group_threads_add(g, threads, last) == 0;
         if (ok)
-            group_add(g, c, have_buckets ? b : NULL, have_buckets ? bs : NULL, nb);
-        Py_XDECREF(key);
+            group_add(g, c, b, bs, blo, bhi);
+        if (lk != NULL)
+            counters_reset(lk);   /* (added, or dropped on failure) */
+        Py_XDECREF(kind);
+        Py_XDECREF(name);
         Py_XDECREF(id);
         Py_XDECREF(info);
         Py_XDECREF(threads);
@@ -1911,6 +2034,8 @@ error:
 done:
     for (Py_ssize_t i = 0; i < ng; i++) {
         Py_XDECREF(groups[i].info);
+        Py_XDECREF(groups[i].kind);
+        Py_XDECREF(groups[i].name);
         Py_XDECREF(groups[i].ids);
         Py_XDECREF(groups[i].threads);
     }
@@ -2011,11 +2136,7 @@ set_site_cache(PyObject *module, PyObject *args)
  * be part of a cycle, and making one (two per Future) adds nothing to the collector's
  * allocation count, as a Python object with slots would. The setters keep it that way. */
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *id, *kind, *name, *site;
-    PyObject *weakreflist;
-} PInfo;
+/* (PInfo: the PrimitiveInfo type's struct, defined above take_summaries) */
 
 static PyObject *cfg_site_type = NULL;
 static long long pinfo_next_id = 0;
@@ -2129,7 +2250,7 @@ static PyMethodDef PInfo_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject *PInfo_Type = NULL;
+static PyTypeObject *PInfo_Type = NULL;   /* (declared above) */
 
 /* _pinfo_restore(id, kind, name, site): a PrimitiveInfo with that id (unpickling). */
 static PyObject *
