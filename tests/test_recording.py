@@ -3,6 +3,7 @@
 
 import gc
 import os
+import sys
 import threading
 
 import pytest
@@ -336,6 +337,30 @@ def test_default_name_is_the_creation_site_whether_cached_or_not():
         assert cond._info.site.line == line
     other = tracethread.Lock()   # another line, another name
     assert other._info.name != first[0]._info.name
+
+
+def test_sites_of_code_made_and_dropped_at_runtime_are_their_own():
+    # The site cache is keyed by a code object's identity (and instruction): code that
+    # died and new code at the same address must not share a site.
+    for i in range(50):
+        ns = {"tracethread": tracethread}
+        exec(compile("def make():\n    return tracethread.Lock()\n", f"<gen-{i}>", "exec"), ns)
+        lock = ns["make"]()
+        assert (lock._info.site.file, lock._info.site.line) == (f"<gen-{i}>", 2)
+        assert lock._info.name == f"<gen-{i}>:2"
+        del ns, lock
+        gc.collect()
+
+
+def test_a_named_primitive_still_records_its_site_and_a_plain_str_name():
+    class Label(str):
+        def __str__(self):
+            return "not this"
+
+    lock = tracethread.Lock(name=Label("db"))
+    assert type(lock._info.name) is str and lock._info.name == "db"
+    assert lock._info.site.function == sys._getframe().f_code.co_name
+    assert tracethread.Condition(name="c")._lock._info.name == "c"
 
 
 def test_primitive_ids_are_never_reused():

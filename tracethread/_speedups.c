@@ -1082,7 +1082,7 @@ typedef struct {
 } CondCore;
 
 static PyTypeObject *CondCore_Type = NULL;
-static PyObject *cfg_lock_cls = NULL, *cfg_rlock_cls = NULL;
+static PyObject *cfg_lock_cls = NULL, *cfg_rlock_cls = NULL, *cfg_allocate_lock = NULL;
 static PyObject *str_enter, *str_exit;
 
 /* The Condition's lock and what it is: OWN_LOCK / OWN_RLOCK (tracethread's own, exactly:
@@ -1411,8 +1411,9 @@ static PyType_Spec CondCore_spec = {
 static PyObject *
 set_lock_classes(PyObject *module, PyObject *args)
 {
-    PyObject *l, *r;
-    if (!PyArg_ParseTuple(args, "O!O!:set_lock_classes", &PyType_Type, &l, &PyType_Type, &r))
+    PyObject *l, *r, *alloc;
+    if (!PyArg_ParseTuple(args, "O!O!O:set_lock_classes", &PyType_Type, &l, &PyType_Type, &r,
+                          &alloc))
         return NULL;
     if (!PyType_IsSubtype((PyTypeObject *)l, LockCore_Type) ||
         !PyType_IsSubtype((PyTypeObject *)r, RLockCore_Type)) {
@@ -1423,6 +1424,8 @@ set_lock_classes(PyObject *module, PyObject *args)
     Py_XSETREF(cfg_lock_cls, l);
     Py_INCREF(r);
     Py_XSETREF(cfg_rlock_cls, r);
+    Py_INCREF(alloc);
+    Py_XSETREF(cfg_allocate_lock, alloc);
     Py_RETURN_NONE;
 }
 
@@ -2056,29 +2059,39 @@ py_untrack(PyObject *module, PyObject *obj)
     Py_RETURN_NONE;
 }
 
-/* cached_site(depth): the cached (Site, label) of the first frame outside tracethread,
- * starting `depth` frames above the Python function that called this one, or None when
+/* site_at(depth): the cached (Site, label) of the first frame outside tracethread,
+ * starting `depth` frames above the Python function that called (the C function that
+ * calls) this one, or None when
  * that place is not cached yet (records.caller_site_and_label then computes and caches
  * it under the same key, (code, f_lasti)). Python 3.11+ (f_lasti in bytes, as the frame
- * attribute gives it); None on older versions. */
-static PyObject *cfg_pkg_dir = NULL, *cfg_site_cache = NULL;
+ * attribute gives it); None on older versions. The frame is reached with sys._getframe,
+ * which makes one frame object (the one asked for) where a walk with PyFrame_GetBack
+ * makes one per frame passed. */
+static PyObject *cfg_pkg_dir = NULL, *cfg_site_cache = NULL, *cfg_getframe = NULL;
+static PyObject *cfg_site_fallback = NULL;   /* records.caller_site_and_label */
 
 static PyObject *
-cached_site(PyObject *module, PyObject *arg)
+site_at(long depth)
 {
 #if PY_VERSION_HEX >= 0x030B0000
-    if (cfg_site_cache == NULL)
+    if (cfg_site_cache == NULL || cfg_getframe == NULL)
         Py_RETURN_NONE;
-    long depth = PyLong_AsLong(arg);
-    if (depth == -1 && PyErr_Occurred())
+    PyObject *d = PyLong_FromLong(depth);
+    if (d == NULL)
         return NULL;
-    PyFrameObject *f = PyEval_GetFrame();
-    Py_XINCREF(f);
-    for (long i = 0; i < depth && f != NULL; i++) {
-        PyFrameObject *back = PyFrame_GetBack(f);
-        Py_DECREF(f);
-        f = back;
+    PyObject *fo = PyObject_CallOneArg(cfg_getframe, d);
+    Py_DECREF(d);
+    if (fo == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))   /* (not that deep) */
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
     }
+    if (!PyFrame_Check(fo)) {
+        Py_DECREF(fo);
+        Py_RETURN_NONE;
+    }
+    PyFrameObject *f = (PyFrameObject *)fo;
     PyCodeObject *code = NULL;
     while (f != NULL) {
         code = PyFrame_GetCode(f);
@@ -2097,20 +2110,29 @@ cached_site(PyObject *module, PyObject *arg)
     }
     if (f == NULL)
         Py_RETURN_NONE;
+    /* The key: (id(code), f_lasti), as caller_site_and_label makes it (a code object's
+     * hash is computed anew each time, over its constants and names); the entry holds the
+     * code, so it stays alive (its id not reused) while cached, and is compared. */
     PyObject *lasti = PyLong_FromLong(PyFrame_GetLasti(f));
     Py_DECREF(f);
-    PyObject *key = lasti ? PyTuple_Pack(2, (PyObject *)code, lasti) : NULL;
-    Py_DECREF(code);
+    PyObject *cid = lasti ? PyLong_FromVoidPtr(code) : NULL;
+    PyObject *key = cid ? PyTuple_Pack(2, cid, lasti) : NULL;
+    Py_XDECREF(cid);
     Py_XDECREF(lasti);
-    if (key == NULL)
+    if (key == NULL) {
+        Py_DECREF(code);
         return NULL;
+    }
     PyObject *found = PyDict_GetItemWithError(cfg_site_cache, key);
     Py_DECREF(key);
-    if (found == NULL) {
+    if (found == NULL || !PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 3 ||
+            PyTuple_GET_ITEM(found, 2) != (PyObject *)code) {
+        Py_DECREF(code);
         if (PyErr_Occurred())
             return NULL;
-        Py_RETURN_NONE;
+        Py_RETURN_NONE;   /* (not cached, or an entry the Python side will replace) */
     }
+    Py_DECREF(code);
     return Py_NewRef(found);
 #else
     Py_RETURN_NONE;
@@ -2120,13 +2142,23 @@ cached_site(PyObject *module, PyObject *arg)
 static PyObject *
 set_site_cache(PyObject *module, PyObject *args)
 {
-    PyObject *pkg_dir, *cache;
-    if (!PyArg_ParseTuple(args, "UO!:set_site_cache", &pkg_dir, &PyDict_Type, &cache))
+    PyObject *pkg_dir, *cache, *fallback;
+    if (!PyArg_ParseTuple(args, "UO!O:set_site_cache", &pkg_dir, &PyDict_Type, &cache,
+                          &fallback))
         return NULL;
+    PyObject *getframe = PySys_GetObject("_getframe");   /* borrowed */
+    if (getframe == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "set_site_cache(): no sys._getframe");
+        return NULL;
+    }
+    Py_INCREF(getframe);
+    Py_XSETREF(cfg_getframe, getframe);
     Py_INCREF(pkg_dir);
     Py_XSETREF(cfg_pkg_dir, pkg_dir);
     Py_INCREF(cache);
     Py_XSETREF(cfg_site_cache, cache);
+    Py_INCREF(fallback);
+    Py_XSETREF(cfg_site_fallback, fallback);
     Py_RETURN_NONE;
 }
 
@@ -2173,8 +2205,11 @@ pinfo_check_site(PyObject *v)
     /* A Site's fields are not checked by the dataclass: a str, an int and a str, or the
      * PrimitiveInfo could end up in a cycle the collector cannot see. */
     static const char *fields[] = {"file", "line", "function"};
+    static PyObject *names[3];
     for (int i = 0; i < 3; i++) {
-        PyObject *f = PyObject_GetAttrString(v, fields[i]);
+        if (names[i] == NULL && (names[i] = PyUnicode_InternFromString(fields[i])) == NULL)
+            return -1;
+        PyObject *f = PyObject_GetAttr(v, names[i]);
         if (f == NULL)
             return -1;
         int ok = i == 1 ? (PyLong_CheckExact(f) || f == Py_None) : PyUnicode_CheckExact(f);
@@ -2188,17 +2223,10 @@ pinfo_check_site(PyObject *v)
     return 0;
 }
 
+/* A new PrimitiveInfo with the next id (fields already checked). */
 static PyObject *
-PInfo_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+pinfo_make(PyTypeObject *type, PyObject *kind, PyObject *name, PyObject *site)
 {
-    static char *kwlist[] = {"kind", "name", "site", NULL};
-    PyObject *kind, *name, *site;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:PrimitiveInfo", kwlist,
-                                     &kind, &name, &site))
-        return NULL;
-    if (pinfo_check_str(kind, "kind") < 0 || pinfo_check_str(name, "name") < 0 ||
-        pinfo_check_site(site) < 0)
-        return NULL;
     PyObject *id = PyLong_FromLongLong(++pinfo_next_id);
     if (id == NULL)
         return NULL;
@@ -2211,6 +2239,123 @@ PInfo_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->kind = Py_NewRef(kind);
     self->name = Py_NewRef(name);
     self->site = Py_NewRef(site);
+    return (PyObject *)self;
+}
+
+static PyObject *
+PInfo_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"kind", "name", "site", NULL};
+    PyObject *kind, *name, *site;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:PrimitiveInfo", kwlist,
+                                     &kind, &name, &site))
+        return NULL;
+    if (pinfo_check_str(kind, "kind") < 0 || pinfo_check_str(name, "name") < 0 ||
+        pinfo_check_site(site) < 0)
+        return NULL;
+    return pinfo_make(type, kind, name, site);
+}
+
+/* make_info(kind, name): the PrimitiveInfo of a primitive being made, as the pure
+ * primitives._base.make_info: named `name` (a str; a str subclass's value), else after
+ * its creation site, the first frame outside tracethread (the caller must be one of
+ * tracethread's constructors), else "<kind>". The site comes from the site cache
+ * (site_at) or, for a place not cached yet, from records.caller_site_and_label, which
+ * caches it; those are tracethread's own Site objects (their fields not checked again). */
+static PyObject *str_rlock_kind;
+
+static PyObject *
+make_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "make_info(kind, name)");
+        return NULL;
+    }
+    PyObject *kind = args[0], *name = args[1], *plain = NULL;
+    if (pinfo_check_str(kind, "kind") < 0)
+        return NULL;
+    if (name != Py_None) {
+        if (!PyUnicode_Check(name)) {
+            PyErr_Format(PyExc_TypeError, "name must be a str, not %.100s",
+                         Py_TYPE(name)->tp_name);
+            return NULL;
+        }
+        plain = PyUnicode_CheckExact(name) ? Py_NewRef(name) : PyUnicode_FromObject(name);
+        if (plain == NULL)
+            return NULL;
+    }
+    if (cfg_site_fallback == NULL) {
+        Py_XDECREF(plain);
+        PyErr_SetString(PyExc_RuntimeError, "make_info(): set_site_cache() not called");
+        return NULL;
+    }
+    /* From C (no frame of its own): 1 is the constructor's caller; the fallback, a
+     * Python function, counts its own frame too. */
+    PyObject *found = site_at(1);
+    if (found == Py_None) {
+        Py_DECREF(found);
+        PyObject *two = PyLong_FromLong(2);
+        found = two ? PyObject_CallOneArg(cfg_site_fallback, two) : NULL;
+        Py_XDECREF(two);
+    }
+    if (found == NULL) {
+        Py_XDECREF(plain);
+        return NULL;
+    }
+    PyObject *site = Py_None;
+    if (found != Py_None) {
+        /* (Site, label, code), made by caller_site_and_label (its Site checked then) */
+        if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 3 ||
+            (PyObject *)Py_TYPE(PyTuple_GET_ITEM(found, 0)) != cfg_site_type ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(found, 1))) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "make_info(): bad site cache entry");
+            Py_DECREF(found);
+            Py_XDECREF(plain);
+            return NULL;
+        }
+        site = PyTuple_GET_ITEM(found, 0);
+        if (plain == NULL)
+            plain = Py_NewRef(PyTuple_GET_ITEM(found, 1));
+    } else if (plain == NULL) {
+        plain = PyUnicode_FromFormat("<%U>", kind);
+        if (plain == NULL) {
+            Py_DECREF(found);
+            return NULL;
+        }
+    }
+    PyObject *info = pinfo_make(PInfo_Type, kind, plain, site);
+    Py_DECREF(found);
+    Py_DECREF(plain);
+    return info;
+}
+
+/* rlock_for_condition(info): the default lock of a Condition, as RLock._for_condition
+ * (tracethread's RLock, named and placed as `info`, built without a second look at the
+ * frames: Conditions are made per Future, per Queue...). */
+static PyObject *
+rlock_for_condition(PyObject *module, PyObject *info)
+{
+    if (!Py_IS_TYPE(info, PInfo_Type) || cfg_rlock_cls == NULL || cfg_allocate_lock == NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "rlock_for_condition() takes a PrimitiveInfo (after set_lock_classes)");
+        return NULL;
+    }
+    PyTypeObject *tp = (PyTypeObject *)cfg_rlock_cls;
+    PyObject *block = PyObject_CallNoArgs(cfg_allocate_lock);
+    if (block == NULL)
+        return NULL;
+    PInfo *pi = (PInfo *)info;
+    PyObject *rinfo = pinfo_make(PInfo_Type, str_rlock_kind, pi->name, pi->site);
+    LockCore *self = rinfo ? (LockCore *)tp->tp_alloc(tp, 0) : NULL;
+    if (self == NULL) {
+        Py_DECREF(block);
+        Py_XDECREF(rinfo);
+        return NULL;
+    }
+    self->lock = block;   /* (no owner, count and time 0: as tp_alloc leaves them) */
+    self->info = rinfo;
+    self->waiting = Py_NewRef(Py_None);   /* a list from the first wait */
     return (PyObject *)self;
 }
 
@@ -2361,15 +2506,18 @@ set_site_type(PyObject *module, PyObject *type)
 static PyMethodDef module_methods[] = {
     {"_pinfo_restore", pinfo_restore, METH_VARARGS,
      "_pinfo_restore(id, kind, name, site): a PrimitiveInfo with that id (unpickling)."},
+    {"make_info", (PyCFunction)(void (*)(void))make_info, METH_FASTCALL,
+     "make_info(kind, name): a new primitive's PrimitiveInfo (name or creation site)."},
+    {"rlock_for_condition", rlock_for_condition, METH_O,
+     "rlock_for_condition(info): a Condition's default RLock, named and placed as info."},
     {"set_site_type", set_site_type, METH_O,
      "set_site_type(Site): the type of a PrimitiveInfo's site."},
-    {"cached_site", cached_site, METH_O,
-     "cached_site(depth): the cached (Site, label) of the caller's caller outside "
-     "tracethread, or None."},
     {"set_site_cache", set_site_cache, METH_VARARGS,
-     "set_site_cache(pkg_dir, cache): where cached_site looks."},
+     "set_site_cache(pkg_dir, cache, caller_site_and_label): where make_info looks, "
+     "and what make_info calls for a place not cached yet."},
     {"set_lock_classes", set_lock_classes, METH_VARARGS,
-     "set_lock_classes(Lock, RLock): the classes CondCore calls the fast paths of."},
+     "set_lock_classes(Lock, RLock, allocate_lock): the classes CondCore calls the fast "
+     "paths of, and the raw lock maker of rlock_for_condition."},
     {"untrack", py_untrack, METH_O,
      "untrack(obj): stop the garbage collector tracking obj (it can never be in a cycle)."},
     {"set_thread_state_type", set_thread_state_type, METH_O,
@@ -2403,6 +2551,7 @@ module_exec(PyObject *m)
     INTERN(str_tstate_key, "tracethread._speedups.thread_state");
     INTERN(str_held, "held");
     INTERN(str_info, "_info");
+    INTERN(str_rlock_kind, "RLock");
     INTERN(str_agg, "_agg");
     INTERN(str_enter, "__enter__");
     INTERN(str_is_owned, "_is_owned");

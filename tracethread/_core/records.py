@@ -250,10 +250,8 @@ def materialize(raw: tuple) -> Record:
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _STDLIB_DIR = sysconfig.get_paths()["stdlib"] + os.sep
 _PURELIB_DIR = sysconfig.get_paths()["purelib"] + os.sep
-_site_cache: dict[tuple[Any, int], tuple[Site, str]] = {}
+_site_cache: dict[tuple[int, int], tuple[Site, str, Any]] = {}   # (Site, label, code)
 _SITE_CACHE_MAX = 50_000
-if _speedups is not None:
-    _speedups.set_site_cache(_PKG_DIR, _site_cache)   # cached_site: hits found in C
 
 
 def _short_path(path: str) -> str:
@@ -272,8 +270,9 @@ def caller_site(depth: int = 2) -> Site | None:
     return None if found is None else found[0]
 
 
-def caller_site_and_label(depth: int = 2) -> tuple[Site, str] | None:
-    """``caller_site`` and its ``file:line`` label, both cached per code location."""
+def caller_site_and_label(depth: int = 2) -> tuple[Site, str, Any] | None:
+    """``caller_site``, its ``file:line`` label and the frame's code object, cached per
+    code location."""
     try:
         f = sys._getframe(depth)
     except ValueError:
@@ -283,11 +282,18 @@ def caller_site_and_label(depth: int = 2) -> tuple[Site, str] | None:
     if f is None:
         return None
     code = f.f_code
-    key = (code, f.f_lasti)  # the instruction: cheaper to read than the line number
+    # The instruction (cheaper to read than the line number) of the code object, by
+    # identity (a code object's hash is computed over its constants and names each time);
+    # the entry keeps the code alive, so its id is not reused while cached.
+    key = (id(code), f.f_lasti)
     found = _site_cache.get(key)
-    if found is None:
+    if found is None or found[2] is not code:
         site = Site(_short_path(code.co_filename), f.f_lineno, code.co_name)
         if len(_site_cache) >= _SITE_CACHE_MAX:
             _site_cache.clear()
-        found = _site_cache[key] = (site, f"{site.file}:{site.line}")
+        found = _site_cache[key] = (site, f"{site.file}:{site.line}", code)
     return found
+
+
+if _speedups is not None:   # make_info: hits found in C, the rest computed here
+    _speedups.set_site_cache(_PKG_DIR, _site_cache, caller_site_and_label)

@@ -36,15 +36,14 @@ def bind_append(module_globals: dict[str, Any]) -> None:
     _rec.on_buffer_change(rebind)
 
 
-_cached_site = speedups.cached_site if speedups is not None else None
 
 
-def make_info(kind: str, name: str | None) -> PrimitiveInfo:
-    # The walk skips every tracethread frame, so this is the user's constructor call. A
-    # place seen before is found in C (cached_site, same cache and key); else in Python.
-    found = _cached_site(1) if _cached_site is not None else None
-    if found is None:
-        found = caller_site_and_label(2)
+def _py_make_info(kind: str, name: str | None) -> PrimitiveInfo:
+    """The PrimitiveInfo of a primitive being made (call it from its constructor): named
+    ``name``, else after its creation site, the user's constructor call (the walk skips
+    every tracethread frame), else ``<kind>``. With the C extension, ``make_info`` is the
+    C twin of this (sites cached in the same place)."""
+    found = caller_site_and_label(2)
     site = None if found is None else found[0]
     if name is None:
         name = f"<{kind}>" if found is None else found[1]
@@ -53,6 +52,9 @@ def make_info(kind: str, name: str | None) -> PrimitiveInfo:
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         name = str.__str__(name)   # a plain str (what a PrimitiveInfo holds)
     return PrimitiveInfo(kind, name, site)
+
+
+make_info = speedups.make_info if speedups is not None else _py_make_info
 
 
 _getframe = sys._getframe

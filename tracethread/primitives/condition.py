@@ -31,7 +31,9 @@ _bump = _rec.bump
 _NOTIFIES = _rec.A_NOTIFIES
 
 _allocate_lock = _raw.allocate_lock
-_rlock_for_condition = RLock._for_condition
+# A Condition's default RLock (in C with the extension).
+_rlock_for_condition = (speedups.rlock_for_condition if speedups is not None
+                        else RLock._for_condition)
 
 
 class _PyCondFast:

@@ -446,5 +446,6 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
 
 Lock.__module__ = RLock.__module__ = "tracethread"
 if speedups is not None:
-    speedups.set_lock_classes(Lock, RLock)   # Condition's C enter/exit call their paths
+    # Condition's C enter/exit call their paths; its default RLock is made in C.
+    speedups.set_lock_classes(Lock, RLock, _allocate_lock)
 _ = _base  # the module keeps its bindings for the statistics types
