@@ -24,10 +24,71 @@ TIMEOUT = 10
 
 
 
-@pytest.fixture(params=["through-sdk", "direct"])
+class EncodedCapture:
+    """A batch span processor over tracethread's OTLP exporter whose requests are kept
+    instead of sent (what setup() builds, minus the network): ``get_finished_spans()``
+    gives the ReadableSpans of what was exported, after checking that every span made in
+    wire format is byte for byte what the span encoder writes for its ReadableSpan (that
+    encoder is checked against the SDK's below) and that every request decodes."""
+
+    def __init__(self, tp):
+        from types import SimpleNamespace
+
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from tracethread.exporters.otlp_spans import FastOTLPSpanExporter
+        self.tp, self.batches, self.sent = tp, [], []
+        capture = self
+
+        class Kept(FastOTLPSpanExporter):
+            def export(self, spans):
+                capture.batches.append(list(spans))
+                return super().export(spans)
+
+        def keep(data):
+            capture.sent.append(data)
+            return SimpleNamespace(success=True)
+
+        def sdk_export(spans):   # what the exporter leaves to the SDK: its encoder
+            from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+            from opentelemetry.sdk.trace.export import SpanExportResult
+            assert all(type(s) is ReadableSpan for s in spans)
+            keep(encode_spans(spans).SerializeToString())
+            return SpanExportResult.SUCCESS
+
+        from opentelemetry.sdk.trace import ReadableSpan
+        inner = SimpleNamespace(_client=SimpleNamespace(export=keep), _shutdown=False,
+                                _max_request_size=0, shutdown=lambda: None,
+                                force_flush=lambda timeout_millis=0: True, export=sdk_export)
+        self.processor = BatchSpanProcessor(Kept(inner))
+
+    def get_finished_spans(self):
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        from tracethread.exporters.otlp_spans import EncodedSpan, SpanEncoder
+        with tracethread.guarded():
+            self.tp.force_flush()
+        out = []
+        for batch in self.batches:
+            for s in batch:
+                if type(s) is EncodedSpan:
+                    readable = s.readable()
+                    assert s.data == SpanEncoder()._span(readable)
+                    s = readable
+                out.append(s)
+        assert sum(len(ss.spans) for data in self.sent
+                   for rs in ExportTraceServiceRequest.FromString(data).resource_spans
+                   for ss in rs.scope_spans) == len(out)
+        return out
+
+
+@pytest.fixture(params=["through-sdk", "direct", "encoded"])
 def sdk(request):
-    # Both ways spans are made: through the SDK's Tracer, and handed straight to the
-    # processors tracethread knows (what setup() does with the providers it makes).
+    # The three ways spans are made: through the SDK's Tracer; handed straight to the
+    # processors tracethread knows (what setup() does with the providers it makes); and,
+    # with setup()'s batch processor and OTLP exporter, made in wire format.
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -36,15 +97,21 @@ def sdk(request):
 
     from tracethread.exporters.otel import OTelSink, enable_context_capture
     with tracethread.guarded():
-        spans = InMemorySpanExporter()
         tp = TracerProvider()
-        processor = SimpleSpanProcessor(spans)
+        if request.param == "encoded":
+            spans = EncodedCapture(tp)
+            processor = spans.processor
+        else:
+            spans = InMemorySpanExporter()
+            processor = SimpleSpanProcessor(spans)
         tp.add_span_processor(processor)
         reader = InMemoryMetricReader()
         mp = MeterProvider(metric_readers=[reader])
     enable_context_capture()
-    sink = OTelSink(tp, mp, span_processors=[processor] if request.param == "direct" else None)
-    assert (sink._direct is not None) == (request.param == "direct")
+    sink = OTelSink(tp, mp, span_processors=None if request.param == "through-sdk"
+                    else [processor])
+    assert (sink._direct is not None) == (request.param != "through-sdk")
+    assert (sink._direct is not None and sink._direct.encoded) == (request.param == "encoded")
     tracethread.add_sink(sink)
     try:
         yield spans, reader, tp
@@ -131,10 +198,12 @@ def test_lock_waits_nest_under_the_request_span_across_threads(sdk):
     assert trace.get_current_span() is not request  # the main thread's context is restored
 
 
-@pytest.mark.parametrize("sampler", ["default", "always_off", "parent_based_off"])
+@pytest.mark.parametrize("sampler", ["default", "always_on", "always_off",
+                                     "parent_based_off"])
 def test_direct_spans_are_what_the_sdk_makes(sampler):
-    # The same records through the SDK's Tracer and handed straight to the processors:
-    # the same spans, field by field (ids aside), under the same sampling decisions.
+    # The same records through the SDK's Tracer, handed straight to the processors, and
+    # made in wire format (with the samplers whose decisions that path makes itself): the
+    # same spans, field by field (ids aside), under the same sampling decisions.
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace import sampling as S
@@ -142,19 +211,26 @@ def test_direct_spans_are_what_the_sdk_makes(sampler):
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from tracethread.exporters.otel import OTelSink, enable_context_capture
-    chosen = {"default": None, "always_off": S.ALWAYS_OFF,
+    chosen = {"default": None, "always_on": S.ALWAYS_ON, "always_off": S.ALWAYS_OFF,
               "parent_based_off": S.ParentBased(S.ALWAYS_OFF)}[sampler]
     made = {}
     with tracethread.guarded():
         app = TracerProvider()   # the application's own tracing, always sampled
-        for way in ("through-sdk", "direct"):
-            exporter = InMemorySpanExporter()
+        for way in ("through-sdk", "direct", "encoded"):
             tp = TracerProvider(sampler=chosen, resource=Resource.create({"way": "same"}))
-            processor = SimpleSpanProcessor(exporter)
+            if way == "encoded":
+                exporter = EncodedCapture(tp)
+                processor = exporter.processor
+            else:
+                exporter = InMemorySpanExporter()
+                processor = SimpleSpanProcessor(exporter)
             tp.add_span_processor(processor)
-            sink = OTelSink(tp, None, span_processors=[processor] if way == "direct" else None)
+            sink = OTelSink(tp, None, span_processors=None if way == "through-sdk"
+                            else [processor])
             made[way] = (exporter, sink)
-    made["direct"][1]._offset = made["through-sdk"][1]._offset   # one wall-clock offset
+    assert made["encoded"][1]._direct.encoded == (sampler in ("default", "always_on"))
+    for way in ("direct", "encoded"):   # one wall-clock offset
+        made[way][1]._offset = made["through-sdk"][1]._offset
     enable_context_capture()
     for _, sink in made.values():
         tracethread.add_sink(sink)
@@ -180,9 +256,11 @@ def test_direct_spans_are_what_the_sdk_makes(sampler):
                 s.instrumentation_scope, s.context.trace_flags, s.context.trace_state,
                 s.context.is_remote, len(s.events), s.dropped_attributes)
 
-    sdk_spans, direct_spans = (sorted(map(fields, made[w][0].get_finished_spans()),
-                                      key=repr) for w in ("through-sdk", "direct"))
+    sdk_spans, direct_spans, encoded_spans = (
+        sorted(map(fields, made[w][0].get_finished_spans()), key=repr)
+        for w in ("through-sdk", "direct", "encoded"))
     assert direct_spans == sdk_spans
+    assert encoded_spans == sdk_spans
     names = [f[0] for f in sdk_spans]
     if sampler == "always_off":
         assert names == []

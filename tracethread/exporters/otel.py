@@ -13,9 +13,11 @@ the metrics. ``spans="all"`` makes a span of every operation.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from bisect import bisect_left as _bisect_left
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -27,6 +29,7 @@ from .._core import detect, recorder, watchdog
 from .._core import records as R
 from . import _sdk_merge
 from . import otel_names as N
+from . import otlp_spans as _enc
 
 _LOCK_ACQ = {R.LOCK_ACQUIRE, R.RLOCK_ACQUIRE, R.SEMAPHORE_ACQUIRE}
 _RELEASES = {R.LOCK_RELEASE, R.RLOCK_RELEASE}
@@ -74,6 +77,8 @@ def _count_full(queues: list) -> None:
 _INTERNAL = trace.SpanKind.INTERNAL
 _SAMPLED = int(trace.TraceFlags.SAMPLED)
 _DEFAULT = int(trace.TraceFlags.DEFAULT)
+_getrandbits = random.getrandbits   # what the SDK's RandomIdGenerator draws from
+_UNSET_BYTES = _enc.status_bytes(StatusCode.UNSET.value, None)
 
 
 class _DirectSpans:
@@ -115,6 +120,36 @@ class _DirectSpans:
         self._last_ctx: Any = object()   # never a context: the first lookup is made
         self._last_parent: Any = None
         self._flags: dict[int, Any] = {}
+        self.encoded = self.ok and self._can_encode(provider)
+        self._names: dict[str, bytes] = {}
+
+    def _can_encode(self, provider: Any) -> bool:
+        """Can spans be made in wire format (emit_encoded)? When every processor is a
+        BatchSpanProcessor whose exporter sends tracethread's encoding, and what the SDK
+        would decide is known without asking it: its default sampler (ParentBased over
+        ALWAYS_ON) or ALWAYS_ON, its random id generator, and span limits that keep every
+        attribute tracethread writes whole."""
+        from opentelemetry.sdk.trace import sampling
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+        from .otlp_spans import FastOTLPSpanExporter
+        for p in self.processors:
+            exporter = getattr(p, "span_exporter", None) if type(p) is BatchSpanProcessor \
+                else None
+            if not (isinstance(exporter, FastOTLPSpanExporter) and exporter.sends_encoded):
+                return False
+        self.parent_based = self.sampler is sampling.DEFAULT_ON
+        return ((self.parent_based or self.sampler is sampling.ALWAYS_ON) and
+                type(self.ids) is RandomIdGenerator and self.max_len is None and
+                (self.max_attrs is None or self.max_attrs >= 32))
+
+    def _parent(self, ctx: Any) -> Any:
+        if ctx is self._last_ctx:   # records of one thread mostly share one context
+            return self._last_parent
+        parent = trace.get_current_span(ctx).get_span_context()
+        self._last_ctx, self._last_parent = ctx, parent
+        return parent
 
     def check(self) -> None:
         """Still the provider's only processors? A processor added later (the provider is
@@ -135,11 +170,7 @@ class _DirectSpans:
 
     def emit(self, name: str, ctx: Any, attrs: dict, start: int, end: int,
              error: str | None) -> None:
-        if ctx is self._last_ctx:   # records of one thread mostly share one context
-            parent = self._last_parent
-        else:
-            parent = trace.get_current_span(ctx).get_span_context()
-            self._last_ctx, self._last_parent = ctx, parent
+        parent = self._parent(ctx)
         if parent is None or not parent.is_valid:
             parent = None
             trace_id = self.ids.generate_trace_id()
@@ -169,6 +200,55 @@ class _DirectSpans:
             _count_full(self.queues)
         for p in self.processors:
             p.on_end(span)
+
+    def emit_encoded(self, name: str, ctx: Any, attr_bytes: bytes, attrs: Any, start: int,
+                     end: int, error: str | None) -> None:
+        """``emit`` for a pipeline that takes spans in wire format (``encoded``): the
+        sampler's decision and the ids as the SDK's default sampler and RandomIdGenerator
+        would make them, the span written once from ready-made attribute bytes.
+        ``attrs()``: the attribute dict, for a ReadableSpan the SDK's export may need."""
+        parent = self._parent(ctx)
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = _getrandbits(128)
+            while not trace_id:
+                trace_id = _getrandbits(128)
+            flags = _SAMPLED | self.random_flag   # (RandomIdGenerator: random trace ids)
+        else:
+            if self.parent_based and not parent.trace_flags.sampled:
+                return   # ParentBased: an unsampled parent's spans are dropped
+            trace_id = parent.trace_id
+            flags = _SAMPLED | (self.random_flag if getattr(
+                parent.trace_flags, "random_trace_id", False) else 0)
+        span_id = _getrandbits(64)
+        while not span_id:
+            span_id = _getrandbits(64)
+        name_b = self._names.get(name)
+        if name_b is None:
+            if len(self._names) >= 1024:
+                self._names.clear()
+            name_b = self._names[name] = _enc.name_bytes(name)
+        data = _enc.encode_span(trace_id, span_id, parent, name_b, start, end, attr_bytes,
+                                _enc.status_bytes(StatusCode.ERROR.value, error) if error
+                                else _UNSET_BYTES)
+        span = _enc.EncodedSpan(data, self.resource, self.scope, self._readable,
+                                (name, trace_id, span_id, flags, parent, attrs, start, end,
+                                 error))
+        _count_full(self.queues)
+        for p in self.processors:
+            p.on_end(span)
+
+    def _readable(self, name: str, trace_id: int, span_id: int, flags: int, parent: Any,
+                  attrs: Any, start: int, end: int, error: str | None) -> Any:
+        """The ReadableSpan of an EncodedSpan (as ``emit`` would have made it)."""
+        context = trace.SpanContext(
+            trace_id, span_id, is_remote=False, trace_flags=trace.TraceFlags(flags),
+            trace_state=parent.trace_state if parent is not None else None)
+        return self.ReadableSpan(
+            name=name, context=context, parent=parent, resource=self.resource,
+            attributes=MappingProxyType(attrs()), kind=_INTERNAL,
+            status=Status(StatusCode.ERROR, error) if error else self.unset,
+            start_time=start, end_time=end, instrumentation_scope=self.scope)
 
 
 class OTelSink:
@@ -208,6 +288,9 @@ class OTelSink:
         self._findings: dict[str, int] = {}
         self._attr_sets: dict[tuple, Any] = {}
         self._prim_attrs: dict[Any, dict] = {}   # PrimitiveInfo -> its span attributes
+        # Attribute bytes for spans made in wire format (_attr_bytes), bounded.
+        self._attr_blobs: dict[tuple, tuple] = {}
+        self._extra_bytes: dict = {}
         self._pending = {}
         self.meter = None
         self._merge_holds = False
@@ -474,6 +557,12 @@ class OTelSink:
             for _ in range(count):
                 self.h_hold.record(total / count / 1e9, attrs_m)
 
+    def _span_attrs(self, r: Any, extra: dict | None) -> dict[str, Any]:
+        attrs = self._attrs(r)
+        if extra:
+            attrs.update(extra)
+        return attrs
+
     def _attrs(self, r: Any) -> dict[str, Any]:
         p = r.primitive
         base = self._prim_attrs.get(p)
@@ -496,6 +585,30 @@ class OTelSink:
             a[N.TIMED_OUT] = True
         return a
 
+    def _attr_bytes(self, r: Any, extra: dict | None) -> bytes | None:
+        """The span attributes of ``_span_attrs(r, extra)`` in wire format, in the same
+        order: kept per (thread, primitive, operation, site, contended, timed out), the
+        extra ones added; None where the encoder does not cover a value (the dict is then
+        made)."""
+        t, p, site = r.thread, r.primitive, r.site
+        key = (t.ident, t.name, p, r.op, id(site), r.blocked, r.timed_out)
+        got = self._attr_blobs.get(key)
+        # (the entry keeps its site alive, so its id is not reused; a renamed primitive
+        # gets its attributes anew)
+        if got is None or got[1] is not site or got[2] != p.name or got[3] != p.kind:
+            blob = _enc.attribute_bytes(self._attrs(r))
+            if blob is None:
+                return None
+            if len(self._attr_blobs) >= 4096:   # bounded: primitives come and go
+                self._attr_blobs.clear()
+            got = self._attr_blobs[key] = (blob, site, p.name, p.kind)
+        if not extra:
+            return got[0]
+        if (r.blocked and N.CONTENDED in extra) or (r.timed_out and N.TIMED_OUT in extra):
+            return None   # (a dict's update keeps the key's place: the dict path)
+        eb = _enc.attribute_bytes(extra, self._extra_bytes)
+        return None if eb is None else got[0] + eb
+
     def _span(self, name: str, r: Any, start_ns: int | None = None, extra: dict | None = None,
               parent: Any = None, error: str | None = None,
               events: list | None = None) -> None:
@@ -504,14 +617,19 @@ class OTelSink:
         start = r.start_ns if start_ns is None else start_ns
         if r.end_ns - start < self.min_ns and name != N.SPAN_THREAD_RUN:
             return
-        attrs = self._attrs(r)
-        if extra:
-            attrs.update(extra)
         ctx = parent if parent is not None else r.details.get("context")
         provider, tracer = self._tracer   # looked up by handle(), once per batch
         direct = self._direct
-        if (direct is not None and direct.live and not events and provider is self._tp
-                and direct.fits(attrs)):
+        direct = direct if (direct is not None and direct.live and not events and
+                            provider is self._tp) else None
+        if direct is not None and direct.encoded:
+            blob = self._attr_bytes(r, extra)
+            if blob is not None:
+                direct.emit_encoded(name, ctx, blob, lambda: self._span_attrs(r, extra),
+                                    start + self._offset, r.end_ns + self._offset, error)
+                return
+        attrs = self._span_attrs(r, extra)
+        if direct is not None and direct.fits(attrs):
             direct.emit(name, ctx, attrs, start + self._offset, r.end_ns + self._offset, error)
             return
         span = tracer.start_span(name, context=ctx, attributes=attrs,

@@ -16,16 +16,26 @@ an attribute of another type, dropped counts), an SDK without that client, or a 
 over the SDK's size limit goes through the SDK's ``export`` unchanged.
 tests/test_otel.py checks that the bytes decode (with opentelemetry-proto) to exactly the
 message the SDK's encoder builds.
+
+Spans of the pipeline tracethread sets up itself (its TracerProvider, the SDK's default
+sampler and id generator, batch processors feeding this exporter) can be written in wire
+format as they are made (``EncodedSpan``, by the OTel sink from per-thread, per-primitive
+and per-site attribute bytes), so neither an SDK span object nor a second encoding is
+made for them; a batch the SDK's own ``export`` must take gets them as ``ReadableSpan``s
+built from the same values (``readable()``).
 """
 
 from __future__ import annotations
 
 import struct
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import TraceFlags
 
 _Q = struct.Struct("<Q").pack
+_TIMES = struct.Struct("<BQBQ").pack   # start_time_unix_nano, end_time_unix_nano fields
 _D = struct.Struct("<d").pack
 _I = struct.Struct("<I").pack
 
@@ -37,6 +47,8 @@ _MAX_CACHED = 8192   # encoded attributes kept (cleared when full: memory stays 
 def _varint(n: int) -> bytes:
     if n < 0x80:
         return bytes((n,))
+    if n < 0x4000:   # (a span's length, mostly)
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -114,6 +126,79 @@ def _encode_scope(scope: Any) -> bytes | None:
     return _ld(b"\x0a", body)
 
 
+class EncodedSpan:
+    """A finished, sampled span already in wire format (``data``: one ScopeSpans.spans
+    field), handed to the SDK's BatchSpanProcessor as if it were a ReadableSpan; its
+    ``context`` is only what the processor reads. ``readable()`` builds the ReadableSpan
+    (same ids, times and attributes) for an exporter that needs one."""
+
+    __slots__ = ("data", "resource", "instrumentation_scope", "_make", "_args")
+    context = SimpleNamespace(trace_flags=TraceFlags(TraceFlags.SAMPLED))
+
+    def __init__(self, data: bytes, resource: Any, scope: Any, make: Any, args: tuple) -> None:
+        self.data = data
+        self.resource = resource
+        self.instrumentation_scope = scope
+        self._make = make   # make(*args) -> the ReadableSpan
+        self._args = args
+
+    def readable(self) -> Any:
+        return self._make(*self._args)
+
+
+def readable_spans(spans: Sequence[Any]) -> list:
+    """``spans`` with every EncodedSpan as its ReadableSpan (for the SDK's own export)."""
+    return [s.readable() if type(s) is EncodedSpan else s for s in spans]
+
+
+def attribute_bytes(attrs: Any, cache: dict | None = None) -> bytes | None:
+    """Span.attributes fields of a mapping (None if a value is not covered)."""
+    return _key_values(b"\x4a", attrs, cache)
+
+
+def encode_span(trace_id: int, span_id: int, parent: Any, name: bytes, start: int, end: int,
+                attributes: bytes, status: bytes) -> bytes:
+    """One ScopeSpans.spans field: ``name`` from ``name_bytes``, ``attributes`` from
+    ``attribute_bytes``, ``status`` from ``status_bytes``; ``parent`` a SpanContext or None
+    (as SpanEncoder writes a ReadableSpan of kind INTERNAL)."""
+    if parent is None:
+        body = b"".join((b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08",
+                         span_id.to_bytes(8, "big"), name, _TIMES(0x39, start, 0x41, end),
+                         attributes, status, _FLAGS_LOCAL))
+    else:
+        body = b"".join((b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08",
+                         span_id.to_bytes(8, "big"), _trace_state(parent.trace_state),
+                         b"\x22\x08", parent.span_id.to_bytes(8, "big"), name,
+                         _TIMES(0x39, start, 0x41, end), attributes, status,
+                         _FLAGS_REMOTE if parent.is_remote else _FLAGS_LOCAL))
+    return b"\x12" + _varint(len(body)) + body
+
+
+def name_bytes(name: str) -> bytes:
+    """A span's name and kind (INTERNAL) fields."""
+    return _ld(b"\x2a", name.encode("utf-8")) + b"\x30\x01"
+
+
+def status_bytes(code: int, description: str | None) -> bytes:
+    """A span's status field (code: StatusCode's value)."""
+    body = b""
+    if description:
+        body = _ld(b"\x12", description.encode("utf-8"))
+    if code:
+        body += b"\x18" + _varint(code)
+    return _ld(b"\x7a", body)
+
+
+def _trace_state(state: Any) -> bytes:
+    if not state:
+        return b""
+    return _ld(b"\x1a", ",".join(f"{k}={v}" for k, v in state.items()).encode("utf-8"))
+
+
+_FLAGS_LOCAL = b"\x85\x01" + _I(_HAS_IS_REMOTE)
+_FLAGS_REMOTE = b"\x85\x01" + _I(_HAS_IS_REMOTE | _IS_REMOTE)
+
+
 class SpanEncoder:
     """ExportTraceServiceRequest bytes of a batch of ReadableSpans, or None when the batch
     has something this encoder does not cover."""
@@ -147,11 +232,7 @@ class SpanEncoder:
         parent = s.parent
         kind = s.kind.value + 1   # SpanKind.INTERNAL (0) is SPAN_KIND_INTERNAL (1)...
         parts = [b"\x0a\x10", ctx.trace_id.to_bytes(16, "big"),
-                 b"\x12\x08", ctx.span_id.to_bytes(8, "big")]
-        state = ctx.trace_state
-        if state:
-            parts.append(_ld(b"\x1a", ",".join(f"{k}={v}" for k, v in state.items())
-                             .encode("utf-8")))
+                 b"\x12\x08", ctx.span_id.to_bytes(8, "big"), _trace_state(ctx.trace_state)]
         if parent is not None:
             parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
         name = self._names.get(s.name)
@@ -169,22 +250,16 @@ class SpanEncoder:
             if attrs is None:
                 return None
             parts.append(attrs)
-        status = s.status
-        body = b""
-        if status.description:
-            body = _ld(b"\x12", status.description.encode("utf-8"))
-        if status.status_code.value:
-            body += b"\x18" + _varint(status.status_code.value)
-        parts.append(_ld(b"\x7a", body))
-        flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-        parts += (b"\x85\x01", _I(flags))
+        parts.append(status_bytes(s.status.status_code.value, s.status.description))
+        parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote
+                     else _FLAGS_LOCAL)
         return _ld(b"\x12", b"".join(parts))   # ScopeSpans.spans
 
     def encode(self, spans: Sequence[Any]) -> bytes | None:
         # Grouped by resource and scope identity (a Resource's hash is a JSON dump).
         groups: dict[tuple, tuple] = {}
         for s in spans:
-            encoded = self._span(s)
+            encoded = s.data if type(s) is EncodedSpan else self._span(s)
             if encoded is None:
                 return None
             resource, scope = s.resource, s.instrumentation_scope
@@ -226,16 +301,21 @@ class FastOTLPSpanExporter(SpanExporter):
         self._send = getattr(client, "export", None)
         self._encoder = SpanEncoder()
 
+    @property
+    def sends_encoded(self) -> bool:
+        """Does it send batches itself (so spans can come encoded: EncodedSpan)?"""
+        return self._send is not None
+
     def export(self, spans: Sequence[Any]) -> Any:
         if self._send is None or getattr(self.inner, "_shutdown", True):
-            return self.inner.export(spans)
+            return self.inner.export(readable_spans(spans))
         try:
             data = self._encoder.encode(spans)
         except Exception:  # noqa: BLE001 - anything unexpected: the SDK's own way
             data = None
         limit = getattr(self.inner, "_max_request_size", 0) or 0
         if data is None or (limit > 0 and len(data) > limit):
-            return self.inner.export(spans)
+            return self.inner.export(readable_spans(spans))
         result = self._send(data)
         return SpanExportResult.SUCCESS if result.success else SpanExportResult.FAILURE
 
