@@ -122,6 +122,7 @@ class _DirectSpans:
         self._flags: dict[int, Any] = {}
         self.encoded = self.ok and self._can_encode(provider)
         self._names: dict[str, bytes] = {}
+        self.attrs_of: Any = None   # (record, extra) -> span attributes: the sink's
 
     def _can_encode(self, provider: Any) -> bool:
         """Can spans be made in wire format (emit_encoded)? When every processor is a
@@ -201,12 +202,13 @@ class _DirectSpans:
         for p in self.processors:
             p.on_end(span)
 
-    def emit_encoded(self, name: str, ctx: Any, attr_bytes: bytes, attrs: Any, start: int,
-                     end: int, error: str | None) -> None:
+    def emit_encoded(self, name: str, ctx: Any, attr_bytes: bytes, r: Any, extra: Any,
+                     start: int, end: int, error: str | None) -> None:
         """``emit`` for a pipeline that takes spans in wire format (``encoded``): the
         sampler's decision and the ids as the SDK's default sampler and RandomIdGenerator
-        would make them, the span written once from ready-made attribute bytes.
-        ``attrs()``: the attribute dict, for a ReadableSpan the SDK's export may need."""
+        would make them, the span written once from ready-made attribute bytes (those of
+        record ``r`` with ``extra``: ``attrs_of(r, extra)`` makes their dict, for a
+        ReadableSpan the SDK's export may need)."""
         parent = self._parent(ctx)
         if parent is None or not parent.is_valid:
             parent = None
@@ -232,21 +234,21 @@ class _DirectSpans:
                                 _enc.status_bytes(StatusCode.ERROR.value, error) if error
                                 else _UNSET_BYTES)
         span = _enc.EncodedSpan(data, self.resource, self.scope, self._readable,
-                                (name, trace_id, span_id, flags, parent, attrs, start, end,
-                                 error))
+                                (name, trace_id, span_id, flags, parent, r, extra, start,
+                                 end, error))
         _count_full(self.queues)
         for p in self.processors:
             p.on_end(span)
 
     def _readable(self, name: str, trace_id: int, span_id: int, flags: int, parent: Any,
-                  attrs: Any, start: int, end: int, error: str | None) -> Any:
+                  r: Any, extra: Any, start: int, end: int, error: str | None) -> Any:
         """The ReadableSpan of an EncodedSpan (as ``emit`` would have made it)."""
         context = trace.SpanContext(
             trace_id, span_id, is_remote=False, trace_flags=trace.TraceFlags(flags),
             trace_state=parent.trace_state if parent is not None else None)
         return self.ReadableSpan(
             name=name, context=context, parent=parent, resource=self.resource,
-            attributes=MappingProxyType(attrs()), kind=_INTERNAL,
+            attributes=MappingProxyType(self.attrs_of(r, extra)), kind=_INTERNAL,
             status=Status(StatusCode.ERROR, error) if error else self.unset,
             start_time=start, end_time=end, instrumentation_scope=self.scope)
 
@@ -280,6 +282,7 @@ class OTelSink:
         self._queues = _batch_queues(span_processors)   # drops counted (spans of _tp)
         if span_processors is not None and tracer_provider is not None:
             direct = _DirectSpans(tracer_provider, span_processors, self._queues)
+            direct.attrs_of = self._span_attrs
             self._direct = direct if direct.ok else None
         self._names: dict[str, str] = {}
         self.max_lock_names = max_lock_names
@@ -625,7 +628,7 @@ class OTelSink:
         if direct is not None and direct.encoded:
             blob = self._attr_bytes(r, extra)
             if blob is not None:
-                direct.emit_encoded(name, ctx, blob, lambda: self._span_attrs(r, extra),
+                direct.emit_encoded(name, ctx, blob, r, extra,
                                     start + self._offset, r.end_ns + self._offset, error)
                 return
         attrs = self._span_attrs(r, extra)
