@@ -41,6 +41,8 @@ class EncodedCapture:
         capture = self
 
         class Kept(FastOTLPSpanExporter):
+            accepts_encoded_spans = True
+
             def export(self, spans):
                 capture.batches.append(list(spans))
                 return super().export(spans)
@@ -170,6 +172,17 @@ def test_blocked_operations_become_spans_with_attributes(sdk):
     assert set(hist.attributes) == {N.M_LOCK_NAME, N.M_LOCK_KIND}
 
 
+def _one_lock_wait(lock):
+    """Another thread waits for ``lock`` (held here until it is seen blocked): one
+    lock.wait and one contended lock.hold."""
+    lock.acquire()
+    t = tracethread.Thread(target=lambda: lock.acquire() and lock.release())
+    t.start()
+    testing.wait_until_blocked(lock, 1)
+    lock.release()
+    t.join(TIMEOUT)
+
+
 def _lock_wait_in_a_worker_of_a_request(tracer):
     """A "request" span starts a thread "worker" that waits for lock "db" (held here until
     the worker is seen blocked); returns the request span."""
@@ -285,6 +298,56 @@ def test_findings_become_error_spans_and_counters(sdk):
     assert f.events[0].name == "potential-deadlock"
     counted = _metrics(reader)[N.FINDINGS[0]].data.data_points[0]
     assert counted.value == 1 and counted.attributes == {N.M_FINDING_KIND: "potential-deadlock"}
+
+
+def test_text_that_is_not_utf8_costs_its_own_attribute_not_the_sink(sdk):
+    # A name with a lone surrogate (a non-UTF-8 file name decoded by Python, say) cannot
+    # be encoded: the sink goes on, and the other spans are exported.
+    spans, reader, tp = sdk
+    errors = recorder.stats()["sink_errors"]
+    bad, good = tracethread.Lock(name="bad\udcff"), tracethread.Lock(name="good")
+    for lock in (bad, good):
+        _one_lock_wait(lock)
+    tracethread.flush()
+    got = spans.get_finished_spans()
+    assert recorder.stats()["sink_errors"] == errors
+    assert any(s.name == N.SPAN_LOCK_WAIT and s.attributes[N.LOCK_NAME] == "good"
+               for s in got)
+
+
+def test_spans_keep_the_attributes_they_were_made_with(sdk):
+    # A thread renamed after its spans were made: the exported spans (and, for spans made
+    # in wire format, the ReadableSpan the SDK's export would get) keep the old name.
+    spans, reader, tp = sdk
+    t = tracethread.Thread(target=lambda: None, name="before")
+    t.start()
+    t.join(TIMEOUT)
+    tracethread.flush()
+    t.name = "after"
+    run = [s for s in spans.get_finished_spans() if s.name == N.SPAN_THREAD_RUN]
+    assert [s.attributes[N.LOCK_NAME] for s in run] == ["before"]
+
+
+def test_span_limits_of_the_provider_are_honoured():
+    # Limits given to the provider (not the environment): attributes cut as the SDK cuts
+    # them, so neither direct nor wire-format spans are made for them.
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+
+    from tracethread.exporters.otel import OTelSink
+    with tracethread.guarded():
+        tp = TracerProvider(span_limits=SpanLimits(max_span_attribute_length=3))
+        capture = EncodedCapture(tp)
+        tp.add_span_processor(capture.processor)
+    sink = OTelSink(tp, None, span_processors=[capture.processor])
+    assert sink._direct is not None and not sink._direct.encoded
+    tracethread.add_sink(sink)
+    try:
+        _one_lock_wait(tracethread.Lock(name="a-long-name"))
+        tracethread.flush()
+    finally:
+        tracethread.remove_sink(sink)
+    (wait,) = [s for s in capture.get_finished_spans() if s.name == N.SPAN_LOCK_WAIT]
+    assert wait.attributes[N.LOCK_NAME] == "a-l"
 
 
 def test_lock_name_cardinality_is_capped(sdk):
@@ -584,13 +647,7 @@ def test_registered_as_an_opentelemetry_instrumentor():
     instrumentor.instrument(tracer_provider=tp)
     try:
         assert threading.Lock is tracethread.Lock
-        lock = threading.Lock()
-        lock.acquire()
-        t = threading.Thread(target=lambda: lock.acquire() and lock.release())
-        t.start()
-        testing.wait_until_blocked(lock, 1)
-        lock.release()
-        t.join(TIMEOUT)
+        _one_lock_wait(threading.Lock())
         tracethread.flush()
     finally:
         instrumentor.uninstrument()

@@ -4,6 +4,7 @@
 import gc
 import os
 import sys
+import weakref
 import threading
 
 import pytest
@@ -348,8 +349,10 @@ def test_sites_of_code_made_and_dropped_at_runtime_are_their_own():
         lock = ns["make"]()
         assert (lock._info.site.file, lock._info.site.line) == (f"<gen-{i}>", 2)
         assert lock._info.name == f"<gen-{i}>:2"
+        code = weakref.ref(ns["make"].__code__)
         del ns, lock
         gc.collect()
+        assert code() is None   # the site cache does not keep recompiled code alive
 
 
 def test_a_named_primitive_still_records_its_site_and_a_plain_str_name():
@@ -378,8 +381,11 @@ def test_primitive_ids_are_never_reused():
 def test_name_keyword():
     assert tracethread.Event(name="ready").name == "ready"
     assert tracethread.Semaphore(2, name="pool").statistics().name == "pool"
-    with pytest.raises(TypeError, match="name must be a str"):
+    with pytest.raises(TypeError, match="^name must be a str, not int$"):
         tracethread.Lock(name=123)
+    import decimal
+    with pytest.raises(TypeError, match="^name must be a str, not Decimal$"):
+        tracethread.Condition(name=decimal.Decimal(1))
 
 
 def test_records_of_a_thread_carry_its_name_even_when_renamed_before_start():

@@ -115,6 +115,49 @@ def test_each_summary_has_only_the_holds_since_the_one_before(sink):
     assert [s.details["releases"] for s in got[-3:]] == [1, 1, 1]
 
 
+def test_counts_made_while_a_take_runs_python_code_go_to_the_next_summary(sink):
+    # The take may run Python code between primitives (an info's attributes, a collection):
+    # another thread's holds meanwhile must be in the next summary, not lost.
+    from tracethread._core.recorder import _group_summaries
+    lock = tracethread.Lock(name="L")
+    real = lock._info
+    go, done = threading.Event(), threading.Event()
+
+    class SlowInfo:
+        name, id, site = "L", real.id, None
+
+        @property
+        def kind(self):
+            go.set()
+            assert done.wait(TIMEOUT)   # the worker's holds happen during the take
+            return "Lock"
+
+    def worker():
+        go.wait(TIMEOUT)
+        for _ in range(200):
+            with lock:
+                pass
+        done.set()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    tracethread.flush()
+    with lock:
+        pass
+    with recorder._drain_lock:   # (the drainer must not take this lock's counts meanwhile)
+        lock._info = SlowInfo()
+        try:
+            taken = _group_summaries([lock])
+        finally:
+            lock._info = real
+    t.join(TIMEOUT)
+    tracethread.flush()
+    assert [c[2] for _, _, c in taken] == [1]   # this take: the one hold before it
+    assert sink.total(lock, "releases") == 200
+    for s in sink.summaries(lock):
+        assert sum(s.details["hold_buckets"]) == s.details["releases"]
+
+
 def test_what_waited_is_still_one_record_per_operation(sink):
     lock = tracethread.Lock()
     lock.acquire()

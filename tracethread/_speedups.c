@@ -1882,22 +1882,31 @@ take_summaries(PyObject *module, PyObject *prims)
         long long c[16] = {0}, b_[MAX_BOUNDS + 1], bs_[MAX_BOUNDS + 1];
         const long long *b = NULL, *bs = NULL;   /* bucket counts and sums, if any */
         int blo = 0, bhi = nb - 1;               /* (those that may be other than 0) */
-        /* strong; seen: the C primitive's threads, taken once its group is known; lk: a C
-         * lock, its counters reset once added */
+        /* strong. A C primitive's counters and threads are taken (copied, and the
+         * primitive starts anew) before anything that can run Python code — finding the
+         * group may, and other threads then count meanwhile; `seen`: its threads, added to
+         * the group once found. */
         PyObject *info = NULL, *threads = NULL, *last = NULL;
-        Seen *seen = NULL;
-        LockCore *lk = NULL;
+        Seen taken = {NULL, NULL, NULL}, *seen = NULL;
         if (PyObject_TypeCheck(prim, LockCore_Type) || PyObject_TypeCheck(prim, RLockCore_Type)) {
-            lk = (LockCore *)prim;
+            LockCore *lk = (LockCore *)prim;
             lk->dirty = 0;
             if (lk->seen.last == NULL)
                 continue;
             lock_counts(lk, c);
-            b = lk->buckets;
-            bs = lk->bucket_sums;
-            blo = lk->bucket_lo;
-            bhi = lk->bucket_hi;
-            seen = &lk->seen;
+            if (lk->releases) {   /* only the buckets written since the last take */
+                blo = lk->bucket_lo;
+                bhi = lk->bucket_hi;
+                size_t len = (size_t)(bhi - blo + 1) * sizeof(long long);
+                memcpy(b_ + blo, lk->buckets + blo, len);
+                memcpy(bs_ + blo, lk->bucket_sums + blo, len);
+                b = b_;
+                bs = bs_;
+            }
+            taken = lk->seen;
+            memset(&lk->seen, 0, sizeof(Seen));
+            seen = &taken;
+            counters_reset(lk);
             info = Py_NewRef(lk->info);
         } else if (PyObject_TypeCheck(prim, CondCore_Type)) {
             CondCore *cc = (CondCore *)prim;
@@ -1908,12 +1917,14 @@ take_summaries(PyObject *module, PyObject *prims)
             if (!c[2])
                 c[5] = 0;
             memset(cc->c, 0, sizeof(cc->c));
+            taken = cc->seen;
+            memset(&cc->seen, 0, sizeof(Seen));
+            seen = &taken;
             info = PyObject_GetAttr(prim, str_info);
             if (info == NULL) {
-                seen_clear(&cc->seen);
+                seen_clear(seen);
                 goto error;
             }
-            seen = &cc->seen;
         } else {
             PyObject *a = PyObject_GetAttr(prim, str_agg);
             if (a == NULL)
@@ -1994,8 +2005,6 @@ take_summaries(PyObject *module, PyObject *prims)
             ok = group_threads_add(g, threads, last) == 0;
         if (ok)
             group_add(g, c, b, bs, blo, bhi);
-        if (lk != NULL)
-            counters_reset(lk);   /* (added, or dropped on failure) */
         Py_XDECREF(kind);
         Py_XDECREF(name);
         Py_XDECREF(id);
@@ -2070,6 +2079,26 @@ py_untrack(PyObject *module, PyObject *obj)
 static PyObject *cfg_pkg_dir = NULL, *cfg_site_cache = NULL, *cfg_getframe = NULL;
 static PyObject *cfg_site_fallback = NULL;   /* records.caller_site_and_label */
 
+/* Is `ref` a weak reference to `obj` (alive)? */
+static int
+weakref_is(PyObject *ref, PyObject *obj)
+{
+    if (!PyWeakref_Check(ref))
+        return 0;
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *o = NULL;
+    if (PyWeakref_GetRef(ref, &o) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    int same = o == obj;
+    Py_XDECREF(o);
+    return same;
+#else
+    return PyWeakref_GetObject(ref) == obj;
+#endif
+}
+
 static PyObject *
 site_at(long depth)
 {
@@ -2111,8 +2140,8 @@ site_at(long depth)
     if (f == NULL)
         Py_RETURN_NONE;
     /* The key: (id(code), f_lasti), as caller_site_and_label makes it (a code object's
-     * hash is computed anew each time, over its constants and names); the entry holds the
-     * code, so it stays alive (its id not reused) while cached, and is compared. */
+     * hash is computed anew each time, over its constants and names); the entry holds a
+     * weak reference to the code, compared (an id is reused once its code is gone). */
     PyObject *lasti = PyLong_FromLong(PyFrame_GetLasti(f));
     Py_DECREF(f);
     PyObject *cid = lasti ? PyLong_FromVoidPtr(code) : NULL;
@@ -2126,7 +2155,7 @@ site_at(long depth)
     PyObject *found = PyDict_GetItemWithError(cfg_site_cache, key);
     Py_DECREF(key);
     if (found == NULL || !PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 3 ||
-            PyTuple_GET_ITEM(found, 2) != (PyObject *)code) {
+            !weakref_is(PyTuple_GET_ITEM(found, 2), (PyObject *)code)) {
         Py_DECREF(code);
         if (PyErr_Occurred())
             return NULL;
@@ -2275,9 +2304,12 @@ make_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (pinfo_check_str(kind, "kind") < 0)
         return NULL;
     if (name != Py_None) {
-        if (!PyUnicode_Check(name)) {
-            PyErr_Format(PyExc_TypeError, "name must be a str, not %.100s",
-                         Py_TYPE(name)->tp_name);
+        if (!PyUnicode_Check(name)) {   /* (the type's __name__, as the Python twin) */
+            PyObject *tn = PyObject_GetAttrString((PyObject *)Py_TYPE(name), "__name__");
+            if (tn != NULL) {
+                PyErr_Format(PyExc_TypeError, "name must be a str, not %S", tn);
+                Py_DECREF(tn);
+            }
             return NULL;
         }
         plain = PyUnicode_CheckExact(name) ? Py_NewRef(name) : PyUnicode_FromObject(name);
@@ -2304,7 +2336,7 @@ make_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *site = Py_None;
     if (found != Py_None) {
-        /* (Site, label, code), made by caller_site_and_label (its Site checked then) */
+        /* (Site, label, weakref to code), made by caller_site_and_label */
         if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 3 ||
             (PyObject *)Py_TYPE(PyTuple_GET_ITEM(found, 0)) != cfg_site_type ||
             !PyUnicode_CheckExact(PyTuple_GET_ITEM(found, 1))) {

@@ -13,6 +13,7 @@ import sysconfig
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
+from weakref import ref as _weakref
 
 from ._accel import speedups as _speedups
 
@@ -250,7 +251,7 @@ def materialize(raw: tuple) -> Record:
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _STDLIB_DIR = sysconfig.get_paths()["stdlib"] + os.sep
 _PURELIB_DIR = sysconfig.get_paths()["purelib"] + os.sep
-_site_cache: dict[tuple[int, int], tuple[Site, str, Any]] = {}   # (Site, label, code)
+_site_cache: dict[tuple[int, int], tuple[Site, str, Any]] = {}   # (Site, label, ref)
 _SITE_CACHE_MAX = 50_000
 
 
@@ -271,8 +272,8 @@ def caller_site(depth: int = 2) -> Site | None:
 
 
 def caller_site_and_label(depth: int = 2) -> tuple[Site, str, Any] | None:
-    """``caller_site``, its ``file:line`` label and the frame's code object, cached per
-    code location."""
+    """``caller_site``, its ``file:line`` label and a weak reference to the frame's code
+    object, cached per code location."""
     try:
         f = sys._getframe(depth)
     except ValueError:
@@ -284,14 +285,15 @@ def caller_site_and_label(depth: int = 2) -> tuple[Site, str, Any] | None:
     code = f.f_code
     # The instruction (cheaper to read than the line number) of the code object, by
     # identity (a code object's hash is computed over its constants and names each time);
-    # the entry keeps the code alive, so its id is not reused while cached.
+    # the entry refers to the code weakly (recompiled code must not be kept alive), and an
+    # id reused by new code after the old is gone finds a dead reference: made anew.
     key = (id(code), f.f_lasti)
     found = _site_cache.get(key)
-    if found is None or found[2] is not code:
+    if found is None or found[2]() is not code:
         site = Site(_short_path(code.co_filename), f.f_lineno, code.co_name)
         if len(_site_cache) >= _SITE_CACHE_MAX:
             _site_cache.clear()
-        found = _site_cache[key] = (site, f"{site.file}:{site.line}", code)
+        found = _site_cache[key] = (site, f"{site.file}:{site.line}", _weakref(code))
     return found
 
 

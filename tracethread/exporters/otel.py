@@ -105,7 +105,8 @@ class _DirectSpans:
         self.ids = getattr(provider, "id_generator", None)
         self.ok = (self.ok and bool(self.processors) and self.sampler is not None and
                    self.ids is not None and hasattr(self.ids, "generate_span_id"))
-        limits = SpanLimits()   # what the provider read from the same environment
+        # The provider's limits (the SDK's own attribute; the environment's otherwise).
+        limits = getattr(provider, "_span_limits", None) or SpanLimits()
         self.max_attrs = limits.max_span_attributes
         self.max_len = limits.max_span_attribute_length
         self.provider = provider
@@ -122,7 +123,6 @@ class _DirectSpans:
         self._flags: dict[int, Any] = {}
         self.encoded = self.ok and self._can_encode(provider)
         self._names: dict[str, bytes] = {}
-        self.attrs_of: Any = None   # (record, extra) -> span attributes: the sink's
 
     def _can_encode(self, provider: Any) -> bool:
         """Can spans be made in wire format (emit_encoded)? When every processor is a
@@ -202,13 +202,24 @@ class _DirectSpans:
         for p in self.processors:
             p.on_end(span)
 
-    def emit_encoded(self, name: str, ctx: Any, attr_bytes: bytes, r: Any, extra: Any,
-                     start: int, end: int, error: str | None) -> None:
+    def emit_encoded(self, name: str, ctx: Any, attr_bytes: bytes, r: Any, base: dict,
+                     extra: Any, start: int, end: int, error: str | None) -> bool:
         """``emit`` for a pipeline that takes spans in wire format (``encoded``): the
         sampler's decision and the ids as the SDK's default sampler and RandomIdGenerator
         would make them, the span written once from ready-made attribute bytes (those of
-        record ``r`` with ``extra``: ``attrs_of(r, extra)`` makes their dict, for a
-        ReadableSpan the SDK's export may need)."""
+        record ``r``, primitive attributes ``base`` and ``extra``, from which a
+        ReadableSpan is made if the SDK's export needs one). False, and nothing done, for
+        a name or error text that cannot be encoded (UTF-8): ``emit`` then."""
+        try:
+            name_b = self._names.get(name)
+            if name_b is None:
+                if len(self._names) >= 1024:
+                    self._names.clear()
+                name_b = self._names[name] = _enc.name_bytes(name)
+            status = (_enc.status_bytes(StatusCode.ERROR.value, error) if error
+                      else _UNSET_BYTES)
+        except UnicodeEncodeError:
+            return False
         parent = self._parent(ctx)
         if parent is None or not parent.is_valid:
             parent = None
@@ -218,39 +229,57 @@ class _DirectSpans:
             flags = _SAMPLED | self.random_flag   # (RandomIdGenerator: random trace ids)
         else:
             if self.parent_based and not parent.trace_flags.sampled:
-                return   # ParentBased: an unsampled parent's spans are dropped
+                return True   # ParentBased: an unsampled parent's spans are dropped
             trace_id = parent.trace_id
             flags = _SAMPLED | (self.random_flag if getattr(
                 parent.trace_flags, "random_trace_id", False) else 0)
         span_id = _getrandbits(64)
         while not span_id:
             span_id = _getrandbits(64)
-        name_b = self._names.get(name)
-        if name_b is None:
-            if len(self._names) >= 1024:
-                self._names.clear()
-            name_b = self._names[name] = _enc.name_bytes(name)
-        data = _enc.encode_span(trace_id, span_id, parent, name_b, start, end, attr_bytes,
-                                _enc.status_bytes(StatusCode.ERROR.value, error) if error
-                                else _UNSET_BYTES)
+        try:
+            data = _enc.encode_span(trace_id, span_id, parent, name_b, start, end,
+                                    attr_bytes, status)
+        except UnicodeEncodeError:   # (a parent's trace state)
+            return False
         span = _enc.EncodedSpan(data, self.resource, self.scope, self._readable,
-                                (name, trace_id, span_id, flags, parent, r, extra, start,
-                                 end, error))
+                                (name, trace_id, span_id, flags, parent, r, base, extra,
+                                 start, end, error))
         _count_full(self.queues)
         for p in self.processors:
             p.on_end(span)
+        return True
 
     def _readable(self, name: str, trace_id: int, span_id: int, flags: int, parent: Any,
-                  r: Any, extra: Any, start: int, end: int, error: str | None) -> Any:
-        """The ReadableSpan of an EncodedSpan (as ``emit`` would have made it)."""
+                  r: Any, base: dict, extra: Any, start: int, end: int,
+                  error: str | None) -> Any:
+        """The ReadableSpan of an EncodedSpan (as ``emit`` would have made it), from the
+        values it was made of (on the batch processor's thread: no cache is touched)."""
         context = trace.SpanContext(
             trace_id, span_id, is_remote=False, trace_flags=trace.TraceFlags(flags),
             trace_state=parent.trace_state if parent is not None else None)
         return self.ReadableSpan(
             name=name, context=context, parent=parent, resource=self.resource,
-            attributes=MappingProxyType(self.attrs_of(r, extra)), kind=_INTERNAL,
+            attributes=MappingProxyType(_record_attrs(r, base, extra)), kind=_INTERNAL,
             status=Status(StatusCode.ERROR, error) if error else self.unset,
             start_time=start, end_time=end, instrumentation_scope=self.scope)
+
+
+def _record_attrs(r: Any, base: dict, extra: dict | None) -> dict[str, Any]:
+    """A span's attributes: the record's thread, the primitive's own (``base``), the
+    operation, the code site, contended / timed out, then ``extra``."""
+    a = {N.THREAD_ID: r.thread.ident, N.THREAD_NAME: r.thread.name, **base,
+         N.OPERATION: r.op}
+    if r.site is not None:
+        a[N.CODE_FILE] = r.site.file
+        a[N.CODE_LINE] = r.site.line
+        a[N.CODE_FUNCTION] = r.site.function
+    if r.blocked:
+        a[N.CONTENDED] = True
+    if r.timed_out:
+        a[N.TIMED_OUT] = True
+    if extra:
+        a.update(extra)
+    return a
 
 
 class OTelSink:
@@ -282,7 +311,6 @@ class OTelSink:
         self._queues = _batch_queues(span_processors)   # drops counted (spans of _tp)
         if span_processors is not None and tracer_provider is not None:
             direct = _DirectSpans(tracer_provider, span_processors, self._queues)
-            direct.attrs_of = self._span_attrs
             self._direct = direct if direct.ok else None
         self._names: dict[str, str] = {}
         self.max_lock_names = max_lock_names
@@ -560,14 +588,9 @@ class OTelSink:
             for _ in range(count):
                 self.h_hold.record(total / count / 1e9, attrs_m)
 
-    def _span_attrs(self, r: Any, extra: dict | None) -> dict[str, Any]:
-        attrs = self._attrs(r)
-        if extra:
-            attrs.update(extra)
-        return attrs
-
-    def _attrs(self, r: Any) -> dict[str, Any]:
-        p = r.primitive
+    def _base(self, p: Any) -> dict[str, Any]:
+        """A primitive's own span attributes (kept per primitive; a new dict, never a
+        changed one, when it is renamed)."""
         base = self._prim_attrs.get(p)
         if base is None or base[N.LOCK_NAME] != p.name or base[N.LOCK_KIND] != p.kind:
             base = {N.LOCK_NAME: p.name, N.LOCK_KIND: p.kind, N.LOCK_ID: p.id}
@@ -576,41 +599,35 @@ class OTelSink:
             if len(self._prim_attrs) >= 4096:   # bounded: primitives come and go
                 self._prim_attrs.clear()
             self._prim_attrs[p] = base
-        a = {N.THREAD_ID: r.thread.ident, N.THREAD_NAME: r.thread.name, **base,
-             N.OPERATION: r.op}
-        if r.site is not None:
-            a[N.CODE_FILE] = r.site.file
-            a[N.CODE_LINE] = r.site.line
-            a[N.CODE_FUNCTION] = r.site.function
-        if r.blocked:
-            a[N.CONTENDED] = True
-        if r.timed_out:
-            a[N.TIMED_OUT] = True
-        return a
+        return base
 
-    def _attr_bytes(self, r: Any, extra: dict | None) -> bytes | None:
-        """The span attributes of ``_span_attrs(r, extra)`` in wire format, in the same
-        order: kept per (thread, primitive, operation, site, contended, timed out), the
-        extra ones added; None where the encoder does not cover a value (the dict is then
-        made)."""
+    def _span_attrs(self, r: Any, extra: dict | None) -> dict[str, Any]:
+        return _record_attrs(r, self._base(r.primitive), extra)
+
+    def _attr_bytes(self, r: Any, extra: dict | None) -> tuple | None:
+        """(the span attributes of ``_span_attrs(r, extra)`` in wire format, in the same
+        order, the primitive's attributes they were made from): kept per (thread,
+        primitive, operation, site, contended, timed out), the extra ones added; None
+        where the encoder does not cover a value (the dict is then made)."""
         t, p, site = r.thread, r.primitive, r.site
         key = (t.ident, t.name, p, r.op, id(site), r.blocked, r.timed_out)
         got = self._attr_blobs.get(key)
         # (the entry keeps its site alive, so its id is not reused; a renamed primitive
         # gets its attributes anew)
         if got is None or got[1] is not site or got[2] != p.name or got[3] != p.kind:
-            blob = _enc.attribute_bytes(self._attrs(r))
+            base = self._base(p)
+            blob = _enc.attribute_bytes(_record_attrs(r, base, None))
             if blob is None:
                 return None
             if len(self._attr_blobs) >= 4096:   # bounded: primitives come and go
                 self._attr_blobs.clear()
-            got = self._attr_blobs[key] = (blob, site, p.name, p.kind)
+            got = self._attr_blobs[key] = (blob, site, p.name, p.kind, base)
         if not extra:
-            return got[0]
+            return got[0], got[4]
         if (r.blocked and N.CONTENDED in extra) or (r.timed_out and N.TIMED_OUT in extra):
             return None   # (a dict's update keeps the key's place: the dict path)
         eb = _enc.attribute_bytes(extra, self._extra_bytes)
-        return None if eb is None else got[0] + eb
+        return None if eb is None else (got[0] + eb, got[4])
 
     def _span(self, name: str, r: Any, start_ns: int | None = None, extra: dict | None = None,
               parent: Any = None, error: str | None = None,
@@ -626,10 +643,10 @@ class OTelSink:
         direct = direct if (direct is not None and direct.live and not events and
                             provider is self._tp) else None
         if direct is not None and direct.encoded:
-            blob = self._attr_bytes(r, extra)
-            if blob is not None:
-                direct.emit_encoded(name, ctx, blob, r, extra,
-                                    start + self._offset, r.end_ns + self._offset, error)
+            got = self._attr_bytes(r, extra)
+            if got is not None and direct.emit_encoded(
+                    name, ctx, got[0], r, got[1], extra, start + self._offset,
+                    r.end_ns + self._offset, error):
                 return
         attrs = self._span_attrs(r, extra)
         if direct is not None and direct.fits(attrs):

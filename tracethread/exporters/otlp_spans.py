@@ -66,7 +66,10 @@ def _any_value(v: Any) -> bytes | None:
     """AnyValue of a str, bool, int, float or a list/tuple of them; None otherwise."""
     t = type(v)
     if t is str:
-        return _ld(b"\x0a", v.encode("utf-8"))
+        try:
+            return _ld(b"\x0a", v.encode("utf-8"))
+        except UnicodeEncodeError:   # (a lone surrogate: not UTF-8; not covered)
+            return None
     if t is bool:
         return b"\x10\x01" if v else b"\x10\x00"
     if t is int:
@@ -97,7 +100,11 @@ def _key_values(tag: bytes, attrs: Any, cache: dict | None) -> bytes | None:
             value = _any_value(v)
             if value is None or type(k) is not str:
                 return None
-            got = _ld(tag, _ld(b"\x0a", k.encode("utf-8")) + _ld(b"\x12", value))
+            try:
+                kb = k.encode("utf-8")
+            except UnicodeEncodeError:
+                return None
+            got = _ld(tag, _ld(b"\x0a", kb) + _ld(b"\x12", value))
             if key is not None:
                 if len(cache) >= _MAX_CACHED:
                     cache.clear()
@@ -160,7 +167,8 @@ def encode_span(trace_id: int, span_id: int, parent: Any, name: bytes, start: in
                 attributes: bytes, status: bytes) -> bytes:
     """One ScopeSpans.spans field: ``name`` from ``name_bytes``, ``attributes`` from
     ``attribute_bytes``, ``status`` from ``status_bytes``; ``parent`` a SpanContext or None
-    (as SpanEncoder writes a ReadableSpan of kind INTERNAL)."""
+    (as SpanEncoder writes a ReadableSpan of kind INTERNAL). ``name_bytes``,
+    ``status_bytes`` and this raise UnicodeEncodeError for text that is not UTF-8."""
     if parent is None:
         body = b"".join((b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08",
                          span_id.to_bytes(8, "big"), name, _TIMES(0x39, start, 0x41, end),
@@ -301,10 +309,16 @@ class FastOTLPSpanExporter(SpanExporter):
         self._send = getattr(client, "export", None)
         self._encoder = SpanEncoder()
 
+    # A subclass overriding ``export`` says so to be given EncodedSpans.
+    accepts_encoded_spans = True
+
     @property
     def sends_encoded(self) -> bool:
-        """Does it send batches itself (so spans can come encoded: EncodedSpan)?"""
-        return self._send is not None
+        """Can spans come to it encoded (EncodedSpan)? When it sends batches itself and
+        ``export`` is this class's, or a subclass's that says it accepts them."""
+        cls = type(self)
+        return self._send is not None and (cls.export is FastOTLPSpanExporter.export or
+                                           "accepts_encoded_spans" in cls.__dict__)
 
     def export(self, spans: Sequence[Any]) -> Any:
         if self._send is None or getattr(self.inner, "_shutdown", True):
