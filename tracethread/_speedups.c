@@ -393,24 +393,31 @@ seen_clear(Seen *s)
     Py_CLEAR(s->threads);
 }
 
+/* Every item of `items` added to `set`. 0, or -1 with an exception set. */
+static int
+set_add_all(PyObject *set, PyObject *items)
+{
+    PyObject *it = PyObject_GetIter(items), *t;
+    if (it == NULL)
+        return -1;
+    int r = 0;
+    while (r == 0 && (t = PyIter_Next(it)) != NULL) {
+        r = PySet_Add(set, t);
+        Py_DECREF(t);
+    }
+    Py_DECREF(it);
+    return r < 0 || PyErr_Occurred() ? -1 : 0;
+}
+
 /* The threads seen added to `set`, and start anew: no tuple per primitive for the drain.
  * 0, or -1 with an exception set. */
 static int
 seen_take_into(Seen *s, PyObject *set)
 {
     int r = 0;
-    if (s->threads != NULL) {
-        PyObject *it = PyObject_GetIter(s->threads), *t;
-        if (it == NULL)
-            return -1;
-        while (r == 0 && (t = PyIter_Next(it)) != NULL) {
-            r = PySet_Add(set, t);
-            Py_DECREF(t);
-        }
-        Py_DECREF(it);
-        if (PyErr_Occurred())
-            r = -1;
-    } else {
+    if (s->threads != NULL)
+        r = set_add_all(set, s->threads);
+    else {
         if (s->other != NULL)
             r = PySet_Add(set, s->other);
         if (r == 0 && s->last != NULL)
@@ -1723,26 +1730,13 @@ typedef struct {
 } Group;
 
 static PyObject *str_kind, *str_name, *str_id;
-static PyTypeObject *PInfo_Type;
+static PyTypeObject *PInfo_Type = NULL;   /* (the PrimitiveInfo type) */
 
 static int
 group_threads_add(Group *g, PyObject *threads, PyObject *last)
 {
-    if (threads != NULL && threads != Py_None) {
-        PyObject *it = PyObject_GetIter(threads), *t;
-        if (it == NULL)
-            return -1;
-        while ((t = PyIter_Next(it)) != NULL) {
-            int r = PySet_Add(g->threads, t);
-            Py_DECREF(t);
-            if (r < 0) {
-                Py_DECREF(it);
-                return -1;
-            }
-        }
-        Py_DECREF(it);
-        return PyErr_Occurred() ? -1 : 0;
-    }
+    if (threads != NULL && threads != Py_None)
+        return set_add_all(g->threads, threads);
     if (last != NULL && last != Py_None)
         return PySet_Add(g->threads, last);
     return 0;
@@ -2427,7 +2421,6 @@ static PyMethodDef PInfo_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject *PInfo_Type = NULL;   /* (declared above) */
 
 /* _pinfo_restore(id, kind, name, site): a PrimitiveInfo with that id (unpickling). */
 static PyObject *

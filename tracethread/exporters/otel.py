@@ -135,12 +135,12 @@ class _DirectSpans:
         from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
         from .otlp_spans import FastOTLPSpanExporter
+        self.parent_based = self.sampler is sampling.DEFAULT_ON
         for p in self.processors:
             exporter = getattr(p, "span_exporter", None) if type(p) is BatchSpanProcessor \
                 else None
             if not (isinstance(exporter, FastOTLPSpanExporter) and exporter.sends_encoded):
                 return False
-        self.parent_based = self.sampler is sampling.DEFAULT_ON
         return ((self.parent_based or self.sampler is sampling.ALWAYS_ON) and
                 type(self.ids) is RandomIdGenerator and self.max_len is None and
                 (self.max_attrs is None or self.max_attrs >= 32))

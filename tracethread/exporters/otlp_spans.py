@@ -170,15 +170,14 @@ def encode_span(trace_id: int, span_id: int, parent: Any, name: bytes, start: in
     (as SpanEncoder writes a ReadableSpan of kind INTERNAL). ``name_bytes``,
     ``status_bytes`` and this raise UnicodeEncodeError for text that is not UTF-8."""
     if parent is None:
-        body = b"".join((b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08",
-                         span_id.to_bytes(8, "big"), name, _TIMES(0x39, start, 0x41, end),
-                         attributes, status, _FLAGS_LOCAL))
-    else:
-        body = b"".join((b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08",
-                         span_id.to_bytes(8, "big"), _trace_state(parent.trace_state),
-                         b"\x22\x08", parent.span_id.to_bytes(8, "big"), name,
-                         _TIMES(0x39, start, 0x41, end), attributes, status,
-                         _FLAGS_REMOTE if parent.is_remote else _FLAGS_LOCAL))
+        parent_fields, flags = b"", _FLAGS_LOCAL
+    else:   # trace state, parent span id
+        parent_fields = (_trace_state(parent.trace_state) + b"\x22\x08" +
+                         parent.span_id.to_bytes(8, "big"))
+        flags = _FLAGS_REMOTE if parent.is_remote else _FLAGS_LOCAL
+    body = b"".join((b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08",
+                     span_id.to_bytes(8, "big"), parent_fields, name,
+                     _TIMES(0x39, start, 0x41, end), attributes, status, flags))
     return b"\x12" + _varint(len(body)) + body
 
 
@@ -309,16 +308,14 @@ class FastOTLPSpanExporter(SpanExporter):
         self._send = getattr(client, "export", None)
         self._encoder = SpanEncoder()
 
-    # A subclass overriding ``export`` says so to be given EncodedSpans.
-    accepts_encoded_spans = True
-
     @property
     def sends_encoded(self) -> bool:
         """Can spans come to it encoded (EncodedSpan)? When it sends batches itself and
-        ``export`` is this class's, or a subclass's that says it accepts them."""
+        ``export`` is this class's, or a subclass's that says it accepts them (a class
+        attribute ``accepts_encoded_spans = True``)."""
         cls = type(self)
         return self._send is not None and (cls.export is FastOTLPSpanExporter.export or
-                                           "accepts_encoded_spans" in cls.__dict__)
+                                           getattr(cls, "accepts_encoded_spans", False))
 
     def export(self, spans: Sequence[Any]) -> Any:
         if self._send is None or getattr(self.inner, "_shutdown", True):

@@ -36,8 +36,6 @@ def bind_append(module_globals: dict[str, Any]) -> None:
     _rec.on_buffer_change(rebind)
 
 
-
-
 def _py_make_info(kind: str, name: str | None) -> PrimitiveInfo:
     """The PrimitiveInfo of a primitive being made (call it from its constructor): named
     ``name``, else after its creation site, the user's constructor call (the walk skips
