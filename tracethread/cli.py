@@ -34,10 +34,6 @@ FAIL_KINDS = {
     "any": {"potential-deadlock", "deadlock", "hang"},
     "none": set(),
 }
-# Options of `run` that take a value (everything up to the script or -m is ours).
-_VALUED = {"--report", "--sarif", "--fail-on", "--hang-timeout", "--on-deadlock",
-           "--baseline", "--write-baseline", "--identity", "--top", "--trace-file", "--otlp",
-           "--prometheus-port", "--spans", "--span-min-duration"}
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -102,6 +98,11 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="on an actual deadlock: exit (status 3, default), raise "
                         "DeadlockError in the thread closing the cycle, or report and keep "
                         "waiting (env TRACETHREAD_ON_DEADLOCK)")
+    p.add_argument("--deadlock-confirm", metavar="SECONDS", type=_seconds,
+                   default=_env("DEADLOCK_CONFIRM", "0.5"),
+                   help="a wait-for cycle through a Lock that a thread outside it could "
+                        "still release is a deadlock only once it stayed closed this long "
+                        "(default 0.5; 0: at once; env TRACETHREAD_DEADLOCK_CONFIRM)")
     p.add_argument("--baseline", metavar="FILE", default=_env("BASELINE"),
                    help="accepted findings (by fingerprint, with a reason): only new ones "
                         "fail the gate (env TRACETHREAD_BASELINE)")
@@ -151,6 +152,10 @@ def _run_parser() -> argparse.ArgumentParser:
 def _split_run_args(argv: list[str]) -> tuple[list[str], str | None, str | None, list[str]]:
     """(our options, script, module, program args): everything after the script or
     ``-m module`` belongs to the program, even if it looks like one of our options."""
+    # Options of `run` that take a value, from the parser itself (so a new option can
+    # never be taken for the script's name).
+    valued = {opt for action in _run_parser()._actions if action.nargs != 0
+              for opt in action.option_strings}
     ours: list[str] = []
     i = 0
     while i < len(argv):
@@ -168,7 +173,7 @@ def _split_run_args(argv: list[str]) -> tuple[list[str], str | None, str | None,
         if not a.startswith("-") or a == "-":
             return ours, a, None, argv[i + 1:]
         ours.append(a)
-        if a in _VALUED:
+        if a in valued:
             if i + 1 >= len(argv):
                 raise UsageError(f"{a} needs a value")
             ours.append(argv[i + 1])
@@ -399,6 +404,7 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         on_deadlock=on_deadlock, hang_timeout=opts.hang_timeout or None,
         on_hang="exit" if "hang" in opts.fail_on else "report",
         identity=opts.identity, single_thread_cycles=not opts.no_single_thread_cycles,
+        deadlock_confirm=opts.deadlock_confirm,
         warn=False)  # the report at exit shows every finding
     command = ([script] if script else ["-m", module]) + list(prog_args)
     children = None
@@ -407,7 +413,7 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         children = prepare({
             "on_deadlock": on_deadlock, "hang_timeout": opts.hang_timeout or None,
             "on_hang": "exit" if "hang" in opts.fail_on else "report",
-            "identity": opts.identity,
+            "identity": opts.identity, "deadlock_confirm": opts.deadlock_confirm,
             "single_thread_cycles": not opts.no_single_thread_cycles})
     session = _Session(opts, command, stats, baseline, children)
     if opts.trace_file:

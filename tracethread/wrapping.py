@@ -59,6 +59,7 @@ class TracedLockProxy(wrapt.ObjectProxy):
         else:
             site = caller_site(2)
             st.waiting = self._self_info
+            st.wait_bounded = timeout != -1
             try:
                 ok = lock.acquire(True, timeout)
             finally:

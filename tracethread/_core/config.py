@@ -21,6 +21,10 @@ class Config:
     warn: bool = True                 # announce at once: a PotentialDeadlockWarning per new
     #                                   cycle, a stderr report per deadlock or hang
     on_hang: str = "report"           # report | exit (end the process, status 3)
+    deadlock_confirm: float = 0.5     # seconds a wait-for cycle that a thread outside it
+    #                                   could still break (through a Lock, which any thread
+    #                                   may release) must stay closed before it is reported;
+    #                                   0: report at once (docs/detection.md)
 
 
 _config = Config()
@@ -47,6 +51,12 @@ def configure(**changes: object) -> Config:
         raise ValueError(f"on_hang must be 'report' or 'exit', not {new.on_hang!r}")
     if new.identity not in IDENTITIES:
         raise ValueError(f"identity must be one of {IDENTITIES}, not {new.identity!r}")
+    c = new.deadlock_confirm
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or math.isnan(c) or c < 0 \
+            or math.isinf(c):
+        raise ValueError(f"deadlock_confirm must be a finite number of seconds >= 0, "
+                         f"not {c!r}")
+    new = replace(new, deadlock_confirm=float(c))
     if new.hang_timeout is not None:
         t = float(new.hang_timeout)  # type: ignore[arg-type]
         if math.isnan(t) or t < 0:

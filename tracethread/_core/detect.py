@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import functools
 import sys
+import time
 import weakref
 from typing import Any, Hashable
 
@@ -189,8 +190,14 @@ def released_elsewhere(owner: Any, prim: Any, releaser: Any) -> None:
     if releaser is not owner:
         info = info_of(prim)
         if info is not None:
+            node = node_of(info)
             with _graph_lock:
-                graph.mark_signal(node_of(info))
+                gone = graph.mark_signal(node)
+            for cycle in gone:
+                F.withdraw("guarded-cycle" if cycle.guarded_by else "potential-deadlock",
+                           cycle.fingerprint,
+                           f"{_name(node)} was released by a thread that did not acquire "
+                           f"it ({releaser.name!r}): a signal, not a mutex")
 
 
 def _report_cycle(cycle: Cycle, st: Any) -> None:
@@ -239,6 +246,24 @@ def _lock_ref(node: Hashable) -> F.LockRef:
 
 # ---------------------------------------------------------------------------------------
 # Wait-for graph (actual deadlocks)
+#
+# A thread about to block follows the chain: the owner of what it waits for, what that
+# owner waits for, ... A chain that comes back to it is a cycle. Whether the cycle is a
+# deadlock *for certain* depends on who could still end one of its waits:
+# - an RLock is released only by its owner and a joined thread ends only by itself, so a
+#   cycle made of RLocks and joins is certain the moment it closes;
+# - a Lock may be released by any thread (a Lock used as a signal, a reader-writer lock's
+#   "last reader unlocks"): its "owner" is only the thread that acquired it. A cycle
+#   through a Lock is certain at once only when no thread outside it can act: every
+#   other live thread is itself blocked without a timeout in a traced wait. Otherwise the
+#   closing thread waits ``deadlock_confirm`` seconds on the lock and looks again: the
+#   same threads, waiting on the same primitives in the same waits (none woke, nothing
+#   changed hands) mean it is a deadlock; a changed cycle is watched again; a broken one
+#   was never a deadlock.
+# Only the closing thread checks: the others were not in a cycle when they blocked.
+
+_OWNER_ONLY = ("RLock", "Thread")
+
 
 def owner_of(obj: Any) -> Any:
     """The ThreadState that must act for a wait on ``obj`` to end, if there is one."""
@@ -248,31 +273,122 @@ def owner_of(obj: Any) -> Any:
     return getattr(obj, "_owner", None)
 
 
-@_contained
-def before_block(st: Any, prim: Any, bounded: bool) -> None:
-    """About to block on ``prim`` (Lock, RLock, Thread). Reports (and per policy raises or
-    exits) if this wait closes a wait-for cycle. Sets ``st.blocked_on``: the caller clears
-    it after the wait."""
-    cfg = _config.get()
-    st.blocked_on = None if bounded else prim
-    if bounded or not cfg.detection or st.guard:
-        return
+def _kind_of(obj: Any) -> str | None:
+    info = info_of(obj) or getattr(obj, "_tt_info", None)
+    return None if info is None else info.kind
+
+
+def _chain(st: Any, prim: Any) -> list | None:
+    """The wait-for cycle ``st`` closes by waiting on ``prim``, as [(state, waits on), ...]
+    starting with ``st``; None when the chain does not come back to it."""
     owner = owner_of(prim)
     if owner is None:
-        return
+        return None
     path = [(st, prim)]
     seen = {id(st)}
     cur = owner
     while cur is not None and id(cur) not in seen:
         nxt = cur.blocked_on
         if nxt is None:
-            return
+            return None
         path.append((cur, nxt))
         seen.add(id(cur))
         cur = owner_of(nxt)
-    if cur is not st:
-        return
+    return path if cur is st else None
+
+
+def _others_asleep(path: list) -> bool:
+    """Is every live thread outside the cycle blocked without a timeout in a traced wait,
+    so that none of them can release a Lock of it? Threads the tracer has no state for
+    (never touched a traced primitive, or started before install) count as awake; the
+    tracer's own threads do not count."""
+    from .watchdog import states
+    inside = {id(t) for t, _ in path}
+    by_ident: dict = {}
+    for s in list(states):
+        cur = by_ident.get(s.ident)
+        if cur is None or s.uid > cur.uid:   # idents are reused: the newest state
+            by_ident[s.ident] = s
+    for ident in sys._current_frames():
+        s = by_ident.get(ident)
+        if s is None:
+            return False
+        if id(s) in inside or s.internal or s.blocked_on is not None:
+            continue
+        if s.waiting is not None and not s.wait_bounded:
+            continue
+        return False
+    return True
+
+
+def _certain(path: list) -> bool:
+    return all(_kind_of(p) in _OWNER_ONLY for _, p in path) or _others_asleep(path)
+
+
+def _snapshot(path: list) -> tuple:
+    return tuple((t, p, t.wait_since) for t, p in path)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(x[0] is y[0] and x[1] is y[1] and x[2] == y[2]
+                                    for x, y in zip(a, b))
+
+
+@_contained
+def before_block(st: Any, prim: Any, bounded: bool) -> Any:
+    """About to block on ``prim`` (Lock, RLock, Thread). If this wait closes a wait-for
+    cycle that is certain, reports it (and per policy raises or exits) before blocking.
+    Returns None, or a snapshot of a cycle still to be confirmed: then the caller waits
+    through ``wait_confirming``. Sets ``st.blocked_on``: the caller clears it after the
+    wait."""
+    cfg = _config.get()
+    st.blocked_on = None if bounded else prim
+    st.wait_bounded = bool(bounded)
+    if bounded or not cfg.detection or st.guard:
+        return None
+    path = _chain(st, prim)
+    if path is None:
+        return None
+    if cfg.deadlock_confirm and not _certain(path):
+        return _snapshot(path)
     _deadlock(path, st, cfg)
+    return None
+
+
+# How often a suspected cycle is looked at again while it is being confirmed: it is
+# reported early when every thread outside it has gone to sleep meanwhile.
+_CONFIRM_STEP = 0.05
+
+
+@_contained
+def _confirm(st: Any, prim: Any, suspect: tuple, since: float) -> Any:
+    """A look at a suspected cycle: ``(snapshot, since)`` to keep watching (``since`` is
+    when this shape of it was first seen), or None (reported, or gone)."""
+    path = _chain(st, prim)
+    if path is None:
+        return None
+    snap = _snapshot(path)
+    now = time.monotonic()
+    changed = not _same(snap, suspect)
+    if changed:
+        since = now   # the cycle changed under us: watch the new one from now
+    if _certain(path) or (not changed and now - since >= _config.get().deadlock_confirm):
+        _deadlock(path, st, _config.get())
+        return None
+    return snap, since
+
+
+def wait_confirming(st: Any, prim: Any, suspect: tuple, wait: Any) -> bool:
+    """Wait on ``prim`` (``wait(seconds or None) -> bool``, None: without a timeout) while
+    the suspected cycle ``suspect`` is confirmed or dropped (see above)."""
+    since = time.monotonic()
+    while True:
+        if wait(min(_CONFIRM_STEP, _config.get().deadlock_confirm or _CONFIRM_STEP)):
+            return True
+        watching = _confirm(st, prim, suspect, since)
+        if watching is None:
+            return wait(None)
+        suspect, since = watching
 
 
 def _describe(obj: Any, instance: bool = True) -> str:

@@ -140,6 +140,7 @@ def clear() -> None:
     """Forget every finding (tests; a new CI shard)."""
     with _lock:
         _findings.clear()
+        _withdrawn.clear()
 
 
 def add(finding: Finding) -> bool:
@@ -155,6 +156,27 @@ def add(finding: Finding) -> bool:
             return False
         _findings[key] = finding
     return True
+
+
+_withdrawn: list = []   # [(Finding, reason)]: findings taken back, newest last (bounded)
+
+
+def withdraw(kind: str, fingerprint: str, reason: str) -> Finding | None:
+    """Take back a finding that later evidence disproved (a lock of a cycle turned out to
+    be a signal). It leaves ``findings()`` and is listed by ``withdrawn()``."""
+    with _lock:
+        finding = _findings.pop((kind, fingerprint), None)
+        if finding is not None:
+            if len(_withdrawn) >= MAX_FINDINGS:
+                del _withdrawn[0]
+            _withdrawn.append((finding, reason))
+    return finding
+
+
+def withdrawn() -> list[tuple[Finding, str]]:
+    """Findings taken back, with the reason, oldest first."""
+    with _lock:
+        return list(_withdrawn)
 
 
 def publish(finding: Finding, st: Any) -> None:

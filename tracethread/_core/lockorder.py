@@ -23,7 +23,9 @@ Invariants and choices
 - Each cycle is reported once, by a fingerprint of its nodes' stable names rotated to a
   canonical start; later closings of the same cycle only count.
 - Nodes marked *signal* (a Lock or Semaphore released by a thread that did not acquire
-  it: it is used as a signal, not a mutex) are left out of cycles.
+  it: it is used as a signal, not a mutex) are left out of cycles, and the cycles found
+  through one before its first such release are withdrawn when it comes: an edge into a
+  signal says "waited for a hand-off while holding A", which no lock order can invert.
 """
 
 from __future__ import annotations
@@ -96,8 +98,16 @@ class LockOrderGraph:
         self.pred.setdefault(dst, set()).add(src)
         return self._check(edge)
 
-    def mark_signal(self, node: Hashable) -> None:
+    def mark_signal(self, node: Hashable) -> list[Cycle]:
+        """``node`` is a signal, not a mutex: it leaves cycle detection, and the cycles
+        already found through it are withdrawn (returned, for their findings to go)."""
+        if node in self.signal:
+            return []
         self.signal.add(node)
+        gone = [c for c in self.cycles.values() if node in c.nodes]
+        for c in gone:
+            del self.cycles[c.fingerprint]
+        return gone
 
     def drop_node(self, node: Hashable) -> None:
         """Forget a node and its edges (its lock was garbage-collected)."""

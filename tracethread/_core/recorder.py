@@ -544,7 +544,7 @@ def _ensure_drainer() -> None:
 def _drainer_main() -> None:
     global _drainer_running
     st = current_state()
-    st.guard = True
+    st.guard = st.internal = True
     st.name = "tracethread-drainer"
     try:
         while True:

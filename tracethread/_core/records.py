@@ -121,7 +121,8 @@ class ThreadState:
     thread and a reused ident never inherits it)."""
 
     __slots__ = ("uid", "ident", "native_id", "name", "guard", "waiting", "probe", "_info", "held",
-                 "held_sites", "blocked_on", "wait_since", "wait_bounded", "__weakref__")
+                 "held_sites", "blocked_on", "wait_since", "wait_bounded", "internal",
+                 "__weakref__")
 
     def __init__(self, ident: int, native_id: int, name: str) -> None:
         self.uid = next(_thread_uids)  # unique for the process's life (idents are reused)
@@ -136,7 +137,8 @@ class ThreadState:
         self.held_sites: dict = {}  # id(primitive) -> Site where it was acquired after waiting
         self.blocked_on: Any = None  # the primitive/thread it is blocked on (no timeout)
         self.wait_since = 0  # monotonic ns when the current wait began
-        self.wait_bounded = False
+        self.wait_bounded = False  # the current wait has a timeout (it ends by itself)
+        self.internal = False  # one of the tracer's own threads (drainer, watchdog, SDK)
 
     def info(self) -> ThreadInfo:
         info = self._info

@@ -44,7 +44,7 @@ def ensure_running(cfg: Any = None) -> None:
 def _main() -> None:
     from .recorder import current_state
     me = current_state()
-    me.guard = True
+    me.guard = me.internal = True
     me.name = "tracethread-watchdog"
     try:
         while True:

@@ -49,6 +49,7 @@ def _node_name(node: Any) -> str:
 def graph_dict() -> dict[str, Any]:
     with detect._graph_lock:
         edges = list(detect.graph.edges.values())
+        signal = set(detect.graph.signal)
     nodes: dict[str, dict] = {}
     out_edges = []
     for e in edges:
@@ -57,7 +58,8 @@ def graph_dict() -> dict[str, Any]:
             if name not in nodes:
                 ref = detect._lock_ref(n)
                 nodes[name] = {"id": name, "name": ref.name, "kind": ref.kind,
-                               "site": _site(ref.file, ref.line, ref.function)}
+                               "site": _site(ref.file, ref.line, ref.function),
+                               "signal": n in signal}
         out_edges.append({"from": _node_name(e.src), "to": _node_name(e.dst),
                           "thread": e.thread, "bounded": e.bounded, "count": e.count,
                           "context": e.context,
@@ -81,6 +83,8 @@ def build(stats: StatsSink | None, command: list[str], exit_status: int | None,
         "command": list(command),
         "exit_status": exit_status,
         "findings": [finding_dict(f) for f in F.findings()],
+        "withdrawn": [{"reason": reason, "finding": finding_dict(f)}
+                      for f, reason in F.withdrawn()],
         "locks": locks,
         "graph": graph_dict(),
         "recorder": dict(recorder or {}),

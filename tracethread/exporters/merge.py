@@ -22,6 +22,8 @@ def merge(reports: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
     for run, (report, label) in enumerate(zip(reports, labels)):
         for node in report.get("graph", {}).get("nodes", []):
             nodes.setdefault(node["id"], node)
+            if node.get("signal"):   # a signal in any run is one in the union
+                graph.mark_signal(node["id"])
         for e in report.get("graph", {}).get("edges", []):
             stack = tuple((f["file"], f["line"], f["function"]) for f in e.get("stack", []))
             # Each run is its own set of threads: an edge's thread is (run, name).

@@ -76,6 +76,7 @@ class Barrier(metaclass=StdCompatMeta):
         with self._cond:
             st.waiting = self._info
             st.wait_since = now_ns()
+            st.wait_bounded = timeout is not None
             try:
                 self._enter()  # Block while the barrier drains.
                 index = self._count

@@ -147,6 +147,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         gotit = False
         st.waiting = self._info
         st.wait_since = now_ns()
+        st.wait_bounded = timeout is not None
         try:    # restore state no matter what (e.g., KeyboardInterrupt)
             if timeout is None:
                 waiter.acquire()

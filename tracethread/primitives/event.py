@@ -128,6 +128,7 @@ class Event(metaclass=StdCompatMeta):
                         site = caller_site(2)
                     st.waiting = self._info
                     st.wait_since = now_ns()
+                    st.wait_bounded = timeout is not None
                     try:
                         signaled = self._cond.wait(timeout)
                     finally:

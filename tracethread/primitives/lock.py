@@ -77,8 +77,12 @@ def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, 
     st.waiting = self._info
     st.wait_since = t0
     try:
-        _detect.before_block(st, self, bounded)
-        ok = raw.acquire(True, timeout)
+        suspect = _detect.before_block(st, self, bounded)
+        if suspect is None:
+            ok = raw.acquire(True, timeout)
+        else:   # a wait-for cycle another thread could still break: confirm it
+            ok = _detect.wait_confirming(
+                st, self, suspect, lambda t: raw.acquire(True, -1 if t is None else t))
     finally:
         st.blocked_on = None
         st.waiting = None

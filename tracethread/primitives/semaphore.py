@@ -122,6 +122,7 @@ class Semaphore(metaclass=StdCompatMeta):
                         site = caller_site(2)
                 st.waiting = self._info
                 st.wait_since = now_ns()
+                st.wait_bounded = timeout is not None
                 try:
                     self._cond.wait(timeout)
                 finally:

@@ -39,7 +39,8 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
             run = t.run
 
             def guarded_run() -> None:
-                current_state().guard = True
+                st = current_state()
+                st.guard = st.internal = True
                 run()
 
             t.run = guarded_run
@@ -139,6 +140,10 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
             except AttributeError:
                 pass
 
+    def _join_for(self, timeout: float | None) -> bool:
+        super().join(timeout)
+        return not self.is_alive()
+
     def join(self, timeout: float | None = None) -> None:
         if is_foreign(Thread, self) or "_tt_info" not in self.__dict__:
             return _StdThread.join(self, timeout)  # a stdlib thread reaching our join
@@ -151,9 +156,11 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
         st.waiting = self._tt_info
         st.wait_since = now_ns()
         try:
-            if alive:
-                _detect.before_block(st, self, timeout is not None)
-            super().join(timeout)
+            suspect = _detect.before_block(st, self, timeout is not None) if alive else None
+            if suspect is None:
+                super().join(timeout)
+            else:   # a wait-for cycle another thread could still break: confirm it
+                _detect.wait_confirming(st, self, suspect, self._join_for)
         finally:
             st.blocked_on = None
             st.waiting = None
