@@ -180,6 +180,34 @@ def test_an_inversion_through_a_lock_later_seen_as_a_signal_is_withdrawn(tmp_pat
     assert [n["signal"] for n in report["graph"]["nodes"] if n["name"] == "S"] == [True]
 
 
+def test_a_signal_makes_every_lock_made_at_its_line_a_signal():
+    # readerwriterlock makes its hand-off Lock in __init__: one lock per RW lock, one line.
+    # One instance seen released by another thread is evidence for the line: the cycle
+    # through a sibling instance is withdrawn, and a new sibling makes none.
+    def pair():
+        return tracethread.Lock(name="mutex"), tracethread.Lock()   # one line: one part
+
+    def invert(m, h):
+        with m, h:
+            pass
+        with h, m:
+            pass
+
+    with pytest.warns(tracethread.PotentialDeadlockWarning):
+        m1, h1 = pair()
+        invert(m1, h1)
+    assert len(tracethread.findings("potential-deadlock")) == 1
+    m2, h2 = pair()
+    h2.acquire()
+    t = tracethread.Thread(target=h2.release)
+    t.start()
+    t.join(TIMEOUT)
+    assert tracethread.findings("potential-deadlock") == []
+    m3, h3 = pair()
+    invert(m3, h3)
+    assert tracethread.findings("potential-deadlock") == []
+
+
 # --- real deadlocks are still reported -------------------------------------------------
 
 AB_BA = """

@@ -23,7 +23,9 @@ Invariants and choices
 - Each cycle is reported once, by a fingerprint of its nodes' stable names rotated to a
   canonical start; later closings of the same cycle only count.
 - Nodes marked *signal* (a Lock or Semaphore released by a thread that did not acquire
-  it: it is used as a signal, not a mutex) are left out of cycles, and the cycles found
+  it: it is used as a signal, not a mutex), and every node of the same name (made at the
+  same line, or given the same ``name=``: the same part in the program, as lockdep's
+  lock classes), are left out of cycles, and the cycles found
   through one before its first such release are withdrawn when it comes: an edge into a
   signal says "waited for a hand-off while holding A", which no lock order can invert.
 """
@@ -69,7 +71,9 @@ class LockOrderGraph:
         self.edges: dict[tuple[Hashable, Hashable], Edge] = {}
         self.succ: dict[Hashable, set] = {}
         self.pred: dict[Hashable, set] = {}
-        self.signal: set = set()
+        self.signal: set = set()         # nodes used as signals (left out of cycles)
+        self.signal_names: set = set()   # their names: a lock made where a signal was made
+        #                                  (or given its name) is one too
         self.cycles: dict[str, Cycle] = {}
 
     # -- building -----------------------------------------------------------------------
@@ -94,17 +98,29 @@ class LockOrderGraph:
         edge = Edge(src, dst, thread, thread_ident, frozenset(held) | {src}, stack, bounded,
                     context=context)
         self.edges[key] = edge
+        if self.signal_names:
+            for node in (src, dst):
+                if node not in self.succ and node not in self.pred and \
+                        self.name_of(node) in self.signal_names:
+                    self.signal.add(node)
         self.succ.setdefault(src, set()).add(dst)
         self.pred.setdefault(dst, set()).add(src)
         return self._check(edge)
 
     def mark_signal(self, node: Hashable) -> list[Cycle]:
-        """``node`` is a signal, not a mutex: it leaves cycle detection, and the cycles
-        already found through it are withdrawn (returned, for their findings to go)."""
-        if node in self.signal:
-            return []
+        """``node`` is a signal, not a mutex: it and every node of the same name (locks
+        made at the same line play the same part) leave cycle detection, and the cycles
+        already found through them are withdrawn (returned, for their findings to go)."""
+        name = self.name_of(node)
         self.signal.add(node)
-        gone = [c for c in self.cycles.values() if node in c.nodes]
+        if name in self.signal_names:
+            return []   # its name's nodes and cycles were dealt with when it was first seen
+        self.signal_names.add(name)
+        for other in set(self.succ) | set(self.pred):
+            if self.name_of(other) == name:
+                self.signal.add(other)
+        gone = [c for c in self.cycles.values()
+                if any(self.name_of(n) == name for n in c.nodes)]
         for c in gone:
             del self.cycles[c.fingerprint]
         return gone
