@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import math
 import os
 import sys
 import traceback
 from typing import Any, Sequence
+
+from tracethread.exporters.files import check_output, write_json
 
 USAGE_ERROR = 2
 EXIT_GATE = 3
@@ -69,6 +70,16 @@ def _seconds(value: str) -> float:
     if not math.isfinite(v) or v < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0 of seconds: {value!r}")
     return v
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, not {port}")
+    return port
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -130,7 +141,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--otlp", metavar="ENDPOINT", default=_env("OTLP"),
                    help="export spans and metrics over OTLP to ENDPOINT (sets "
                         "OTEL_EXPORTER_OTLP_ENDPOINT; OTEL_* variables are honoured too)")
-    p.add_argument("--prometheus-port", metavar="PORT", type=int,
+    p.add_argument("--prometheus-port", metavar="PORT", type=_port,
                    default=_env("PROMETHEUS_PORT"),
                    help="serve metrics for Prometheus on 127.0.0.1:PORT "
                         "(env TRACETHREAD_PROMETHEUS_PORT)")
@@ -234,11 +245,11 @@ def _report_command(rest: list[str]) -> int:
     p.add_argument("file")
     p.add_argument("--top", type=int, default=20)
     opts = p.parse_args(rest)
+    from tracethread.exporters.inputs import InputError, load_report
     try:
-        with open(opts.file, encoding="utf-8") as fh:
-            report = json.load(fh)
-    except (OSError, ValueError) as exc:
-        sys.stderr.write(f"tracethread: error: cannot read report {opts.file!r}: {exc}\n")
+        report = load_report(opts.file)
+    except InputError as exc:
+        sys.stderr.write(f"tracethread: error: {exc}\n")
         return USAGE_ERROR
     from tracethread.exporters.console import ReportView, make_console
     make_console(sys.stdout).print(ReportView(report, limit=opts.top))
@@ -256,19 +267,29 @@ def _merge_command(rest: list[str]) -> int:
                    help="exit 3 when the merge finds a cycle (potential or any)")
     p.add_argument("-q", "--quiet", action="store_true")
     opts = p.parse_args(rest)
+    if opts.output:
+        problem = check_output(opts.output, "-o")
+        if problem:
+            sys.stderr.write(f"tracethread: error: {problem}\n")
+            return USAGE_ERROR
+    from tracethread.exporters.inputs import InputError, load_report
     reports = []
     for path in opts.reports:
         try:
-            with open(path, encoding="utf-8") as fh:
-                reports.append(json.load(fh))
-        except (OSError, ValueError) as exc:
-            sys.stderr.write(f"tracethread: error: cannot read report {path!r}: {exc}\n")
+            reports.append(load_report(path))
+        except InputError as exc:
+            sys.stderr.write(f"tracethread: error: {exc}\n")
             return USAGE_ERROR
     from tracethread.exporters.merge import merge
     merged = merge(reports, [os.path.basename(p) for p in opts.reports])
     if opts.output:
         from tracethread.exporters import json_report
-        json_report.write(opts.output, merged)
+        try:
+            json_report.write(opts.output, merged)
+        except OSError as exc:
+            sys.stderr.write(f"tracethread: error: cannot write {opts.output!r}: "
+                             f"{exc.strerror or exc}\n")
+            return USAGE_ERROR
     if not opts.quiet:
         from tracethread.exporters.console import ReportView, make_console
         make_console(sys.stderr).print(ReportView(merged, title="tracethread: merged runs"))
@@ -278,14 +299,6 @@ def _merge_command(rest: list[str]) -> int:
                          f"the runs are combined; exit {EXIT_GATE}\n")
         return EXIT_GATE
     return 0
-
-
-def _load_baseline(path: str | None) -> dict[str, str]:
-    if not path:
-        return {}
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    return {item["fingerprint"]: item.get("reason", "") for item in data.get("accepted", [])}
 
 
 class _Session:
@@ -305,54 +318,64 @@ class _Session:
 
     def finish(self, ended_by: int | None = None) -> int | None:
         """Write reports, print, evaluate the gate. Returns the status to exit with
-        instead of the program's own, or None."""
+        instead of the program's own, or None. The gate is decided before anything is
+        written or shown, and every step after it is contained: a report that cannot be
+        written or rendered is one line on stderr, never a changed verdict."""
         if self.done:
             return None
         self.done = True
         import tracethread
-        from tracethread.exporters import json_report, sarif
-        tracethread.flush()
+        _contained("flush the records", tracethread.flush)
         if self.exporting is not None:
-            self.exporting.shutdown()
-        if self.trace_sink is not None and self.opts.trace_file:
-            try:
-                self.trace_sink.write(self.opts.trace_file)
-            except OSError as exc:
-                sys.stderr.write(f"tracethread: cannot write {self.opts.trace_file!r}: "
-                                 f"{exc}\n")
-        report = json_report.build(self.stats, self.command,
-                                   self.exit_status if ended_by is None else ended_by,
-                                   tracethread.recorder_stats())
-        report["ended_by_tracethread"] = ended_by is not None
-        if self.children:
-            self._add_children(report)
+            _contained("shut the OpenTelemetry export down", self.exporting.shutdown)
+        report = _contained("build the report", self._build, ended_by)
+        if report is None:
+            report = _fallback_report(self.command, ended_by)
         opts = self.opts
-        for path, writer in ((opts.report, json_report.write), (opts.sarif, sarif.write)):
-            if path:
-                try:
-                    writer(path, report)
-                except OSError as exc:
-                    sys.stderr.write(f"tracethread: cannot write {path!r}: {exc}\n")
-        if opts.write_baseline:
-            accepted = [{"fingerprint": f["fingerprint"], "kind": f["kind"],
-                         "message": f["message"],
-                         "reason": "accepted when the baseline was written: review"}
-                        for f in report["findings"] if f["kind"] == "potential-deadlock"]
-            with open(opts.write_baseline, "w", encoding="utf-8") as fh:
-                json.dump({"version": 1, "accepted": accepted}, fh, indent=2)
-                fh.write("\n")
-        if not opts.quiet:
-            from tracethread.exporters.console import ReportView, make_console
-            make_console(sys.stderr).print(
-                ReportView(report, limit=opts.top, baselined=set(self.baseline)))
         failing = [f for f in report["findings"]
                    if f["kind"] in opts.fail_on and f["fingerprint"] not in self.baseline]
+        self._write_outputs(report)
+        if not opts.quiet:
+            _contained("render the report", self._render, report)
         if failing:
             kinds = sorted({f["kind"] for f in failing})
             sys.stderr.write(f"tracethread: gate failed: {len(failing)} finding(s) "
                              f"({', '.join(kinds)}) not in the baseline; exit {EXIT_GATE}\n")
             return EXIT_GATE
         return None
+
+    def _build(self, ended_by: int | None) -> dict:
+        import tracethread
+        from tracethread.exporters import json_report
+        report = json_report.build(self.stats, self.command,
+                                   self.exit_status if ended_by is None else ended_by,
+                                   tracethread.recorder_stats())
+        report["ended_by_tracethread"] = ended_by is not None
+        if self.children:
+            _contained("collect the subprocesses' reports", self._add_children, report)
+        return report
+
+    def _write_outputs(self, report: dict) -> None:
+        from tracethread.exporters import json_report, sarif
+        opts = self.opts
+        outputs = [(opts.report, json_report.write, report), (opts.sarif, sarif.write, report)]
+        if self.trace_sink is not None and opts.trace_file:
+            outputs.append((opts.trace_file, lambda path, _: self.trace_sink.write(path), None))
+        if opts.write_baseline:
+            accepted = [{"fingerprint": f["fingerprint"], "kind": f["kind"],
+                         "message": f["message"],
+                         "reason": "accepted when the baseline was written: review"}
+                        for f in report["findings"] if f["kind"] == "potential-deadlock"]
+            outputs.append((opts.write_baseline, write_json,
+                            {"version": 1, "accepted": accepted}))
+        for path, writer, data in outputs:
+            if path:
+                _contained(f"write {path!r}", writer, path, data)
+
+    def _render(self, report: dict) -> None:
+        from tracethread.exporters.console import ReportView, make_console
+        make_console(sys.stderr).print(
+            ReportView(report, limit=self.opts.top, baselined=set(self.baseline)))
 
     @staticmethod
     def _with_process(f: dict, child: dict) -> dict:
@@ -361,9 +384,10 @@ class _Session:
     def _add_children(self, report: dict) -> None:
         """Findings of traced subprocesses join the report; graphs are merged so a cycle
         split across processes is found too."""
-        from tracethread._child import collect
+        from tracethread._child import cleanup, collect
         from tracethread.exporters.merge import merge
         children = collect(self.children)
+        cleanup(self.children)
         report["subprocesses"] = [{"pid": c.get("pid"), "command": c.get("command"),
                                    "exit_status": c.get("exit_status"),
                                    "findings": len(c.get("findings", []))}
@@ -378,20 +402,69 @@ class _Session:
         report["findings"] += [f for f in combined["findings"] if f["only_when_combined"]]
 
 
+def _contained(what: str, fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, or None with one line on stderr if it fails: at the end of a run,
+    a failure of ours must not hide the verdict or change the program's status."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - one line, then go on
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
+        try:
+            sys.stderr.write(f"tracethread: could not {what}: {detail}\n")
+        except Exception:  # noqa: BLE001 - stderr may be gone
+            pass
+        return None
+
+
+def _fallback_report(command: list[str], ended_by: int | None) -> dict:
+    """When the report cannot be built: the findings alone, so the gate still holds."""
+    from tracethread._core import findings as F
+    from tracethread.exporters import json_report
+    found = []
+    for f in F.findings():
+        d = _contained("describe a finding", json_report.finding_dict, f)
+        found.append(d if d is not None else {"kind": f.kind, "message": f.message,
+                                              "fingerprint": f.fingerprint, "locks": []})
+    return {"version": json_report.SCHEMA_VERSION, "tool": "tracethread",
+            "command": list(command), "exit_status": ended_by, "findings": found,
+            "locks": [], "graph": {"nodes": [], "edges": []}, "recorder": {}}
+
+
+def _before_the_program(opts: argparse.Namespace, script: str | None) -> str | None:
+    """What makes the run impossible, found before the program starts (so a CI job does
+    not run a whole suite to fail on a typo at the end), or None."""
+    if script is not None:
+        if not os.path.exists(script):
+            return f"can't open file {script!r}: No such file or directory"
+        if os.path.isdir(script) and not os.path.isfile(os.path.join(script,
+                                                                     "__main__.py")):
+            return f"can't find '__main__' module in {script!r} (a directory)"
+    for option, path in (("--report", opts.report), ("--sarif", opts.sarif),
+                         ("--trace-file", opts.trace_file),
+                         ("--write-baseline", opts.write_baseline)):
+        if path is not None:
+            problem = check_output(path, option)
+            if problem:
+                return problem
+    return None
+
+
 def _run(opts: argparse.Namespace, script: str | None, module: str | None,
          prog_args: list[str]) -> int:
     import runpy
 
-    if script is not None and not os.path.exists(script):
-        sys.stderr.write(f"tracethread: error: can't open file {script!r}: "
-                         "No such file or directory\n")
+    problem = _before_the_program(opts, script)
+    if problem:
+        sys.stderr.write(f"tracethread: error: {problem}\n")
         return USAGE_ERROR
-    try:
-        baseline = _load_baseline(opts.baseline)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        sys.stderr.write(f"tracethread: error: cannot read baseline {opts.baseline!r}: "
-                         f"{exc}\n")
-        return USAGE_ERROR
+    baseline: dict[str, str] = {}
+    if opts.baseline:
+        from tracethread.exporters.inputs import InputError, load_baseline
+        try:
+            baseline = load_baseline(opts.baseline)
+        except InputError as exc:
+            sys.stderr.write(f"tracethread: error: --baseline: {exc}\n")
+            return USAGE_ERROR
 
     import tracethread
     from tracethread._core import findings as F

@@ -61,6 +61,12 @@ class _Gate:
         self.config = config
         self.kinds = _kinds(config.getoption("--tracethread-fail-on")
                             or config.getini("tracethread_fail_on"))
+        from tracethread.exporters.files import check_output
+        for opt in ("--tracethread-report", "--tracethread-sarif"):
+            path = config.getoption(opt)
+            problem = path is not None and check_output(path, opt)
+            if problem:   # before the session runs, not after an hour of tests
+                raise pytest.UsageError(problem)
         self.stats = StatsSink()
         tracethread.add_sink(self.stats)
         hang = config.getoption("--tracethread-hang-timeout")
@@ -89,32 +95,41 @@ class _Gate:
     def pytest_sessionfinish(self, session: Any, exitstatus: int) -> None:
         from tracethread.exporters import json_report, sarif
         report = self.report(int(exitstatus))
-        for opt, writer in (("--tracethread-report", json_report.write),
-                            ("--tracethread-sarif", sarif.write)):
-            path = self.config.getoption(opt)
-            if path:
-                writer(path, report)
+        # The verdict first: a report that cannot be written must not change it.
         self.findings = report["findings"]
         self.failing = [f for f in report["findings"] if f["kind"] in self.kinds]
         if self.failing and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.write_errors = []
+        for opt, writer in (("--tracethread-report", json_report.write),
+                            ("--tracethread-sarif", sarif.write)):
+            path = self.config.getoption(opt)
+            if path:
+                try:
+                    writer(path, report)
+                except OSError as exc:
+                    self.write_errors.append(f"could not write {opt} {path!r}: "
+                                             f"{exc.strerror or exc}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from tracethread.exporters.console import literal
         found = getattr(self, "findings", [])
         tr = terminalreporter
         tr.section("tracethread")
+        for problem in getattr(self, "write_errors", []):
+            tr.write_line(f"tracethread: {literal(problem)}", red=True)
         if not found:
             tr.write_line("no lock-order cycles, deadlocks or hangs")
             return
         for f in found:
             failing = f in self.failing
-            tr.write_line(f"{f['kind']}: {f['message']}", red=failing, bold=failing)
+            tr.write_line(literal(f"{f['kind']}: {f['message']}"), red=failing, bold=failing)
             for e in f.get("edges", []):
                 where = e["stack"][-1] if e.get("stack") else None
                 at = f" at {where['file']}:{where['line']}" if where else ""
                 test = f" in {e['context']}" if e.get("context") else ""
-                tr.write_line(f"    {e['thread']}: holds {e['from']}, takes {e['to']}{at}"
-                              f"{test}")
+                tr.write_line(literal(f"    {e['thread']}: holds {e['from']}, takes "
+                                      f"{e['to']}{at}{test}"))
         if self.failing:
             tr.write_line(f"tracethread: {len(self.failing)} finding(s) fail the session "
                           f"(--tracethread-fail-on)", red=True, bold=True)

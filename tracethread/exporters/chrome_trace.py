@@ -103,6 +103,5 @@ class ChromeTraceSink:
                               "written": time.strftime("%Y-%m-%dT%H:%M:%S")}}
 
     def write(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(self.document(), fh)
-            fh.write("\n")
+        from .files import write_text
+        write_text(path, json.dumps(self.document()) + "\n")

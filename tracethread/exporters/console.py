@@ -16,6 +16,24 @@ from rich.table import Table
 from rich.text import Text
 
 
+# Control characters (C0, DEL, C1) and the Unicode line/paragraph separators: a name,
+# path or stack line from a program or a file must never move the cursor, set the
+# window title or clear the screen.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def literal(value: Any) -> str:
+    """``value`` as text shown literally: control characters escaped (``\\x1b``). The
+    result goes into ``rich.text.Text``, never through markup, so ``[/]`` and
+    ``[blink]`` are text too."""
+    return str(value).translate(_CONTROL)
+
+
+def _text(value: Any, style: str = "") -> Text:
+    return Text(literal(value), style=style)
+
+
 def _dur(seconds: float) -> str:
     ns = seconds * 1e9
     if ns == 0:
@@ -26,7 +44,7 @@ def _dur(seconds: float) -> str:
 
 
 def _site(site: dict | None) -> str:
-    return "" if not site else f"{site['file']}:{site['line']}"
+    return "" if not site else f"{literal(site['file'])}:{site['line']}"
 
 
 class ReportView:
@@ -44,14 +62,14 @@ class ReportView:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         locks = self.report.get("locks", [])
-        table = Table(title=self.title, title_justify="left", expand=False)
+        table = Table(title=_text(self.title), title_justify="left", expand=False)
         table.add_column("primitive", overflow="fold", min_width=24)
         table.add_column("kind", no_wrap=True)
         for col in ("ops", "acquired", "contended", "waits", "timeouts", "wait total",
                     "wait max", "hold max", "threads"):
             table.add_column(col, justify="right", no_wrap=True)
         for row in locks[: self.limit]:
-            table.add_row(row["name"], row["kind"], str(row["operations"]),
+            table.add_row(_text(row["name"]), _text(row["kind"]), str(row["operations"]),
                           str(row["acquisitions"]), str(row["contentions"]),
                           str(row["waits"]), str(row["timeouts"]),
                           _dur(row["wait_seconds_total"]), _dur(row["wait_seconds_max"]),
@@ -86,26 +104,26 @@ class ReportView:
         if base:
             head += " [in baseline]"
         yield Text("")
-        yield Text(head, style=style)
+        yield _text(head, style=style)
         if f["locks"] and f["kind"] in ("potential-deadlock", "guarded-cycle"):
             chain = " → ".join(lk["name"] for lk in f["locks"])
-            yield Text(f"  cycle: {chain} → {f['locks'][0]['name']}")
+            yield _text(f"  cycle: {chain} → {f['locks'][0]['name']}")
         for e in f.get("edges", []):
             where = _site(e["stack"][-1]) if e.get("stack") else "?"
-            yield Text(f"  thread {e['thread']!r} holds {e['from']} and takes {e['to']} "
-                       f"at {where}")
+            yield _text(f"  thread {e['thread']!r} holds {e['from']} and takes {e['to']} "
+                        f"at {where}")
             for fr in e["stack"][-self.stack_frames:-1][::-1]:
-                yield Text(f"      called from {fr['file']}:{fr['line']} in {fr['function']}",
-                           style="dim")
+                yield _text(f"      called from {fr['file']}:{fr['line']} in "
+                            f"{fr['function']}", style="dim")
         if f["kind"] in ("deadlock", "hang"):
             for t in f.get("threads", []):
                 holds = ", ".join(t["holds"]) or "nothing"
-                yield Text(f"  thread {t['name']!r} holds {holds}; waits for "
-                           f"{t['waits_for'] or '-'}")
+                yield _text(f"  thread {t['name']!r} holds {holds}; waits for "
+                            f"{t['waits_for'] or '-'}")
                 for fr in t["stack"][-self.stack_frames:][::-1]:
-                    yield Text(f"      {fr['file']}:{fr['line']} in {fr['function']}",
-                               style="dim")
-        yield Text(f"  fingerprint {f['fingerprint']}", style="dim")
+                    yield _text(f"      {fr['file']}:{fr['line']} in {fr['function']}",
+                                style="dim")
+        yield _text(f"  fingerprint {f['fingerprint']}", style="dim")
 
 
 def make_console(file: TextIO, width: int | None = None) -> Console:

@@ -5,11 +5,10 @@ Built from the statistics sink, the findings and the lock-order graph. Version 1
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 from .._core import detect, findings as F
+from .files import write_json
 from .stats import StatsSink
 
 SCHEMA_VERSION = 1
@@ -92,8 +91,4 @@ def build(stats: StatsSink | None, command: list[str], exit_status: int | None,
 
 
 def write(path: str, report: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_json(path, report)

@@ -3,7 +3,6 @@ acquisition lines involved, with a stable fingerprint."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -68,6 +67,5 @@ def build(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(path: str, report: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(build(report), fh, indent=2)
-        fh.write("\n")
+    from .files import write_json
+    write_json(path, build(report))
