@@ -47,7 +47,8 @@ def start() -> None:
             return
         done.append(True)
         from tracethread.exporters import json_report
-        tracethread.flush()
+        from tracethread._core.recorder import exit_timeout
+        tracethread.flush(exit_timeout())
         report = json_report.build(stats, list(sys.argv), status,
                                    tracethread.recorder_stats())
         report["pid"] = os.getpid()

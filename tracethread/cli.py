@@ -325,7 +325,8 @@ class _Session:
             return None
         self.done = True
         import tracethread
-        _contained("flush the records", tracethread.flush)
+        from tracethread._core.recorder import exit_timeout
+        _contained("flush the records", tracethread.flush, exit_timeout())
         if self.exporting is not None:
             _contained("shut the OpenTelemetry export down", self.exporting.shutdown)
         report = _contained("build the report", self._build, ended_by)
@@ -470,6 +471,9 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
     from tracethread._core import findings as F
     from tracethread.exporters.stats import StatsSink
 
+    # Registered first, so it runs last, after every other exit handler (ours included):
+    # a program ended by Ctrl-C dies by SIGINT, as under ``python``.
+    atexit.register(_die_by_sigint_if_interrupted)
     stats = StatsSink()
     tracethread.add_sink(stats)
     on_deadlock = "exit" if "deadlock" in opts.fail_on else opts.on_deadlock
@@ -558,9 +562,32 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
     except BaseException as exc:  # noqa: BLE001 - the program's own uncaught exception
         _print_program_traceback(exc, own_file)
         session.exit_status = 130 if isinstance(exc, KeyboardInterrupt) else 1
+        _interrupted[0] = isinstance(exc, KeyboardInterrupt)
         return session.exit_status
     session.exit_status = 0
     return 0
+
+
+_interrupted = [False]
+
+
+def _die_by_sigint_if_interrupted() -> None:
+    """``python`` ends a program killed by an uncaught KeyboardInterrupt by re-raising
+    SIGINT with the default handler, so its parent sees "killed by SIGINT" (status -2 in
+    Python, 130 in a shell) and stops too; do the same once everything is written."""
+    if not _interrupted[0]:
+        return
+    import signal
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except (OSError, ValueError, AttributeError):   # no such signal here: the status
+        pass                                         # (130) stands
 
 
 def _print_program_traceback(exc: BaseException, own_file: str | None) -> None:

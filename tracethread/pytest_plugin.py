@@ -87,7 +87,8 @@ class _Gate:
     def report(self, exitstatus: int) -> dict:
         import tracethread
         from tracethread.exporters import json_report
-        tracethread.flush()
+        from tracethread._core.recorder import exit_timeout
+        tracethread.flush(exit_timeout())
         return json_report.build(self.stats, ["pytest", *self.config.invocation_params.args],
                                  exitstatus, tracethread.recorder_stats())
 

@@ -37,6 +37,7 @@ from .records import Record, ThreadState, materialize
 DEFAULT_BUFFER_SIZE = 65_536
 DRAIN_INTERVAL_S = 0.05
 DRAIN_CHUNK = 256   # records handed to the sinks at a time
+DEFAULT_EXIT_TIMEOUT = 5.0
 
 buffer: collections.deque = collections.deque(maxlen=DEFAULT_BUFFER_SIZE)
 # One counter for every record; the C fast paths (if built) own it.
@@ -54,6 +55,8 @@ _failed_sinks: set[int] = set()
 _drainer_wake = _raw.allocate_lock()
 _drainer_running = False
 _atexit_registered = False
+_deadline = 0.0         # monotonic time after which a drain stops delivering (exit)
+_late = [0]             # records a drain stopped short of, past the deadline
 
 
 class Sink(Protocol):
@@ -127,7 +130,7 @@ def add_sink(sink: Sink) -> None:
         _update_aggregation()
     if not _atexit_registered:
         _atexit_registered = True
-        atexit.register(flush)
+        atexit.register(_flush_at_exit)
     _ensure_drainer()
 
 
@@ -146,14 +149,55 @@ def sinks() -> tuple:
     return tuple(_sinks)
 
 
-def flush() -> None:
-    """Deliver every buffered record to the sinks now."""
-    with _drain_lock:
-        _drain_locked()
-    if _pending:
-        time.sleep(0.001)  # let a record whose number was just taken land
+def exit_timeout() -> float:
+    """Seconds the final drain may take (``TRACETHREAD_EXIT_TIMEOUT``, default 5)."""
+    try:
+        value = float(os.environ.get("TRACETHREAD_EXIT_TIMEOUT", "") or DEFAULT_EXIT_TIMEOUT)
+    except ValueError:
+        return DEFAULT_EXIT_TIMEOUT
+    return value if value >= 0 else DEFAULT_EXIT_TIMEOUT   # (NaN compares False: default)
+
+
+def flush(timeout: float | None = None) -> None:
+    """Deliver every buffered record to the sinks now. With ``timeout`` (seconds), stop
+    delivering when it has passed: what is left is counted as dropped and said once on
+    stderr (a slow sink must not hold the program's exit)."""
+    global _deadline
+    if timeout is not None:
+        _deadline = time.monotonic() + timeout
+        # The drainer may be mid-drain: past the deadline it stops after the sink call it
+        # is in (one batch); a sink call that never returns is waited for a second more.
+        if not _drain_lock.acquire(True, timeout + 1.0):
+            _say_undelivered(len(buffer) + len(_pending) + _late[0], timeout)
+            _late[0] = 0
+            return
+        _drain_lock.release()
+    try:
         with _drain_lock:
-            _drain_locked(force=True)
+            _drain_locked()
+        if _pending:
+            time.sleep(0.001)  # let a record whose number was just taken land
+            with _drain_lock:
+                _drain_locked(force=True)
+    finally:
+        if timeout is not None:
+            _deadline = 0.0
+            if _late[0]:
+                _say_undelivered(_late[0], timeout)
+                _late[0] = 0
+
+
+def _flush_at_exit() -> None:
+    flush(exit_timeout())
+
+
+def _say_undelivered(n: int, timeout: float) -> None:
+    try:
+        sys.stderr.write(f"tracethread: {n} records not delivered to the sinks within the exit "
+                         f"timeout ({timeout:g} s, TRACETHREAD_EXIT_TIMEOUT): counted as "
+                         "dropped\n")
+    except Exception:  # noqa: BLE001 - stderr may be closed at exit
+        pass
 
 
 def _drain_locked(force: bool = False) -> None:
@@ -184,6 +228,8 @@ def _drain_locked(force: bool = False) -> None:
     out = []
     for i, raw in enumerate(raws):
         n = raw[0]
+        if n <= _delivered:
+            continue   # landed after a drain counted it dropped: dropped it stays
         if n > _delivered + 1:
             first_missing = _delivered + 1
             if not force and _gap != first_missing:
@@ -191,8 +237,7 @@ def _drain_locked(force: bool = False) -> None:
                 _pending.extend(raws[i:])
                 break
             _counters["dropped"] += n - first_missing
-        if n > _delivered:
-            _delivered = n
+        _delivered = n
         out.append(raw)
     if not out and not dirty:
         return
@@ -203,6 +248,10 @@ def _drain_locked(force: bool = False) -> None:
         summaries = _take_summaries() if dirty else []
         n = len(out)
         for i in range(0, max(n, 1), DRAIN_CHUNK):
+            if _deadline and time.monotonic() > _deadline:
+                _counters["dropped"] += n - i   # the exit will not wait for these
+                _late[0] += n - i
+                break
             records = [materialize(r) for r in out[i:i + DRAIN_CHUNK]]
             last = i + DRAIN_CHUNK >= n
             for sink in tuple(_sinks):
@@ -213,8 +262,8 @@ def _drain_locked(force: bool = False) -> None:
                     continue
                 try:
                     sink.handle(batch)
-                except Exception as exc:  # noqa: BLE001 - a sink must never break the program
-                    _sink_failed(sink, exc)
+                except BaseException as exc:  # noqa: BLE001 - even SystemExit: a sink
+                    _sink_failed(sink, exc)   # must never end the drainer or the program
             if not last:
                 # Let the program's threads have the GIL between chunks: a thread woken
                 # by a release must not wait out a whole drain (the switch interval).

@@ -1,0 +1,135 @@
+"""The tracer never hurts the program it watches: a sink that raises anything, a sink too
+slow for the exit, Ctrl-C, and the record stream's order under a forced drain. Programs
+that could hang run in a subprocess with a timeout and faulthandler."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import tracethread
+from tracethread._core import recorder
+from tracethread._core.records import LOCK_ACQUIRE, PrimitiveInfo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def python(code, *args, env=None, timeout=60, cwd=None):
+    e = dict(os.environ, PYTHONFAULTHANDLER="1", PYTHONPATH=ROOT)
+    for k in list(e):
+        if k.startswith("TRACETHREAD_"):
+            del e[k]
+    e.update(env or {})
+    return subprocess.run([sys.executable, *args, "-c", textwrap.dedent(code)] if not args
+                          else [sys.executable, *args], env=e, capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd)
+
+
+def test_a_sink_raising_systemexit_changes_nothing_and_the_drainer_survives():
+    proc = python("""
+        import sys, tracethread
+        class Exits:
+            def handle(self, records):
+                raise SystemExit(42)
+        class Interrupts:
+            def handle(self, records):
+                raise KeyboardInterrupt
+        class Counts:
+            n = 0
+            def handle(self, records):
+                Counts.n += len(records)
+        for sink in (Exits(), Interrupts(), Counts()):
+            tracethread.add_sink(sink)
+        lock = tracethread.Lock()
+        for _ in range(1000):
+            with lock: pass
+        tracethread.flush()                 # re-raised nothing into the program
+        before = Counts.n
+        for _ in range(1000):
+            with lock: pass
+        tracethread.flush()
+        print(before > 0, Counts.n > before, tracethread.recorder_stats()["sink_errors"] >= 4)
+        print("last line")
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True", "True", "last", "line"]
+    # Each failing sink is reported once.
+    assert proc.stderr.count("sink Exits failed") == 1
+    assert proc.stderr.count("sink Interrupts failed") == 1
+
+
+def test_a_slow_sink_cannot_hold_the_exit():
+    # 0.2 s a batch: delivering 300k records would take minutes; the exit waits about
+    # TRACETHREAD_EXIT_TIMEOUT, then says what it left undelivered.
+    proc = python("""
+        import time, tracethread
+        class Slow:
+            def handle(self, records):
+                time.sleep(0.2)
+        tracethread.add_sink(Slow())
+        lock = tracethread.Lock()
+        for _ in range(300_000):
+            with lock: pass
+        print("work done")
+    """, env={"TRACETHREAD_EXIT_TIMEOUT": "1"}, timeout=45)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "work done\n"
+    (line,) = [x for x in proc.stderr.splitlines() if "not delivered" in x]
+    assert "within the exit timeout (1 s, TRACETHREAD_EXIT_TIMEOUT): counted as dropped" in line
+    assert int(line.split()[1]) > 0
+
+
+SIGINT_PROGRAM = """
+import os, signal, threading
+lock = threading.Lock(); lock.acquire()
+def interrupt():
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Timer(0.2, interrupt).start()
+lock.acquire()            # a blocked acquire: Ctrl-C interrupts it, as in the stdlib
+print("not reached")
+"""
+
+
+def test_ctrl_c_ends_a_traced_program_as_it_ends_python(tmp_path):
+    prog = tmp_path / "prog.py"
+    prog.write_text(SIGINT_PROGRAM)
+    native = python(None, str(prog))
+    traced = python(None, "-m", "tracethread", "run", "-q", str(prog))
+    assert native.returncode == traced.returncode == -2, (native, traced.stderr)
+    assert native.stderr.splitlines()[-1] == traced.stderr.splitlines()[-1] == \
+        "KeyboardInterrupt"
+    assert "not reached" not in traced.stdout
+
+
+class _Capture:
+    def __init__(self):
+        self.seqs = []
+
+    def handle(self, records):
+        self.seqs += [r.seq for r in records if r.op == LOCK_ACQUIRE]
+
+
+def test_records_reach_sinks_in_order_and_once_or_are_counted_dropped():
+    # A record whose number was taken before a forced drain, and appended after it, was
+    # already counted as dropped: it must not be delivered too (it would arrive out of
+    # order, [3, 4, 2]).
+    sink = _Capture()
+    tracethread.add_sink(sink)
+    try:
+        info = PrimitiveInfo("Lock", "order", None)
+        st = recorder.current_state()
+        late = recorder.next_seq()                       # taken, not yet appended
+        early = [recorder.next_seq() for _ in range(2)]
+        for n in early:
+            recorder.buffer.append((n, LOCK_ACQUIRE, info, st, 0, 0, True, False, None,
+                                    None, None))
+        dropped = recorder.stats()["dropped"]
+        with recorder._drain_lock:
+            recorder._drain_locked(force=True)          # gives up on `late`
+        recorder.buffer.append((late, LOCK_ACQUIRE, info, st, 0, 0, True, False, None,
+                                None, None))
+        tracethread.flush()
+        assert sink.seqs == early
+        assert recorder.stats()["dropped"] == dropped + 1
+    finally:
+        tracethread.remove_sink(sink)
