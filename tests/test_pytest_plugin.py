@@ -78,7 +78,8 @@ def test_a_clean_session_passes_and_writes_reports(pytester):
     edges = report["graph"]["edges"]
     # Each edge is attributed to the test that first took it.
     by_test = {e["from"]: e["context"] for e in edges}
-    assert by_test["Lock test_clean.py:3"] == "test_clean.py::test_ordered"
+    # a and b are made on one line (one name): told apart by their instance numbers.
+    assert by_test["Lock test_clean.py:3 #1"] == "test_clean.py::test_ordered"
     assert {ctx for src, ctx in by_test.items() if "concurrent/futures/" in src} == {
         "test_clean.py::test_stdlib"}
     assert json.loads((pytester.path / "r.sarif").read_text())["runs"][0]["results"] == []

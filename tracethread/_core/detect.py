@@ -28,7 +28,9 @@ from .lockorder import Cycle, LockOrderGraph
 
 _graph_lock = _raw.allocate_lock()
 _dead: collections.deque = collections.deque()   # nodes whose lock was collected
-_tracked: set = set()                             # nodes with a finalizer registered
+# nodes with a finalizer registered -> ((kind, name), instance number) (None: an
+# instance node of identity "site")
+_tracked: dict = {}
 # (src_info, dst_info) of edges already taken without a timeout, by instance: the fast
 # paths' "nothing new here" check.
 known: set = set()
@@ -40,12 +42,74 @@ _known_by_node: dict = {}
 
 
 def _name(node: Hashable) -> str:
+    """``Kind name``: what every instance of a name shares (signals go by it)."""
     if isinstance(node, tuple):
         return f"{node[0]} {node[1]}"
     return f"{node.kind} {node.name}"
 
 
-graph = LockOrderGraph(name_of=_name)
+# Instances that share a name (made by one statement, or given one name: Account.lock of
+# every account) are told apart in messages and in the report by an instance number per
+# name, given in the order they enter the lock-order graph (two entering together: in the
+# order they were made) or are first named in a deadlock message. Not the process-wide
+# id: "#1" and "#2" of a program that runs the same way are the same numbers every run.
+# The numbers of instance nodes are kept in _tracked, and go with them; _ordinals has
+# those of the instances that are not nodes (named in a deadlock message; identity site).
+_ordinals: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+_last_ordinal: dict = {}   # (kind, name) -> the last number given
+_in_graph: dict = {}       # (kind, name) -> instance nodes of that name in the graph
+_site_of: dict = {}        # (kind, name) -> a creation site (identity "site": its nodes)
+
+
+def ordinal(info: Any) -> int:
+    """The instance number of ``info`` among the primitives of its kind and name."""
+    t = _tracked.get(info)
+    if t is not None:
+        return t[1]
+    n = _ordinals.get(info)
+    if n is None:
+        n = _ordinals[info] = _next_ordinal(info)
+    return n
+
+
+def _next_ordinal(info: Any) -> int:
+    group = (info.kind, info.name)
+    n = _last_ordinal[group] = _last_ordinal.get(group, 0) + 1
+    return n
+
+
+def _label(node: Hashable, shared: Any = None) -> str:
+    """How a node is shown: ``Kind name``, and ``#n`` for one of several instances of the
+    name in the graph (``shared``: the (kind, name) pairs that have several; by default
+    those the graph has now), and for an instance node of identity "site"."""
+    if isinstance(node, tuple):
+        if len(node) > 2:
+            return f"{node[0]} {node[1]} #{node[2]}"
+        return f"{node[0]} {node[1]}"
+    t = _tracked.get(node)
+    group = (node.kind, node.name) if t is None else t[0]
+    if (group in shared) if shared is not None else (_in_graph.get(group, 0) > 1):
+        return f"{node.kind} {node.name} #{ordinal(node)}"
+    return f"{node.kind} {node.name}"
+
+
+def instance_of(node: Hashable) -> int | None:
+    """A node's instance number (None: a node standing for every instance of a name)."""
+    if isinstance(node, tuple):
+        return node[2] if len(node) > 2 else None
+    t = _tracked.get(node)
+    return _ordinals.get(node) if t is None else t[1]
+
+
+def _key(node: Hashable) -> str:
+    """What identifies the node's lock across runs and edits (docs/report.md,
+    "Fingerprints"): instances made by one statement share it."""
+    if isinstance(node, tuple):
+        return F.lock_key(node[0], node[1], _site_of.get((node[0], node[1])))
+    return F.info_key(node)
+
+
+graph = LockOrderGraph(name_of=_name, key_of=_key)
 
 
 def info_of(prim: Any) -> Any:
@@ -67,7 +131,14 @@ def _drop_dead() -> None:
     while _dead:
         node = _dead.popleft()
         graph.drop_node(node)
-        _tracked.discard(node)
+        t = _tracked.pop(node, None)
+        if t is not None:
+            group = t[0]
+            left = _in_graph.get(group, 0) - 1
+            if left > 0:
+                _in_graph[group] = left
+            else:
+                _in_graph.pop(group, None)
         for key in _known_by_node.pop(node, ()):
             known.discard(key)
             other = _known_by_node.get(key[1] if key[0] is node else key[0])
@@ -79,10 +150,14 @@ def reset() -> None:
     """Forget the lock-order graph (tests)."""
     with _graph_lock:
         global graph
-        graph = LockOrderGraph(name_of=_name)
+        graph = LockOrderGraph(name_of=_name, key_of=_key)
         known.clear()
         _known_by_node.clear()
         _tracked.clear()
+        _ordinals.clear()
+        _last_ordinal.clear()
+        _in_graph.clear()
+        _site_of.clear()
 
 
 # ---------------------------------------------------------------------------------------
@@ -142,7 +217,13 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
             if hinfo is None or not _orders(h, hinfo):
                 continue
             src = node_of(hinfo)
-            edge = graph.edges.get((src, dst))
+            to = dst
+            if by_site and src == to:
+                # Two instances of one name (Account.lock of two accounts), one taken
+                # while holding the other: kept apart as instance nodes, or transfer(a, b)
+                # against transfer(b, a) would be a loop on one node, never a cycle.
+                src, to = _instance_nodes(hinfo, info)
+            edge = graph.edges.get((src, to))
             if edge is not None and (bounded or not edge.bounded):
                 edge.count += 1
                 continue
@@ -150,15 +231,31 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
                 stack = F.current_stack(3)
             if held_nodes is None:
                 held_nodes = [node_of(i) for i in map(info_of, held) if i is not None]
-            for node, obj in ((src, h), (dst, prim)):
-                if node not in _tracked and not by_site:
-                    _tracked.add(node)
-                    try:
-                        weakref.finalize(obj, _on_collected, node)
-                    except TypeError:
-                        pass
-            new_cycles += graph.add_edge(src, dst, thread=st.name, thread_ident=st.uid,
-                                         held=held_nodes, stack=stack, bounded=bounded,
+            gates = held_nodes if to is dst else [n for n in held_nodes if n != dst]
+            # (two new instances are numbered in the order they were made)
+            for node, ninfo, obj in (((src, hinfo, h), (to, info, prim))
+                                     if hinfo.id < info.id else
+                                     ((to, info, prim), (src, hinfo, h))):
+                if node in _tracked:
+                    continue
+                if by_site:
+                    _site_of.setdefault((ninfo.kind, ninfo.name), ninfo.site)
+                    if len(node) == 2:
+                        continue   # a node for every instance of a name: stays
+                    _tracked[node] = None
+                else:
+                    group = (ninfo.kind, ninfo.name)
+                    n = _ordinals.pop(ninfo, None) if _ordinals else None
+                    if n is None:
+                        n = _last_ordinal[group] = _last_ordinal.get(group, 0) + 1
+                    _tracked[node] = (group, n)
+                    _in_graph[group] = _in_graph.get(group, 0) + 1
+                try:
+                    weakref.finalize(obj, _on_collected, node)
+                except TypeError:
+                    pass
+            new_cycles += graph.add_edge(src, to, thread=st.name, thread_ident=st.uid,
+                                         held=gates, stack=stack, bounded=bounded,
                                          context=context)
             if not bounded and not by_site:
                 key = (hinfo, info)
@@ -167,6 +264,14 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
                 _known_by_node.setdefault(info, set()).add(key)
     for cycle in new_cycles:
         _report_cycle(cycle, st)
+
+
+def _instance_nodes(a: Any, b: Any) -> tuple:
+    """Identity "site": the instance nodes of two primitives of one name (new ones are
+    numbered in the order they were made)."""
+    for info in sorted((a, b), key=lambda i: i.id):
+        ordinal(info)
+    return (a.kind, a.name, ordinal(a)), (b.kind, b.name, ordinal(b))
 
 
 @_contained
@@ -204,11 +309,11 @@ def _report_cycle(cycle: Cycle, st: Any) -> None:
     cfg = _config.get()
     if cycle.single_thread and not cfg.single_thread_cycles:
         return
-    names = [_name(n) for n in cycle.nodes]
+    names = [_label(n) for n in cycle.nodes]
     chain = " -> ".join(names + [names[0]])
     if cycle.guarded_by:
         kind = "guarded-cycle"
-        gates = sorted(_name(g) for g in cycle.guarded_by)
+        gates = sorted(_label(g) for g in cycle.guarded_by)
         msg = f"lock-order cycle {chain}, every edge taken while holding {', '.join(gates)}"
     else:
         kind = "potential-deadlock"
@@ -218,15 +323,15 @@ def _report_cycle(cycle: Cycle, st: Any) -> None:
         msg = f"lock-order inversion {chain}, seen {where}"
         if cycle.bounded:
             msg += "; some acquires have timeouts, so it can stall but not hang forever"
-    locks = tuple(_lock_ref(n) for n in cycle.nodes)
-    edges = tuple(F.EdgeRef(_name(e.src), _name(e.dst), e.thread, e.bounded,
+    locks = tuple(_lock_ref(n, label != _name(n)) for n, label in zip(cycle.nodes, names))
+    edges = tuple(F.EdgeRef(_label(e.src), _label(e.dst), e.thread, e.bounded,
                             tuple(F.Frame(*f) if not isinstance(f, F.Frame) else f
                                   for f in e.stack), e.context) for e in cycle.edges)
     threads = {}
     for e in cycle.edges:
         t = threads.setdefault(e.thread_ident, {"name": e.thread, "holds": [], "wants": []})
-        t["holds"].append(_name(e.src))
-        t["wants"].append(_name(e.dst))
+        t["holds"].append(_label(e.src))
+        t["wants"].append(_label(e.dst))
     trefs = tuple(F.ThreadRef(t["name"], ident, tuple(t["holds"]), ", ".join(t["wants"]), ())
                   for ident, t in threads.items())
     finding = F.Finding(kind=kind, message=msg, fingerprint=cycle.fingerprint, locks=locks,
@@ -236,12 +341,17 @@ def _report_cycle(cycle: Cycle, st: Any) -> None:
         F.publish(finding, st)
 
 
-def _lock_ref(node: Hashable) -> F.LockRef:
+def _lock_ref(node: Hashable, numbered: bool = False) -> F.LockRef:
+    """``numbered``: the node is shown with its instance number (one of several)."""
+    instance = instance_of(node) if numbered else None
     if isinstance(node, tuple):
-        return F.LockRef(node[1], node[0], None, None, None)
+        site = _site_of.get((node[0], node[1]))
+        return F.LockRef(node[1], node[0], site.file if site else None,
+                         site.line if site else None, site.function if site else None,
+                         instance)
     site = node.site
     return F.LockRef(node.name, node.kind, site.file if site else None,
-                     site.line if site else None, site.function if site else None)
+                     site.line if site else None, site.function if site else None, instance)
 
 
 # ---------------------------------------------------------------------------------------
@@ -392,15 +502,29 @@ def wait_confirming(st: Any, prim: Any, suspect: tuple, wait: Any) -> bool:
 
 
 def _describe(obj: Any, instance: bool = True) -> str:
-    """``Kind name``; with ``instance``, locks that share a default (creation-site) name
-    get ``#id`` so five forks made on one line can be told apart in a report."""
+    """``Kind name``; with ``instance``, locks that share a default (creation-site) name,
+    or a name that several instances in the lock-order graph have, get their instance
+    number ``#n`` so five forks made on one line can be told apart in a report."""
     info = info_of(obj) or getattr(obj, "_tt_info", None)
     if info is None:
         return repr(obj)
-    if instance and info.site is not None and info.kind != "Thread" and \
-            info.name == f"{info.site.file}:{info.site.line}":
-        return f"{info.kind} {info.name} #{info.id}"
+    return describe_info(info, instance)
+
+
+def describe_info(info: Any, instance: bool = True) -> str:
+    """``_describe`` of a ``PrimitiveInfo`` (the watchdog's, for hang messages)."""
+    if instance and info.kind != "Thread" and (
+            (info.site is not None and info.name == f"{info.site.file}:{info.site.line}")
+            or _in_graph.get((info.kind, info.name), 0) > 1):
+        with _graph_lock:
+            n = ordinal(info)
+        return f"{info.kind} {info.name} #{n}"
     return f"{info.kind} {info.name}"
+
+
+def _key_of(obj: Any) -> str:
+    info = info_of(obj) or getattr(obj, "_tt_info", None)
+    return type(obj).__name__ if info is None else F.info_key(info)
 
 
 def _deadlock(path: list, st: Any, cfg: Any) -> None:
@@ -421,9 +545,7 @@ def _deadlock(path: list, st: Any, cfg: Any) -> None:
         chain = "; ".join(f"{t.name!r} holds {', '.join(t.holds) or 'nothing'} and waits "
                           f"for {t.waits_for}" for t in threads)
         msg = f"deadlock between {len(path)} threads: {chain}"
-    names = sorted(_describe(w, instance=False) for _, w in path)
-    import hashlib
-    fp = hashlib.sha256("\x00".join(["deadlock"] + names).encode()).hexdigest()[:16]
+    fp = F.fingerprint("deadlock", *sorted(_key_of(w) for _, w in path))
     locks = tuple(_lock_ref(info_of(w)) for _, w in path if info_of(w) is not None)
     finding = F.Finding(kind="deadlock", message=msg, fingerprint=fp, locks=locks,
                         threads=tuple(threads), single_thread=len(path) == 1)

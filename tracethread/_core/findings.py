@@ -10,9 +10,16 @@ count), issued as a record to the sinks, and — for potential deadlocks — as 
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import io
+import linecache
 import os
+import re
 import sys
+import sysconfig
 import time
+import tokenize
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -55,6 +62,7 @@ class LockRef:
     file: str | None
     line: int | None
     function: str | None
+    instance: int | None = None   # ``#n`` of one of several instances of the name
 
 
 @dataclass(frozen=True)
@@ -259,3 +267,285 @@ def current_stack(skip: int = 1) -> tuple[Frame, ...]:
 
 def stack_of_thread(ident: int) -> tuple[Frame, ...]:
     return frames_of(sys._current_frames().get(ident))
+
+
+# ---------------------------------------------------------------------------------------
+# Fingerprints (docs/report.md, "Fingerprints")
+#
+# A finding's fingerprint is a hash of the *keys* of the primitives in it. A key says
+# which primitive it is in terms that survive unrelated edits and another working
+# directory: its kind and the name it was given (``name=``); else the file relative to its
+# project, the scope (class/function) and the creation statement, read from the source
+# here — when a finding is made, never on a hot path — and normalised. Not the line
+# number, not the working directory, not the object's id.
+
+_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+# The names threading gives threads that were not named ("Thread-3 (worker)", "Dummy-1").
+_DEFAULT_THREAD_NAME = re.compile(r"(?:Thread|Dummy)-\d+(?: \(.*\))?\Z", re.S)
+_CACHE_MAX = 4096
+_key_cache: dict = {}      # (kind, name, site) -> key
+_root_cache: dict = {}     # directory -> its project root (or None)
+_source_cache: dict = {}   # path -> (lines, tree or None, memo)
+_lib_dirs_found: list = []
+_FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_SKIP_TOKENS = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
+                tokenize.DEDENT, tokenize.ENDMARKER}
+_MAX_TEXT = 200
+
+
+def fingerprint(*parts: str) -> str:
+    """16 hex digits of the SHA-256 of ``parts``."""
+    return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")
+                          ).hexdigest()[:16]
+
+
+def info_key(info: Any) -> str:
+    """The stable key of the primitive a ``PrimitiveInfo`` describes."""
+    return lock_key(info.kind, info.name, info.site)
+
+
+def lock_key(kind: str, name: str, site: Any) -> str:
+    """The stable key of a primitive of this kind, name and creation site (see above).
+    Computed once per (kind, name, site); never raises."""
+    ck = (kind, name, site)
+    key = _key_cache.get(ck)
+    if key is None:
+        try:
+            key = _lock_key(kind, name, site)
+        except Exception:  # noqa: BLE001 - a key is always made
+            key = f"{kind} {name!r}"
+        if len(_key_cache) >= _CACHE_MAX:
+            _key_cache.clear()
+        _key_cache[ck] = key
+    return key
+
+
+def _given_name(kind: str, name: str, site: Any) -> bool:
+    if site is None:
+        return True
+    if kind == "Thread":
+        return not _DEFAULT_THREAD_NAME.match(name)
+    return name != f"{site.file}:{site.line}"
+
+
+def _lock_key(kind: str, name: str, site: Any) -> str:
+    if _given_name(kind, name, site):
+        return f"{kind} {name!r}"
+    path = getattr(site, "path", None) or site.file
+    where = project_path(path)
+    scope, text, offset, nth = _statement(path, site.line)
+    if scope is None:
+        scope = getattr(site, "qualname", None) or site.function
+    if text is None:   # no source: the line number is all there is
+        return f"{kind} {where} {scope}: line {site.line}"
+    key = f"{kind} {where} {scope}: {text}"
+    if offset:
+        key += f" +{offset}"      # the creation line's place in a statement of several
+    if nth > 1:
+        key += f" [{nth}]"        # the nth identical statement of its scope
+    return key
+
+
+def project_path(path: str) -> str:
+    """``path`` as the project knows it, whatever the working directory: relative to the
+    stdlib or site-packages directory holding it; else to its project root (the nearest
+    directory above it holding pyproject.toml, setup.py, setup.cfg or .git); else to the
+    longest absolute ``sys.path`` entry holding it; else its base name. ``/``-separated.
+    Pseudo-files (``<string>``) stay as they are."""
+    if not path or path[:1] == "<":
+        return path
+    real = os.path.realpath(os.path.abspath(path))
+    for base in _lib_dirs():
+        rel = _relative(real, base)
+        if rel is not None:
+            return rel
+    root = _project_root(os.path.dirname(real))
+    if root is not None:
+        rel = _relative(real, root)
+        if rel is not None:
+            return rel
+    best = None
+    for entry in list(sys.path):
+        if isinstance(entry, str) and entry and os.path.isabs(entry):
+            rel = _relative(real, os.path.realpath(entry))
+            if rel is not None and (best is None or len(rel) < len(best)):
+                best = rel
+    return best if best is not None else os.path.basename(real)
+
+
+def _relative(path: str, base: str) -> str | None:
+    base = base.rstrip(os.sep) + os.sep
+    if os.path.normcase(path).startswith(os.path.normcase(base)) and len(path) > len(base):
+        return path[len(base):].replace(os.sep, "/")
+    return None
+
+
+def _lib_dirs() -> list:
+    if not _lib_dirs_found:
+        dirs: set = set()
+        try:
+            paths = sysconfig.get_paths()
+            dirs.update(paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib"))
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            import site
+            dirs.update(site.getsitepackages())
+            dirs.add(site.getusersitepackages())
+        except Exception:  # noqa: BLE001 - site may be disabled (python -S)
+            pass
+        found = sorted({os.path.realpath(d) for d in dirs if d}, key=len, reverse=True)
+        _lib_dirs_found[:] = found or [os.path.realpath(os.__file__ + "/..")]
+    return _lib_dirs_found
+
+
+def _project_root(directory: str) -> str | None:
+    walked = []
+    cur = directory
+    root = None
+    while True:
+        if cur in _root_cache:
+            root = _root_cache[cur]
+            break
+        walked.append(cur)
+        if any(os.path.exists(os.path.join(cur, m)) for m in _MARKERS):
+            root = cur
+            break
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            break
+        cur = parent
+    if len(_root_cache) >= _CACHE_MAX:
+        _root_cache.clear()
+    for d in walked:
+        _root_cache[d] = root
+    return root
+
+
+def _source(path: str) -> tuple | None:
+    lines = linecache.getlines(path)
+    if not lines:
+        return None
+    entry = _source_cache.get(path)
+    if entry is None or entry[0] is not lines:
+        try:
+            tree = ast.parse("".join(lines))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            tree = None
+        if len(_source_cache) >= 256:
+            _source_cache.clear()
+        entry = _source_cache[path] = (lines, tree, {})
+    return entry
+
+
+def _statement(path: str, line: int) -> tuple:
+    """(scope, normalised statement text, the line's offset in it, its rank among the
+    identical statements of its scope) of the statement at ``path:line``; (None, None,
+    0, 1) without source."""
+    entry = _source(path)
+    if entry is None or not 1 <= line <= len(entry[0]):
+        return None, None, 0, 1
+    lines, tree, memo = entry
+    found = memo.get(line)
+    if found is None:
+        found = memo[line] = _find(lines, tree, line, memo)
+    return found
+
+
+def _child_stmts(node: Any) -> Any:
+    for field_name in ("body", "orelse", "finalbody", "handlers", "cases"):
+        for child in getattr(node, field_name, None) or ():
+            if isinstance(child, ast.stmt):
+                yield child
+            else:   # an except clause, a match case: their statements
+                yield from getattr(child, "body", ())
+
+
+def _span(stmt: Any) -> tuple[int, int]:
+    """The lines of a simple statement, or of a compound statement's header."""
+    first = min((c.lineno for c in _child_stmts(stmt)), default=None)
+    end = stmt.end_lineno or stmt.lineno
+    if first is not None:
+        end = max(stmt.lineno, first - 1)
+    return stmt.lineno, end
+
+
+def _find(lines: list, tree: Any, line: int, memo: dict) -> tuple:
+    if tree is None:
+        text = _normalise(lines[line - 1])
+        return None, text or None, 0, 1
+    scope: list[str] = []
+    scope_node = node = tree
+    hits: list = []
+    while True:
+        hits = [c for c in _child_stmts(node)
+                if c.lineno <= line <= (c.end_lineno or c.lineno)]
+        if len(hits) != 1:
+            break        # none: no statement holds the line; several: they share it
+        child = hits[0]
+        start, end = _span(child)
+        if line <= end:   # a simple statement, or the header of a compound one
+            break
+        if isinstance(child, _FUNCS + (ast.ClassDef,)):
+            scope.append(child.name)
+            if isinstance(child, _FUNCS):
+                scope.append("<locals>")
+            scope_node = child
+        node = child
+    while scope and scope[-1] == "<locals>":
+        scope.pop()
+    qualname = ".".join(scope) or "<module>"
+    if not hits:
+        return qualname, _normalise(lines[line - 1]) or None, 0, 1
+    spans = [_span(h) for h in hits]
+    start, end = min(s for s, _ in spans), max(e for _, e in spans)
+    text = _normalise("".join(lines[start - 1:end]))
+    if not text:
+        return qualname, None, 0, 1
+    same = _scope_index(lines, scope_node, memo).get(text, ())
+    nth = 1 + sum(1 for s in same if s < start)
+    return qualname, text, line - start, nth
+
+
+def _scope_index(lines: list, scope_node: Any, memo: dict) -> dict:
+    """Normalised statement text -> first lines of the statements of that text in a
+    scope (its own statements: not those of functions and classes inside it)."""
+    k = ("scope", id(scope_node))   # the tree lives as long as the memo
+    index = memo.get(k)
+    if index is None:
+        index = {}
+        todo = list(_child_stmts(scope_node))
+        while todo:
+            stmt = todo.pop()
+            start, end = _span(stmt)
+            index.setdefault(_normalise("".join(lines[start - 1:end])), []).append(start)
+            if not isinstance(stmt, _FUNCS + (ast.ClassDef,)):
+                todo.extend(_child_stmts(stmt))
+        memo[k] = index
+    return index
+
+
+def _normalise(text: str) -> str:
+    """The statement's tokens, comments left out, a space only where two words meet:
+    neither re-indenting, re-wrapping, spacing nor comments change it."""
+    out: list[str] = []
+    prev = ""
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type in _SKIP_TOKENS:
+                continue
+            s = tok.string
+            if prev and s and _wordish(prev[-1]) and _wordish(s[0]):
+                out.append(" ")
+            out.append(s)
+            prev = s
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return " ".join(text.split())
+    norm = "".join(out)
+    if len(norm) > _MAX_TEXT:
+        norm = f"{norm[:_MAX_TEXT - 40]}…{fingerprint(norm)}"
+    return norm
+
+
+def _wordish(c: str) -> bool:
+    return c.isalnum() or c == "_"

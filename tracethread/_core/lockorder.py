@@ -20,8 +20,10 @@ Invariants and choices
   whether every acquire that took it had a timeout ("bounded": it can stall, never hang).
   An edge seen bounded first and unbounded later is upgraded, and that upgrade re-runs the
   search, because it can turn a harmless cycle into a real one.
-- Each cycle is reported once, by a fingerprint of its nodes' stable names rotated to a
-  canonical start; later closings of the same cycle only count.
+- Each cycle is reported once, by a fingerprint of its nodes' stable keys (``key_of``:
+  what identifies a lock across runs and edits, docs/report.md "Fingerprints"; by
+  default its name) in their smallest rotation; later closings of the same cycle, and
+  cycles through other instances made by the same statements, only count.
 - Nodes marked *signal* (a Lock or Semaphore released by a thread that did not acquire
   it: it is used as a signal, not a mutex), and every node of the same name (made at the
   same line, or given the same ``name=``: the same part in the program, as lockdep's
@@ -66,8 +68,10 @@ class Cycle:
 class LockOrderGraph:
     """Edges between lock nodes, with incremental cycle detection on new edges."""
 
-    def __init__(self, name_of: Callable[[Hashable], str] = str) -> None:
+    def __init__(self, name_of: Callable[[Hashable], str] = str,
+                 key_of: Callable[[Hashable], str] | None = None) -> None:
         self.name_of = name_of
+        self.key_of = key_of or name_of
         self.edges: dict[tuple[Hashable, Hashable], Edge] = {}
         self.succ: dict[Hashable, set] = {}
         self.pred: dict[Hashable, set] = {}
@@ -184,12 +188,13 @@ class LockOrderGraph:
         return None
 
     def fingerprint(self, nodes: list) -> str:
-        names = [self.name_of(n) for n in nodes]
-        # Rotate so the smallest name leads: the same cycle found from any edge of it
-        # gets the same fingerprint; names are creation sites, so it is stable across runs.
-        i = min(range(len(names)), key=lambda k: (names[k], k))
-        canon = names[i:] + names[:i]
-        return hashlib.sha256("\x00".join(canon).encode()).hexdigest()[:16]
+        keys = [self.key_of(n) for n in nodes]
+        # The smallest rotation: the same cycle found from any edge of it gets the same
+        # fingerprint, also when a key comes twice (two instances made by one statement);
+        # keys name what a lock is, not where it is now, so it is stable across runs.
+        canon = min(keys[i:] + keys[:i] for i in range(len(keys)))
+        return hashlib.sha256("\x00".join(canon).encode("utf-8", "surrogatepass")
+                              ).hexdigest()[:16]
 
     def stats(self) -> dict[str, int]:
         return {"nodes": len(set(self.succ) | set(self.pred)), "edges": len(self.edges),

@@ -10,7 +10,7 @@ import itertools
 import os
 import sys
 import sysconfig
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 from weakref import ref as _weakref
@@ -65,11 +65,17 @@ D_REENTER: Mapping[str, Any] = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """A place in the source: where a primitive was created or an operation blocked."""
+    """A place in the source: where a primitive was created or an operation blocked.
+
+    ``path`` (the file's absolute path when the site was first seen) and ``qualname``
+    (the code's qualified name where Python has one, else its name) are for fingerprints
+    (docs/report.md, "Fingerprints"); they take no part in equality, hash or repr."""
 
     file: str
     line: int
     function: str
+    path: str | None = field(default=None, compare=False, repr=False)
+    qualname: str | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}"
@@ -85,8 +91,8 @@ class PrimitiveInfo:
     garbage-collected normally while its records wait in the buffer.
 
     With the C extension this is ``_speedups.PrimitiveInfo``, the same in C and not a
-    garbage-collected type (kind and name must be ``str``, site a ``Site`` of a str, an int
-    and a str, or None, so it can never be in a cycle; copies and pickles keep the id): two
+    garbage-collected type (kind and name must be ``str``, site a ``Site`` of strs and an
+    int, or None, so it can never be in a cycle; copies and pickles keep the id): two
     are made per ``Future``, and a Python object would add
     two to the collector's allocation count, which decides how often it runs."""
 
@@ -292,7 +298,10 @@ def caller_site_and_label(depth: int = 2) -> tuple[Site, str, Any] | None:
     key = (id(code), f.f_lasti)
     found = _site_cache.get(key)
     if found is None or found[2]() is not code:
-        site = Site(_short_path(code.co_filename), f.f_lineno, code.co_name)
+        fn = code.co_filename
+        site = Site(_short_path(fn), f.f_lineno, code.co_name,
+                    fn if fn[:1] == "<" or os.path.isabs(fn) else os.path.abspath(fn),
+                    getattr(code, "co_qualname", code.co_name))
         if len(_site_cache) >= _SITE_CACHE_MAX:
             _site_cache.clear()
         found = _site_cache[key] = (site, f"{site.file}:{site.line}", _weakref(code))

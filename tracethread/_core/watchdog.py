@@ -10,7 +10,6 @@ each waits for.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 import weakref
@@ -79,19 +78,18 @@ def scan(me: Any = None, now_ns: int | None = None) -> list[F.Finding]:
         held = list(st.held)
         everyone.append(F.ThreadRef(
             st.name, st.ident, tuple(_describe(h) for h in held),
-            None if st.waiting is None else f"{st.waiting.kind} {st.waiting.name}",
+            None if st.waiting is None else _describe_info(st.waiting),
             F.frames_of(frames.get(st.ident)),
             tuple((_describe(h), st.held_sites.get(id(h))) for h in held)))
     out = []
     for st in hung:
         _reported.add((st.ident, st.wait_since))
         secs = (now - st.wait_since) / 1e9
-        what = f"{st.waiting.kind} {st.waiting.name}"
+        what = _describe_info(st.waiting)
         msg = (f"thread {st.name!r} has been waiting on {what} for {secs:.1f} s "
                f"(hang timeout {timeout:g} s)")
-        fp = hashlib.sha256(f"hang\x00{st.waiting.kind}\x00{st.waiting.name}".encode()
-                            ).hexdigest()[:16]
         info = st.waiting
+        fp = F.fingerprint("hang", F.info_key(info))
         lock = F.LockRef(info.name, info.kind, info.site.file if info.site else None,
                          info.site.line if info.site else None,
                          info.site.function if info.site else None)
@@ -109,7 +107,13 @@ def scan(me: Any = None, now_ns: int | None = None) -> list[F.Finding]:
 
 def _describe(prim: Any) -> str:
     info = getattr(prim, "_info", None) or getattr(prim, "_self_info", None)
-    return f"{info.kind} {info.name}" if info is not None else repr(prim)
+    return _describe_info(info) if info is not None else repr(prim)
+
+
+def _describe_info(info: Any) -> str:
+    """As deadlock messages name it (``#n`` for one of several instances of a name)."""
+    from .detect import describe_info
+    return describe_info(info)
 
 
 _config.on_change(ensure_running)

@@ -29,8 +29,10 @@ def finding_dict(f: F.Finding) -> dict[str, Any]:
         "kind": f.kind, "message": f.message, "fingerprint": f.fingerprint,
         "count": f.count, "single_thread": f.single_thread, "bounded": f.bounded,
         "guarded_by": list(f.guarded_by),
-        "locks": [{"name": lk.name, "kind": lk.kind,
-                   "site": _site(lk.file, lk.line, lk.function)} for lk in f.locks],
+        "locks": [dict({"name": lk.name, "kind": lk.kind,
+                        "site": _site(lk.file, lk.line, lk.function)},
+                       **({} if lk.instance is None else {"instance": lk.instance}))
+                  for lk in f.locks],
         "threads": [{"name": t.name, "holds": list(t.holds), "waits_for": t.waits_for,
                      "stack": _stack(t.stack),
                      "held_at": [{"lock": name, "site": None if fr is None else
@@ -41,25 +43,37 @@ def finding_dict(f: F.Finding) -> dict[str, Any]:
     }
 
 
-def _node_name(node: Any) -> str:
-    return detect._name(node)
-
-
 def graph_dict() -> dict[str, Any]:
+    """The lock-order graph. A node's ``id`` is its name (``Lock app.py:12``), with the
+    instance number (``Lock app.py:5 #2``) when several nodes share the name; ``key`` is
+    what its fingerprint part is made of (stable across runs: ``merge`` computes cycle
+    fingerprints from it); ``instance`` its instance number (null: a node that stands for
+    every instance of its name, identity "site")."""
     with detect._graph_lock:
         edges = list(detect.graph.edges.values())
         signal = set(detect.graph.signal)
-    nodes: dict[str, dict] = {}
-    out_edges = []
+    order: list = []
+    seen: set = set()
     for e in edges:
         for n in (e.src, e.dst):
-            name = _node_name(n)
-            if name not in nodes:
-                ref = detect._lock_ref(n)
-                nodes[name] = {"id": name, "name": ref.name, "kind": ref.kind,
-                               "site": _site(ref.file, ref.line, ref.function),
-                               "signal": n in signal}
-        out_edges.append({"from": _node_name(e.src), "to": _node_name(e.dst),
+            if n not in seen:
+                seen.add(n)
+                order.append(n)
+    count: dict = {}
+    for n in order:
+        if not isinstance(n, tuple):
+            group = (n.kind, n.name)
+            count[group] = count.get(group, 0) + 1
+    shared = {g for g, c in count.items() if c > 1}
+    nodes: dict[Any, dict] = {}
+    for n in order:
+        ref = detect._lock_ref(n)
+        nodes[n] = {"id": detect._label(n, shared), "name": ref.name, "kind": ref.kind,
+                    "key": detect._key(n), "instance": detect.instance_of(n),
+                    "site": _site(ref.file, ref.line, ref.function), "signal": n in signal}
+    out_edges = []
+    for e in edges:
+        out_edges.append({"from": nodes[e.src]["id"], "to": nodes[e.dst]["id"],
                           "thread": e.thread, "bounded": e.bounded, "count": e.count,
                           "context": e.context,
                           "stack": [{"file": f[0], "line": f[1], "function": f[2]}
