@@ -382,3 +382,37 @@ for python in (sys.executable, {OTHER_PYTHON!r}):
     assert rest == [ROOT]                # the program's own PYTHONPATH, after the bootstrap
     assert "['sitecustomize.py']" in other     # the bootstrap directory holds nothing else
     assert not os.path.exists(os.path.dirname(boot)), "the bootstrap was left behind"
+
+
+def test_sarif_uris_stay_inside_the_source_root(tmp_path):
+    from tracethread.exporters.sarif import artifact, source_root
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    (root / "pkg").mkdir()
+    assert source_root(str(root / "pkg")) == str(root)
+    inside = artifact(str(root / "pkg" / "my app.py"), str(root))
+    assert inside == {"uri": "pkg/my%20app.py", "uriBaseId": "%SRCROOT%"}
+    outside = artifact(str(tmp_path / "elsewhere" / "lib.py"), str(root))
+    assert outside == {"uri": (tmp_path / "elsewhere" / "lib.py").as_uri()}
+    assert ".." not in outside["uri"]
+
+
+def test_findings_announced_on_stderr_are_escaped_too():
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import tracethread
+        tracethread.configure(on_deadlock="raise")
+        lock = tracethread.Lock(name="x\\x1b[2Jy")
+        def twice():
+            lock.acquire()
+            try:
+                lock.acquire()          # a self-deadlock, announced on stderr
+            except tracethread.DeadlockError:
+                print("raised")
+        t = tracethread.Thread(target=twice, name="t\\x1b]0;t\\x07")
+        t.start(); t.join()
+    """)], env=dict(os.environ, PYTHONPATH=ROOT, PYTHONFAULTHANDLER="1"),
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "raised\n"
+    assert "tracethread: deadlock" in proc.stderr and "x\\x1b[2Jy" in proc.stderr
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr

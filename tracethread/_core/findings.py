@@ -210,6 +210,18 @@ def publish(finding: Finding, st: Any) -> None:
         st.guard = prev
 
 
+# Control characters (C0, DEL, C1) and the Unicode line/paragraph separators: a name,
+# path or stack line from a program or a file must never move the cursor, set the
+# window title or clear the screen where it is shown.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def literal(value: Any) -> str:
+    """``value`` as text to show literally: control characters escaped (``\\x1b``)."""
+    return str(value).translate(_CONTROL)
+
+
 def render_text(f: Finding) -> str:
     """A plain-text rendering (the rich report comes with the CLI)."""
     out = [f"tracethread: {f.kind}: {f.message}"]
@@ -218,7 +230,7 @@ def render_text(f: Finding) -> str:
         out.append(f"  thread {t.name!r} holds {holds}; waits for {t.waits_for or '-'}")
         for fr in t.stack[-6:]:
             out.append(f"    {fr.file}:{fr.line} in {fr.function}")
-    return "\n".join(out) + "\n"
+    return "\n".join(literal(line) for line in out) + "\n"
 
 
 # ---------------------------------------------------------------------------------------

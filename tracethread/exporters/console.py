@@ -15,19 +15,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-
-# Control characters (C0, DEL, C1) and the Unicode line/paragraph separators: a name,
-# path or stack line from a program or a file must never move the cursor, set the
-# window title or clear the screen.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
-_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
-
-
-def literal(value: Any) -> str:
-    """``value`` as text shown literally: control characters escaped (``\\x1b``). The
-    result goes into ``rich.text.Text``, never through markup, so ``[/]`` and
-    ``[blink]`` are text too."""
-    return str(value).translate(_CONTROL)
+from .._core.findings import literal
 
 
 def _text(value: Any, style: str = "") -> Text:
@@ -106,8 +94,9 @@ class ReportView:
         yield Text("")
         yield _text(head, style=style)
         if f["locks"] and f["kind"] in ("potential-deadlock", "guarded-cycle"):
-            chain = " → ".join(lk["name"] for lk in f["locks"])
-            yield _text(f"  cycle: {chain} → {f['locks'][0]['name']}")
+            names = [lk["name"] + (f" #{lk['instance']}" if lk.get("instance") else "")
+                     for lk in f["locks"]]
+            yield _text(f"  cycle: {' → '.join(names)} → {names[0]}")
         for e in f.get("edges", []):
             where = _site(e["stack"][-1]) if e.get("stack") else "?"
             yield _text(f"  thread {e['thread']!r} holds {e['from']} and takes {e['to']} "

@@ -55,7 +55,7 @@ INT = Num(0, integer=True)
 LINE = Opt(Num(None, integer=True))
 FRAME = {"file": str, "line": LINE, "function": Opt(str)}
 SITE = Opt({"file": str, "line": LINE, "function": Opt(str)})
-LOCK_REF = {"name": str, "kind": str, "?site": SITE}
+LOCK_REF = {"name": str, "kind": str, "?site": SITE, "?instance": Opt(INT)}
 THREAD_REF = {"name": str, "?holds": [str], "?waits_for": Opt(str), "?stack": [FRAME],
               "?held_at": [{"lock": str, "?site": SITE}]}
 EDGE = {"from": str, "to": str, "thread": str, "?bounded": bool, "?context": str,
@@ -70,7 +70,7 @@ LOCK_ROW = {"name": str, "kind": str, "?site": SITE, "?instances": INT,
             "wait_seconds_max": Num(), "?hold_seconds_total": Num(),
             "hold_seconds_max": Num(), "threads": INT}
 GRAPH_NODE = {"id": str, "?name": str, "?kind": str, "?site": SITE, "?signal": bool,
-              "?key": str}
+              "?key": str, "?instance": Opt(INT)}
 REPORT = {"version": Num(None, integer=True), "tool": str, "?command": [str],
           "?exit_status": Opt(Num(None, integer=True)), "?ended_by_tracethread": bool,
           "findings": [FINDING], "?withdrawn": [{"reason": str, "finding": FINDING}],

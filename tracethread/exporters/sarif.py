@@ -3,7 +3,10 @@ acquisition lines involved, with a stable fingerprint."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path, PurePath
 from typing import Any
+from urllib.parse import quote
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
@@ -15,7 +18,32 @@ RULES = {
 }
 
 
-def _locations(f: dict[str, Any]) -> list[dict[str, Any]]:
+def source_root(cwd: str | None = None) -> str:
+    """The directory SARIF paths are relative to: the repository holding the working
+    directory (the nearest ancestor with ``.git``), else the working directory — where
+    CI runs and where code scanning resolves relative URIs."""
+    cur = os.path.abspath(cwd or os.getcwd())
+    probe = cur
+    while True:
+        if os.path.exists(os.path.join(probe, ".git")):
+            return probe
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return cur
+        probe = parent
+
+
+def artifact(file: str, root: str) -> dict[str, str]:
+    """A SARIF artifactLocation: relative to the source root (``%SRCROOT%``) when the file
+    is under it, else an absolute ``file://`` URI — never ``../`` out of the root."""
+    full = os.path.abspath(file)
+    rel = os.path.relpath(full, root)
+    if rel != os.pardir and not rel.startswith(os.pardir + os.sep) and not os.path.isabs(rel):
+        return {"uri": quote(PurePath(rel).as_posix()), "uriBaseId": "%SRCROOT%"}
+    return {"uri": Path(full).as_uri()}
+
+
+def _locations(f: dict[str, Any], root: str) -> list[dict[str, Any]]:
     seen = set()
     locs = []
     frames = [e["stack"][-1] for e in f.get("edges", []) if e.get("stack")]
@@ -27,12 +55,13 @@ def _locations(f: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         seen.add(key)
         locs.append({"physicalLocation": {
-            "artifactLocation": {"uri": fr["file"]},
+            "artifactLocation": artifact(fr["file"], root),
             "region": {"startLine": max(1, int(fr["line"] or 1))}}})
     return locs
 
 
-def build(report: dict[str, Any]) -> dict[str, Any]:
+def build(report: dict[str, Any], root: str | None = None) -> dict[str, Any]:
+    root = root or source_root()
     results = []
     for f in report.get("findings", []):
         rule_id, _, level = RULES.get(f["kind"], ("TT000", f["kind"], "warning"))
@@ -42,7 +71,7 @@ def build(report: dict[str, Any]) -> dict[str, Any]:
             "message": {"text": f["message"]},
             "partialFingerprints": {"tracethread/v1": f["fingerprint"]},
         }
-        locs = _locations(f)
+        locs = _locations(f, root)
         if locs:
             result["locations"] = locs[:1]
             if len(locs) > 1:
@@ -61,6 +90,7 @@ def build(report: dict[str, Any]) -> dict[str, Any]:
                            "defaultConfiguration": {"level": level}}
                           for kind, (rid, text, level) in RULES.items()],
             }},
+            "originalUriBaseIds": {"%SRCROOT%": {"uri": Path(root).as_uri() + "/"}},
             "results": results,
         }],
     }
