@@ -133,3 +133,128 @@ def test_records_reach_sinks_in_order_and_once_or_are_counted_dropped():
         assert recorder.stats()["dropped"] == dropped + 1
     finally:
         tracethread.remove_sink(sink)
+
+
+# --- fork ------------------------------------------------------------------------------
+
+FORKS_WHILE_NESTING = """
+import os, sys, threading, time
+import tracethread
+tracethread.install(warn=False)
+stop = threading.Event()
+def nest():                      # new locks, nested: every acquire adds lock-order edges
+    while not stop.is_set():
+        a, b = threading.Lock(), threading.Lock()
+        with a:
+            with b:
+                pass
+workers = [threading.Thread(target=nest, daemon=True) for _ in range(3)]
+for w in workers: w.start()
+children = []
+for _ in range(100):
+    pid = os.fork()
+    if pid == 0:                 # the child: a nested acquire of its own, then leave
+        a, b = threading.Lock(), threading.Lock()
+        with a:
+            with b:
+                pass
+        os._exit(0)
+    children.append(pid)
+stop.set()
+hung, deadline = 0, time.monotonic() + 20
+for pid in children:
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            hung += 1
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            break
+        time.sleep(0.01)
+print("hung", hung)
+"""
+
+
+def test_forks_while_other_threads_update_the_graph_never_hang_a_child():
+    proc = python(FORKS_WHILE_NESTING, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["hung", "0"]
+
+
+def test_multiprocessing_fork_with_a_queue_loses_no_result():
+    proc = python("""
+        import multiprocessing as mp, threading
+        import tracethread
+        tracethread.install(warn=False)
+        def work(q, i):
+            lock = threading.Lock()
+            with lock:
+                q.put(i * i)
+        if __name__ == "__main__":
+            ctx = mp.get_context("fork")
+            q = ctx.Queue()
+            stop = threading.Event()
+            def churn():
+                while not stop.is_set():
+                    a, b = threading.Lock(), threading.Lock()
+                    with a, b:
+                        pass
+            threading.Thread(target=churn, daemon=True).start()
+            procs = [ctx.Process(target=work, args=(q, i)) for i in range(80)]
+            for p in procs: p.start()
+            got = sorted(q.get(timeout=30) for _ in procs)
+            for p in procs: p.join(30)
+            stop.set()
+            print(got == sorted(i * i for i in range(80)), sum(p.exitcode == 0 for p in procs))
+    """, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["True", "80"]
+
+
+def test_a_forked_child_under_run_keeps_its_status_and_the_parents_report(tmp_path):
+    prog = tmp_path / "prog.py"
+    prog.write_text(textwrap.dedent("""
+        import os, sys, threading
+        a, b = threading.Lock(name="A"), threading.Lock(name="B")
+        pid = os.fork()
+        if pid == 0:                      # the child makes an inversion, then exits 0
+            with a, b: pass
+            with b, a: pass
+            sys.exit(0)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status))
+    """))
+    report = tmp_path / "r.json"
+    proc = python(None, "-m", "tracethread", "run", "--fail-on", "any", "--report",
+                  str(report), str(prog))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout == "child 0\n"
+    assert proc.stderr.count("tracethread: lock contention") == 1   # one report: the parent's
+    import json
+    data = json.loads(report.read_text())
+    assert data["findings"] == [] and data["exit_status"] == 0
+
+
+def test_the_watchdog_runs_again_in_a_forked_child():
+    proc = python("""
+        import os, threading, time
+        import tracethread
+        tracethread.install(warn=False, hang_timeout=0.3)
+        time.sleep(0.1)                                   # the parent's watchdog runs
+        pid = os.fork()
+        if pid == 0:
+            stuck = threading.Event()
+            t = threading.Thread(target=stuck.wait, name="stuck", daemon=True)
+            t.start()
+            deadline = time.monotonic() + 10
+            while not tracethread.findings("hang") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            found = tracethread.findings("hang")
+            os._exit(0 if found and "'stuck'" in found[0].message else 1)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status))
+    """, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout == "child 0\n"

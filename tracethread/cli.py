@@ -315,13 +315,17 @@ class _Session:
         self.baseline = baseline
         self.exit_status: int | None = None
         self.done = False
+        self.pid = os.getpid()
 
     def finish(self, ended_by: int | None = None) -> int | None:
         """Write reports, print, evaluate the gate. Returns the status to exit with
         instead of the program's own, or None. The gate is decided before anything is
         written or shown, and every step after it is contained: a report that cannot be
         written or rendered is one line on stderr, never a changed verdict."""
-        if self.done:
+        if self.done or os.getpid() != self.pid:
+            # A forked child (os.fork, multiprocessing 'fork') inherits this session: it
+            # must not write the parent's outputs, print a second report or change its own
+            # exit status. Its findings are not reported (docs/report.md).
             return None
         self.done = True
         import tracethread

@@ -11,3 +11,4 @@ from .recorder import (  # noqa: F401 - re-exported
     Sink, add_sink, current_state, flush, guarded, is_guarded, remove_sink, set_buffer_size,
     sinks, stats,
 )
+from . import forking  # noqa: F401,E402 - registers the core's fork hooks
