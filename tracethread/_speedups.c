@@ -596,6 +596,34 @@ call_slow_acquire(PyObject *self, PyObject *st, PyObject *blocking, PyObject *ti
                                      5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
+static PyObject *cfg_allocate_lock;   /* _thread.allocate_lock (set_lock_classes) */
+
+/* An acquire() call whose arguments do not bind (too many, an unknown or a repeated
+ * keyword): raise the stdlib's own error for it, on this interpreter (3.11 says "'foo' is
+ * an invalid keyword argument for acquire()", 3.13 "acquire() got an unexpected keyword
+ * argument 'foo'"), by giving the same arguments to a fresh raw lock's acquire. (Were the
+ * raw lock to take them, which it does not, the lock is dropped and an error of ours
+ * stands.) Returns -1. */
+static int
+acquire_args_error(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (cfg_allocate_lock != NULL) {
+        PyObject *probe = PyObject_CallNoArgs(cfg_allocate_lock);
+        if (probe == NULL)
+            return -1;
+        PyObject *meth = PyObject_GetAttr(probe, str_acquire);
+        PyObject *r = meth ? PyObject_Vectorcall(meth, args, nargs, kwnames) : NULL;
+        Py_XDECREF(meth);
+        Py_DECREF(probe);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    PyErr_Format(PyExc_TypeError, "acquire() takes at most 2 arguments (%zd given)",
+                 nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0));
+    return -1;
+}
+
 static int
 parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                    PyObject **blocking, PyObject **timeout, int *defaults)
@@ -603,11 +631,8 @@ parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     *blocking = Py_True;
     *timeout = NULL;
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs + nkw > 2 || nargs > 2) {
-        PyErr_Format(PyExc_TypeError, "acquire() takes at most 2 arguments (%zd given)",
-                     nargs + nkw);
-        return -1;
-    }
+    if (nargs + nkw > 2 || nargs > 2)
+        return acquire_args_error(args, nargs, kwnames);
     if (nargs >= 1) *blocking = args[0];
     if (nargs >= 2) *timeout = args[1];
     for (Py_ssize_t i = 0; i < nkw; i++) {
@@ -618,17 +643,22 @@ parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
         } else if (PyUnicode_CompareWithASCIIString(name, "timeout") == 0 && nargs < 2) {
             *timeout = value;
         } else {
-            PyErr_Format(PyExc_TypeError,
-                         "acquire() got an unexpected keyword argument '%U'", name);
-            return -1;
+            return acquire_args_error(args, nargs, kwnames);
         }
     }
-    /* The fast path applies only to blocking=True, timeout=-1 (or not given). */
-    *defaults = (*blocking == Py_True) &&
-                (*timeout == NULL ||
-                 (PyLong_CheckExact(*timeout) && PyLong_AsLong(*timeout) == -1));
-    if (PyErr_Occurred())
-        return -1;
+    /* The fast path applies only to blocking=True, timeout=-1 (or not given). Any other
+     * values go to the Python paths, which have a raw lock check them (its errors). */
+    if (*blocking != Py_True)
+        *defaults = 0;
+    else if (*timeout == NULL)
+        *defaults = 1;
+    else if (PyLong_CheckExact(*timeout)) {
+        int overflow;
+        *defaults = PyLong_AsLongAndOverflow(*timeout, &overflow) == -1 && !overflow;
+        if (PyErr_Occurred())
+            return -1;
+    } else
+        *defaults = 0;
     return 0;
 }
 
@@ -1195,14 +1225,16 @@ CondCore_acquire(CondCore *self, PyObject *const *args, Py_ssize_t nargs, PyObje
 }
 
 static PyObject *
-CondCore_release(CondCore *self, PyObject *Py_UNUSED(ignored))
+CondCore_release(CondCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *lock;
     int kind = cond_lock(self, &lock);
     if (kind < 0)
         return NULL;
-    if (kind == OTHER_LOCK)
-        return PyObject_CallMethodNoArgs(lock, str_release);
+    /* Arguments (there are none to give): the lock's own release() refuses them, as the
+     * stdlib's Condition.release, which is the lock's, does. */
+    if (kind == OTHER_LOCK || nargs || kwnames)
+        return call_lock_method(lock, str_release, args, nargs, kwnames);
     return own_release(kind, lock);
 }
 
@@ -1379,8 +1411,9 @@ static PyMethodDef CondCore_methods[] = {
     {"_tt_take", (PyCFunction)CondCore_take, METH_NOARGS,
      "The summary counters since the last take (and start new ones), or None."},
     {"acquire", (PyCFunction)(void (*)(void))CondCore_acquire, METH_FASTCALL | METH_KEYWORDS,
-     "The lock's acquire()."},
-    {"release", (PyCFunction)CondCore_release, METH_NOARGS, "The lock's release()."},
+     "acquire($self, /, blocking=True, timeout=-1)\n--\n\nThe lock's acquire()."},
+    {"release", (PyCFunction)(void (*)(void))CondCore_release, METH_FASTCALL | METH_KEYWORDS,
+     "release($self, /)\n--\n\nThe lock's release()."},
     {"_release_save", (PyCFunction)CondCore_release_save, METH_NOARGS, NULL},
     {"_acquire_restore", (PyCFunction)CondCore_acquire_restore, METH_O, NULL},
     {"_is_owned", (PyCFunction)CondCore_is_owned, METH_NOARGS, NULL},

@@ -4,6 +4,7 @@ names from creation sites, and the frozen statistics records."""
 
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -109,14 +110,97 @@ class StdCompatMeta(type):
         twins = cls.__dict__.get("_std_twins")
         return bool(twins) and isinstance(sub, type) and issubclass(sub, twins)
 
+    @property
+    def __signature__(cls) -> inspect.Signature | None:
+        """What ``inspect.signature(cls)`` (``help()``, IDEs) shows: the stdlib's own
+        constructor signature, set as ``_tt_signature`` by each class (see
+        ``std_signature``). Our ``__new__(cls, *args, **kwargs)`` (it may hand back a raw
+        stdlib object) would otherwise be all inspect sees.
+
+        A subclass gets the signature of the constructor it defines, as inspect would give
+        it were our permissive ``__new__`` not there; one defining neither ``__init__`` nor
+        ``__new__`` gets its base's."""
+        if type(cls).__call__ is not type.__call__:
+            return None   # a metaclass's own __call__: inspect's rules
+        for klass in cls.__mro__:
+            d = klass.__dict__
+            sig = d.get("_tt_signature")
+            if sig is None:
+                sig = d.get("__signature__")
+            if sig is not None:
+                return sig if isinstance(sig, inspect.Signature) else None
+            for meth in ("__new__", "__init__"):
+                if meth in d:   # a subclass's own constructor
+                    try:
+                        sig = inspect.signature(getattr(cls, meth))
+                    except (TypeError, ValueError):
+                        return None
+                    params = list(sig.parameters.values())
+                    if params and params[0].kind in (_P.POSITIONAL_ONLY,
+                                                     _P.POSITIONAL_OR_KEYWORD):
+                        del params[0]   # cls / self
+                    return sig.replace(parameters=params)
+        return None
+
+
+_P = inspect.Parameter
+NAME_PARAMETER = _P("name", _P.KEYWORD_ONLY, default=None)
+
+
+def std_signature(std: Any, *, name: bool = True) -> inspect.Signature:
+    """The running interpreter's signature of the stdlib constructor ``std`` (so 3.10's,
+    3.11's and 3.13's differences are followed), with tracethread's one extension, an
+    optional keyword-only ``name=None``, added last (before a ``**kwargs``) unless
+    ``name=False`` (Thread has its own ``name``, Timer none). Annotations are the
+    stdlib's (none). A constructor inspect cannot read (3.10/3.11's ``threading.Lock``, the
+    C function ``_thread.allocate_lock``) takes no arguments."""
+    try:
+        sig = inspect.signature(std)
+    except (TypeError, ValueError):
+        sig = inspect.Signature()
+    params = list(sig.parameters.values())
+    if name:
+        at = len(params) - (1 if params and params[-1].kind is _P.VAR_KEYWORD else 0)
+        params.insert(at, NAME_PARAMETER)
+    return sig.replace(parameters=params, return_annotation=inspect.Signature.empty)
+
+
+# The signatures of the C lock types' methods (what 3.13's ``_thread.lock`` shows; 3.10 and
+# 3.11 show none): ``self`` positional-only, as for tracethread's C methods.
+_SELF = _P("self", _P.POSITIONAL_ONLY)
+NO_ARGS_SIGNATURE = inspect.Signature([_SELF])
+ACQUIRE_SIGNATURE = inspect.Signature([
+    _SELF, _P("blocking", _P.POSITIONAL_OR_KEYWORD, default=True),
+    _P("timeout", _P.POSITIONAL_OR_KEYWORD, default=-1)])
+
+
+def no_arguments(qualname: str, args: tuple, kwargs: dict) -> None:
+    """Raise what a C method taking no arguments raises when given some (the pure-Python
+    paths' ``release(1)``: the stdlib's ``lock.release()`` is such a method)."""
+    if kwargs:
+        raise TypeError(f"{qualname}() takes no keyword arguments")
+    raise TypeError(f"{qualname}() takes no arguments ({len(args)} given)")
+
 
 D_FAST_ACQUIRE = _records.D_FAST_ACQUIRE
 D_TRY_ACQUIRE = _records.D_TRY_ACQUIRE
 
 
+def as_timeout(timeout: Any) -> float | None:
+    """A timeout as a record holds it: None or a float. Never raises: a timeout the stdlib
+    took without using it (``Event.wait('x')`` on a set event, ``Barrier(1).wait('x')``)
+    or refused with an error of its own must not fail, or change the error, in recording."""
+    if timeout is None or timeout.__class__ is float:
+        return timeout
+    try:
+        return float(timeout)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def acquire_details(blocking: Any, timeout: Any, **extra: Any) -> MappingProxyType:
     d = {"blocking": bool(blocking),
-         "timeout": None if (timeout is None or timeout == -1) else float(timeout)}
+         "timeout": None if (timeout is None or timeout == -1) else as_timeout(timeout)}
     for k, v in extra.items():
         if v is not None:
             d[k] = v
@@ -125,13 +209,33 @@ def acquire_details(blocking: Any, timeout: Any, **extra: Any) -> MappingProxyTy
 
 def validate_lock_args(st: Any, blocking: Any, timeout: Any) -> None:
     """Raise exactly what ``_thread.lock.acquire(blocking, timeout)`` raises for bad
-    arguments, by asking a raw lock that only this thread ever touches (so it is always
-    free and the call never waits)."""
+    arguments (types, values, combinations, on this interpreter), by asking a raw lock
+    that only this thread touches (so it is free and the call never waits; a fresh one if
+    it is held, by a signal handler's acquire that interrupted this one)."""
     probe = st.probe
     if probe is None:
         probe = st.probe = _raw.allocate_lock()
+    elif probe.locked():
+        probe = _raw.allocate_lock()
     if probe.acquire(blocking, timeout):
         probe.release()
+
+
+def _bind_acquire(blocking: Any = True, timeout: Any = -1) -> tuple[Any, Any]:
+    return blocking, timeout
+
+
+def acquire_args(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    """``(blocking, timeout)`` of a pure-Python ``acquire(*args, **kwargs)`` call, or the
+    stdlib's own error for a call of the wrong shape (too many arguments, an unknown or
+    repeated keyword): the raw lock's ``acquire``, given the same arguments, raises it."""
+    try:
+        return _bind_acquire(*args, **kwargs)
+    except TypeError:
+        pass
+    probe = _raw.allocate_lock()
+    probe.acquire(*args, **kwargs)   # raises: the same shape _bind_acquire refused
+    raise TypeError("acquire() takes at most 2 arguments")   # (not reached)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from .._core import _raw
 from .._core import recorder as _rec
 from .._core.records import BARRIER_ABORT, BARRIER_RESET, BARRIER_WAIT, caller_site
 from ._base import (
-    BarrierStatistics, StdCompatMeta, current_state, make_info, now_ns, record, use_raw,
+    BarrierStatistics, StdCompatMeta, as_timeout, current_state, make_info, now_ns, record,
+    std_signature, use_raw,
 )
 
 # The stdlib's class itself: `except threading.BrokenBarrierError` must catch ours.
@@ -25,6 +26,7 @@ class Barrier(metaclass=StdCompatMeta):
     """``threading.Barrier``, recorded. Accepts ``name=``."""
 
     _std_twins = (_raw.StdBarrier,)
+    _tt_signature = std_signature(_raw.StdBarrier)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Barrier and use_raw():
@@ -67,7 +69,7 @@ class Barrier(metaclass=StdCompatMeta):
                 record(BARRIER_WAIT, self._info, st, t0, passed,
                        not (passed and index + 1 == self._parties), None, site,
                        (index, self._parties, not passed,
-                        None if timeout is None else float(timeout),
+                        as_timeout(timeout),
                         _rec.capture_context()))
 
     def _wait_impl(self, st: Any, timeout: float | None) -> int:

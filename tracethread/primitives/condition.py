@@ -18,8 +18,8 @@ from .._core.records import (
     CONDITION_NOTIFY, CONDITION_NOTIFY_ALL, CONDITION_WAIT, caller_site,
 )
 from ._base import (
-    ConditionStatistics, StdCompatMeta, bind_append, current_state, make_info, new_state,
-    now_ns, record, seq, tls, use_raw,
+    ConditionStatistics, StdCompatMeta, as_timeout, bind_append, current_state, make_info,
+    new_state, now_ns, record, seq, std_signature, tls, use_raw,
 )
 
 from .lock import Lock, RLock
@@ -71,6 +71,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         ("acquire", "release", "_agg") if _PURE else ())
 
     _std_twins = (_raw.StdCondition,)
+    _tt_signature = std_signature(_raw.StdCondition)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Condition and use_raw():
@@ -170,7 +171,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
             if recording:
                 _append((
                     seq(), CONDITION_WAIT, self._info, st, t0, t1, gotit, True, None, site,
-                    (None if timeout is None else float(timeout), now_ns(),
+                    (as_timeout(timeout), now_ns(),
                      _rec.capture_context())))
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
@@ -262,6 +263,12 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
 
 
 if speedups is None:
+    # (named as what they are here: a bad call's error says Condition.notify(), as the
+    # stdlib's does)
+    for _f, _name in ((Condition._notify_py, "notify"),
+                      (Condition._notify_all_py, "notify_all")):
+        _f.__name__, _f.__qualname__ = _name, f"Condition.{_name}"
+    del _f, _name
     Condition.notify = Condition._notify_py              # type: ignore[attr-defined]
     Condition.notify_all = Condition._notify_all_py      # type: ignore[attr-defined]
     Condition._release_save = Condition._default_release_save     # type: ignore

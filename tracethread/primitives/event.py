@@ -11,7 +11,8 @@ from .._core import _raw
 from .._core import recorder as _rec
 from .._core.records import EVENT_CLEAR, EVENT_SET, EVENT_WAIT, caller_site
 from ._base import (
-    EventStatistics, StdCompatMeta, current_state, make_info, now_ns, record, use_raw,
+    EventStatistics, StdCompatMeta, as_timeout, current_state, make_info, now_ns, record,
+    std_signature, use_raw,
 )
 
 _aggregating = _rec.aggregating
@@ -23,6 +24,7 @@ class Event(metaclass=StdCompatMeta):
     """``threading.Event``, recorded. Accepts ``name=``."""
 
     _std_twins = (_raw.StdEvent,)
+    _tt_signature = std_signature(_raw.StdEvent)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Event and use_raw():
@@ -105,7 +107,7 @@ class Event(metaclass=StdCompatMeta):
                     _bump(self, st, _WAITS)
                 else:
                     record(EVENT_WAIT, self._info, st, None, True, False, None, None,
-                           (None if timeout is None else float(timeout), None))
+                           (as_timeout(timeout), None))
             return True
         mutex.release()
         return self._wait_slow(st, timeout)
@@ -138,7 +140,7 @@ class Event(metaclass=StdCompatMeta):
                 _bump(self, st, _WAITS)
             else:
                 record(EVENT_WAIT, self._info, st, t0 if blocked else None, signaled, blocked,
-                       None, site, (None if timeout is None else float(timeout),
+                       None, site, (as_timeout(timeout),
                                     _rec.capture_context() if blocked else None))
         return signaled
 

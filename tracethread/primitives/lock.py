@@ -4,12 +4,15 @@ Hot path (``with lock:`` uncontended): thread state from a thread-local, a non-b
 acquire, one timestamp, one tuple appended to the record buffer. No stack capture, no
 allocation beyond that tuple. The call site is captured only when a thread has to wait.
 The non-blocking first attempt is only taken for ``blocking=True, timeout=-1``; any other
-arguments are checked by a raw lock first, so errors are the stdlib's own.
+arguments are checked by a raw lock first, so errors are the stdlib's own; so are the errors
+for a call of the wrong shape (``acquire(foo=1)``) and for ``Lock(1)``.
 """
 
 from __future__ import annotations
 
 import _thread
+import sys
+import warnings
 from types import MappingProxyType
 from typing import Any
 
@@ -20,8 +23,9 @@ from .._core.records import (
 )
 from . import _base
 from ._base import (
-    D_FAST_ACQUIRE, D_TRY_ACQUIRE, LockStatistics, StdCompatMeta, acquire_details, make_info,
-    new_state, now_ns, seq, thread_infos, tls, use_raw, validate_lock_args,
+    ACQUIRE_SIGNATURE, D_FAST_ACQUIRE, D_TRY_ACQUIRE, NO_ARGS_SIGNATURE, LockStatistics,
+    StdCompatMeta, acquire_args, acquire_details, make_info, new_state, no_arguments, now_ns,
+    seq, std_signature, thread_infos, tls, use_raw, validate_lock_args,
 )
 from .._core import _raw
 from .._core import detect as _detect
@@ -45,6 +49,7 @@ _rec.on_buffer_change(_rebind)
 _D_REENTER = D_REENTER
 _D_VIA_CONDITION = MappingProxyType({"via": "condition.wait"})
 _CONTENDED = (True,)  # release details: another thread was waiting (a contended hold)
+_MINUS_ONE = -1       # acquire()'s default timeout (the same int object as C's -1)
 
 
 def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, op: str,
@@ -125,14 +130,20 @@ def _released(prim: Any, st: Any, t: int, acquired: int, op: str) -> None:
 
 
 class _PyLockFast:
-    """The pure-Python fast paths of Lock (used when the C ones are not built)."""
+    """The pure-Python fast paths of Lock (used when the C ones are not built).
+
+    ``acquire`` and ``release`` take ``*args, **kwargs`` so that a call of the wrong shape
+    gets the stdlib's error (``'foo' is an invalid keyword argument for acquire()``), not
+    Python's; ``inspect.signature`` shows the stdlib's. ``__enter__``/``__exit__`` (the
+    ``with`` statement's, given the same arguments every time) keep plain parameters; the
+    default case of each is written out in both (keep them in step)."""
 
     __slots__ = ("_lock", "_info", "_owner", "_acquired_ns", "_waiting", "_agg",
                  "__weakref__")
 
     _tt_take = _rec.py_take
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def __enter__(self, blocking: Any = True, timeout: Any = -1) -> bool:
         try:
             st = tls.st
         except AttributeError:
@@ -155,9 +166,35 @@ class _PyLockFast:
             return True
         return self._acquire_slow(st, blocking, timeout, LOCK_ACQUIRE)
 
-    __enter__ = acquire
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:
+        """Acquire the lock (recorded)."""
+        if args or kwargs:
+            return _PyLockFast.__enter__(self, *acquire_args(args, kwargs))
+        try:   # __enter__() with the defaults
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if st.guard:
+            return self._lock.acquire()
+        if self._lock.acquire(False):
+            t = now_ns()
+            held = st.held
+            if held:
+                _detect.on_acquire(st, self, False)
+            held.append(self)
+            self._owner = st
+            self._acquired_ns = t
+            if _aggregating[0]:
+                _count(self, st, 0)
+            else:
+                _append((seq(), LOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
+                         D_FAST_ACQUIRE))
+            return True
+        return self._acquire_slow(st, True, -1, LOCK_ACQUIRE)
 
-    def release(self) -> None:
+    acquire.__signature__ = ACQUIRE_SIGNATURE  # type: ignore[attr-defined]
+
+    def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
         try:
             st = tls.st
         except AttributeError:
@@ -172,11 +209,46 @@ class _PyLockFast:
         _leave_held(owner, self, st)
         _released(self, st, t, acquired, LOCK_RELEASE)
 
-    def __exit__(self, t: Any, v: Any, tb: Any) -> None:
-        self.release()
+    def release(self, *args: Any, **kwargs: Any) -> None:
+        """Release the lock (recorded)."""
+        if args or kwargs:
+            no_arguments("Lock.release", args, kwargs)
+        try:   # __exit__()
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if st.guard:
+            return self._lock.release()
+        t = now_ns()
+        acquired = self._acquired_ns
+        owner = self._owner
+        self._owner = None
+        self._lock.release()
+        _leave_held(owner, self, st)
+        _released(self, st, t, acquired, LOCK_RELEASE)
 
+    release.__signature__ = NO_ARGS_SIGNATURE  # type: ignore[attr-defined]
+
+
+# threading.RLock(*args, **kwargs) warns from 3.13 on (the arguments, ignored, go in 3.15).
+_RLOCK_ARGUMENTS_DEPRECATED = (
+    "Passing arguments to RLock is deprecated and will be removed in 3.15"
+    if sys.version_info >= (3, 13) else None)
 
 _LockBase: Any = speedups.LockCore if speedups is not None else _PyLockFast
+if speedups is not None:
+    # A C method's errors name its class by ``__qualname__`` (``LockCore.release() takes
+    # no arguments (1 given)``): name the class users meet, as the stdlib's messages name
+    # theirs (``lock.release()``, ``RLock.release()``). Only the qualname: the types stay
+    # ``_speedups.LockCore``/``RLockCore`` (their repr reads ``_speedups.Lock``).
+    speedups.LockCore.__qualname__ = "Lock"
+    speedups.RLockCore.__qualname__ = "RLock"
+
+
+def _refuse_lock_arguments(args: tuple, kwargs: dict) -> None:
+    """``Lock()`` takes nothing but ``name=``: anything else gets the error the stdlib's
+    ``threading.Lock`` gives for it on this interpreter (it is given the same arguments)."""
+    _raw.StdLock(*args, **{k: v for k, v in kwargs.items() if k != "name"})
 
 
 class Lock(_LockBase, metaclass=StdCompatMeta):
@@ -185,10 +257,14 @@ class Lock(_LockBase, metaclass=StdCompatMeta):
 
     __slots__ = ()
     _std_twins = (_thread.LockType,)
+    _tt_signature = std_signature(_raw.StdLock)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls is Lock and use_raw():
-            return _allocate_lock()
+        if cls is Lock:
+            if args or (kwargs and kwargs.keys() != {"name"}):
+                _refuse_lock_arguments(args, kwargs)
+            if use_raw():
+                return _allocate_lock()
         return _LockBase.__new__(cls)
 
     def __init__(self, *, name: str | None = None) -> None:
@@ -202,12 +278,18 @@ class Lock(_LockBase, metaclass=StdCompatMeta):
 
     def _acquire_slow(self, st: Any, blocking: Any, timeout: Any, op: str,
                       via: Any = None) -> bool:
-        if timeout != -1:
+        # Any but a bool and the int -1 is checked by a raw lock: the stdlib's errors.
+        if blocking.__class__ is not bool or timeout.__class__ is not int or timeout != -1:
             validate_lock_args(st, blocking, timeout)
         return _acquire_waiting(self, self._lock, st, blocking, timeout, op, via)
 
-    def locked(self) -> bool:
+    def locked(self, *args: Any, **kwargs: Any) -> bool:
+        """Whether the lock is held."""
+        if args or kwargs:
+            no_arguments("Lock.locked", args, kwargs)
         return self._lock.locked()
+
+    locked.__signature__ = NO_ARGS_SIGNATURE  # type: ignore[attr-defined]
 
     # The legacy spellings ``_thread.lock`` still carries.
     acquire_lock = _LockBase.acquire
@@ -242,20 +324,29 @@ class Lock(_LockBase, metaclass=StdCompatMeta):
 class _PyRLockFast:
     """The pure-Python paths of RLock (the C ones call back into ``_acquire_py`` for
     everything but the uncontended default case: then the operation is a record, as the
-    summary counters are the C ones — `_PURE` guards each use of the Python counters)."""
+    summary counters are the C ones — `_PURE` guards each use of the Python counters).
+
+    As for ``_PyLockFast``: ``acquire``/``release`` take ``*args, **kwargs`` (the stdlib's
+    errors for a call of the wrong shape), ``__enter__``/``__exit__`` plain parameters,
+    and the default case is written out in each (keep them in step)."""
 
     __slots__ = ("_block", "_info", "_owner", "_count", "_acquired_ns", "_waiting", "_agg",
                  "__weakref__")
 
     _tt_take = _rec.py_take
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def _acquire_py(self, blocking: Any = True, timeout: Any = -1) -> bool:
+        """acquire(blocking, timeout), the arguments bound: ``__enter__``, and the C paths'
+        call for anything but the uncontended default case."""
         try:
             st = tls.st
         except AttributeError:
             st = new_state()
-        if timeout != -1:
-            validate_lock_args(st, blocking, timeout)
+        # Any but a bool and the int -1 is checked by a raw lock: the stdlib's errors.
+        if blocking is not True or timeout is not _MINUS_ONE:
+            if (blocking.__class__ is not bool or timeout.__class__ is not int
+                    or timeout != -1):
+                validate_lock_args(st, blocking, timeout)
         if self._owner is st:
             self._count += 1
             if not st.guard:
@@ -293,9 +384,55 @@ class _PyRLockFast:
             return True
         return False
 
-    __enter__ = acquire
+    __enter__ = _acquire_py
 
-    def release(self) -> None:
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:
+        """Acquire the lock (recorded)."""
+        if args or kwargs:
+            return _PyRLockFast._acquire_py(self, *acquire_args(args, kwargs))
+        try:   # _acquire_py() with the defaults (pure-Python only: _PURE holds)
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if self._owner is st:
+            self._count += 1
+            if not st.guard:
+                if _aggregating[0]:
+                    _count(self, st, 1)
+                    return True
+                t = now_ns()
+                _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
+                         _D_REENTER))
+            return True
+        if st.guard:
+            if self._block.acquire():
+                self._owner = st
+                self._count = 1
+                return True
+            return False
+        if self._block.acquire(False):
+            t = now_ns()
+            held = st.held
+            if held:
+                _detect.on_acquire(st, self, False)
+            held.append(self)
+            self._owner = st
+            self._count = 1
+            self._acquired_ns = t
+            if _aggregating[0]:
+                _count(self, st, 0)
+            else:
+                _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
+                         D_FAST_ACQUIRE))
+            return True
+        if self._acquire_slow(st, True, -1, None):
+            self._count = 1
+            return True
+        return False
+
+    acquire.__signature__ = ACQUIRE_SIGNATURE  # type: ignore[attr-defined]
+
+    def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
         try:
             st = tls.st
         except AttributeError:
@@ -323,8 +460,38 @@ class _PyRLockFast:
         _leave_held(st, self, st)
         _released(self, st, t, acquired, RLOCK_RELEASE)
 
-    def __exit__(self, t: Any, v: Any, tb: Any) -> None:
-        self.release()
+    def release(self, *args: Any, **kwargs: Any) -> None:
+        """Release the lock (recorded)."""
+        if args or kwargs:
+            no_arguments("RLock.release", args, kwargs)
+        try:   # __exit__()
+            st = tls.st
+        except AttributeError:
+            st = new_state()
+        if self._owner is not st:
+            raise RuntimeError("cannot release un-acquired lock")
+        count = self._count - 1
+        self._count = count
+        if st.guard:
+            if not count:
+                self._owner = None
+                self._block.release()
+            return
+        t = now_ns()
+        if count:
+            if _aggregating[0]:
+                _count(self, st, 3)
+            else:
+                _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, None, None,
+                         None))
+            return
+        acquired = self._acquired_ns
+        self._owner = None
+        self._block.release()
+        _leave_held(st, self, st)
+        _released(self, st, t, acquired, RLOCK_RELEASE)
+
+    release.__signature__ = NO_ARGS_SIGNATURE  # type: ignore[attr-defined]
 
     def _is_owned(self) -> bool:
         try:
@@ -346,13 +513,19 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
     _std_twins = tuple(t for t in (getattr(_thread, "RLock", None),
                                    getattr(__import__("threading"), "_PyRLock", None))
                        if isinstance(t, type))
+    # threading.RLock is a function (*args, **kwargs): the C _thread.RLock takes and
+    # ignores any arguments (the pure-Python _PyRLock takes none; the C one is the
+    # RLock programs get, and the one followed).
+    _tt_signature = std_signature(_raw.StdRLock)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is RLock and use_raw():
             return _raw.StdRLock()
         return _RLockBase.__new__(cls)
 
-    def __init__(self, *, name: str | None = None) -> None:
+    def __init__(self, *args: Any, name: str | None = None, **kwargs: Any) -> None:
+        if (args or kwargs) and _RLOCK_ARGUMENTS_DEPRECATED:
+            warnings.warn(_RLOCK_ARGUMENTS_DEPRECATED, DeprecationWarning, stacklevel=2)
         self._block = _allocate_lock()
         self._info = make_info("RLock", name)
         self._owner = None
@@ -362,7 +535,7 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
         if _PURE:
             self._agg = None
 
-    _acquire_py = _PyRLockFast.acquire
+    _acquire_py = _PyRLockFast._acquire_py
 
     @classmethod
     def _for_condition(cls, info: PrimitiveInfo) -> "RLock":

@@ -19,8 +19,8 @@ from .._core import recorder as _rec
 from .._core import detect as _detect
 from .._core.records import SEMAPHORE_ACQUIRE, SEMAPHORE_RELEASE, caller_site
 from ._base import (
-    SemaphoreStatistics, StdCompatMeta, current_state, is_foreign, make_info, now_ns, record,
-    use_raw,
+    SemaphoreStatistics, StdCompatMeta, as_timeout, current_state, is_foreign, make_info,
+    now_ns, record, std_signature, use_raw,
 )
 
 _aggregating = _rec.aggregating
@@ -32,10 +32,36 @@ def _raw_condition() -> Any:
     return _raw.StdCondition(_raw.allocate_lock())
 
 
+# Up to 3.11 the stdlib's release(n) wakes waiters with ``for i in range(n)``, run whether
+# anybody waits or not: an n that is not an int (1.5) is refused with range()'s TypeError,
+# after the counter has grown. From 3.12 on it calls notify(n), which takes any n. Read
+# from the running stdlib's own code.
+_N_BY_RANGE = "range" in getattr(getattr(_raw.StdSemaphore.release, "__code__", None),
+                                  "co_names", ())
+
+
+def _whole(n: Any) -> int:
+    """How many holders a ``release(n)`` of a non-int n (1.5: taken from 3.12 on) lets go."""
+    try:
+        return int(n)
+    except Exception:  # noqa: BLE001 - bookkeeping only: the release itself succeeded
+        return 1
+
+
+def _positive(timeout: Any) -> bool:
+    """``timeout > 0`` for tracethread's own bookkeeping: a timeout the stdlib took without
+    a look (the counter was not 0: ``acquire(timeout='x')``) must not fail here."""
+    try:
+        return bool(timeout > 0)
+    except Exception:  # noqa: BLE001 - any answer will do; the acquire succeeded
+        return True
+
+
 class Semaphore(metaclass=StdCompatMeta):
     """``threading.Semaphore``, recorded. Accepts ``name=``."""
 
     _std_twins = (_raw.StdSemaphore,)
+    _tt_signature = std_signature(_raw.StdSemaphore)
     _kind = "Semaphore"
     _bounded = False
 
@@ -87,8 +113,7 @@ class Semaphore(metaclass=StdCompatMeta):
                     _bump(self, st, _ACQUIRES)
                 else:
                     record(SEMAPHORE_ACQUIRE, self._info, st, None, True, False, None, None,
-                           (bool(blocking), None if timeout is None else float(timeout),
-                            None))
+                           (bool(blocking), as_timeout(timeout), None))
             return True
         mutex.release()
         return self._acquire_slow(st, blocking, timeout)
@@ -139,7 +164,7 @@ class Semaphore(metaclass=StdCompatMeta):
         else:
             record(SEMAPHORE_ACQUIRE, self._info, st, t0 if blocked else None, rc, blocked,
                    None, site, (bool(blocking),
-                                None if requested_timeout is None else float(requested_timeout),
+                                as_timeout(requested_timeout),
                                 _rec.capture_context() if blocked else None))
         return rc
 
@@ -151,7 +176,7 @@ class Semaphore(metaclass=StdCompatMeta):
             return
         self._holders.append(st)
         if self._as_lock:
-            if blocking and st.held and (timeout is None or timeout > 0):
+            if blocking and st.held and (timeout is None or _positive(timeout)):
                 _detect.on_acquire(st, self, timeout is not None)
             st.held.append(self)
 
@@ -167,6 +192,8 @@ class Semaphore(metaclass=StdCompatMeta):
             if self._bounded and self._value + n > self._initial_value:
                 raise ValueError("Semaphore released too many times")
             self._value += n
+            if _N_BY_RANGE and n.__class__ is not int:
+                range(n)   # the stdlib's error for such an n (see _N_BY_RANGE)
             waiters = self._cond._waiters
             woken = len(waiters)
             if woken:
@@ -181,7 +208,7 @@ class Semaphore(metaclass=StdCompatMeta):
         st = current_state()
         holders = self._holders
         if holders:
-            for _ in range(n):
+            for _ in range(n if n.__class__ is int else _whole(n)):
                 if st in holders:
                     holders.remove(st)
                     held = st.held
@@ -219,6 +246,7 @@ class BoundedSemaphore(Semaphore):
     """``threading.BoundedSemaphore``, recorded. Accepts ``name=``."""
 
     _std_twins = (_raw.StdBoundedSemaphore,)
+    _tt_signature = std_signature(_raw.StdBoundedSemaphore)
     _kind = "BoundedSemaphore"
     _bounded = True
 

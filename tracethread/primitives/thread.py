@@ -17,7 +17,8 @@ from .._core.records import (
     THREAD_JOIN, THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_START, caller_site,
 )
 from ._base import (
-    StdCompatMeta, current_state, is_foreign, make_info, now_ns, record, seq, use_raw,
+    StdCompatMeta, as_timeout, current_state, is_foreign, make_info, now_ns, record, seq,
+    std_signature, use_raw,
 )
 from .event import Event
 
@@ -29,6 +30,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
     """``threading.Thread``, recorded (a subclass of it)."""
 
     _std_twins = (_StdThread,)
+    _tt_signature = std_signature(_StdThread, name=False)   # its own name=, as the stdlib's
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Thread and use_raw():
@@ -166,7 +168,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
             st.waiting = None
         _rec.buffer.append((seq(), THREAD_JOIN, self._tt_info, st, t0, now_ns() if alive else t0,
                             not self.is_alive(), alive, None, site,
-                            (None if timeout is None else float(timeout),
+                            (as_timeout(timeout),
                              _rec.capture_context() if alive else None)))
 
 
@@ -206,6 +208,7 @@ class Timer(Thread):
     """
 
     _std_twins = (_raw.StdTimer,)
+    _tt_signature = std_signature(_raw.StdTimer, name=False)
 
     def __init__(self, interval: float, function: Callable[..., object],
                  args: Iterable[Any] | None = None,
