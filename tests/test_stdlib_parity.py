@@ -60,13 +60,21 @@ def _plain(value):
 
 
 def _outcome(case, m):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        try:
-            value = case(m)
-        except BaseException as exc:  # noqa: BLE001 - whatever it is, it must be the same
-            return ("raises", type(exc), str(exc))
-    return ("returns", _plain(value))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                value = case(m)
+            except BaseException as exc:  # noqa: BLE001 - whatever it is, it must be the same
+                return ("raises", type(exc), str(exc))
+        return ("returns", _plain(value))
+    finally:
+        # Cases leave locks acquired and drop them: forget them, or every later test in
+        # this thread would hold them (their lock-order cycles would all be "guarded").
+        from tracethread._core.recorder import current_state
+        st = current_state()
+        st.held.clear()
+        st.held_sites.clear()
 
 
 # ---- helpers for the cases ---------------------------------------------------------
