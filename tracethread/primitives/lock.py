@@ -135,8 +135,8 @@ class _PyLockFast:
     ``acquire`` and ``release`` take ``*args, **kwargs`` so that a call of the wrong shape
     gets the stdlib's error (``'foo' is an invalid keyword argument for acquire()``), not
     Python's; ``inspect.signature`` shows the stdlib's. ``__enter__``/``__exit__`` (the
-    ``with`` statement's, given the same arguments every time) keep plain parameters; the
-    default case of each is written out in both (keep them in step)."""
+    ``with`` statement's, given the same arguments every time) keep plain parameters and
+    hold the code; ``acquire``/``release`` check the call's shape and go to them."""
 
     __slots__ = ("_lock", "_info", "_owner", "_acquired_ns", "_waiting", "_agg",
                  "__weakref__")
@@ -170,27 +170,7 @@ class _PyLockFast:
         """Acquire the lock (recorded)."""
         if args or kwargs:
             return _PyLockFast.__enter__(self, *acquire_args(args, kwargs))
-        try:   # __enter__() with the defaults
-            st = tls.st
-        except AttributeError:
-            st = new_state()
-        if st.guard:
-            return self._lock.acquire()
-        if self._lock.acquire(False):
-            t = now_ns()
-            held = st.held
-            if held:
-                _detect.on_acquire(st, self, False)
-            held.append(self)
-            self._owner = st
-            self._acquired_ns = t
-            if _aggregating[0]:
-                _count(self, st, 0)
-            else:
-                _append((seq(), LOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
-                         D_FAST_ACQUIRE))
-            return True
-        return self._acquire_slow(st, True, -1, LOCK_ACQUIRE)
+        return _PyLockFast.__enter__(self)
 
     acquire.__signature__ = ACQUIRE_SIGNATURE  # type: ignore[attr-defined]
 
@@ -213,19 +193,7 @@ class _PyLockFast:
         """Release the lock (recorded)."""
         if args or kwargs:
             no_arguments("Lock.release", args, kwargs)
-        try:   # __exit__()
-            st = tls.st
-        except AttributeError:
-            st = new_state()
-        if st.guard:
-            return self._lock.release()
-        t = now_ns()
-        acquired = self._acquired_ns
-        owner = self._owner
-        self._owner = None
-        self._lock.release()
-        _leave_held(owner, self, st)
-        _released(self, st, t, acquired, LOCK_RELEASE)
+        return _PyLockFast.__exit__(self)
 
     release.__signature__ = NO_ARGS_SIGNATURE  # type: ignore[attr-defined]
 
@@ -327,8 +295,8 @@ class _PyRLockFast:
     summary counters are the C ones — `_PURE` guards each use of the Python counters).
 
     As for ``_PyLockFast``: ``acquire``/``release`` take ``*args, **kwargs`` (the stdlib's
-    errors for a call of the wrong shape), ``__enter__``/``__exit__`` plain parameters,
-    and the default case is written out in each (keep them in step)."""
+    errors for a call of the wrong shape) and go to ``_acquire_py`` (``__enter__``) and
+    ``__exit__``, which take plain parameters and hold the code."""
 
     __slots__ = ("_block", "_info", "_owner", "_count", "_acquired_ns", "_waiting", "_agg",
                  "__weakref__")
@@ -390,45 +358,7 @@ class _PyRLockFast:
         """Acquire the lock (recorded)."""
         if args or kwargs:
             return _PyRLockFast._acquire_py(self, *acquire_args(args, kwargs))
-        try:   # _acquire_py() with the defaults (pure-Python only: _PURE holds)
-            st = tls.st
-        except AttributeError:
-            st = new_state()
-        if self._owner is st:
-            self._count += 1
-            if not st.guard:
-                if _aggregating[0]:
-                    _count(self, st, 1)
-                    return True
-                t = now_ns()
-                _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
-                         _D_REENTER))
-            return True
-        if st.guard:
-            if self._block.acquire():
-                self._owner = st
-                self._count = 1
-                return True
-            return False
-        if self._block.acquire(False):
-            t = now_ns()
-            held = st.held
-            if held:
-                _detect.on_acquire(st, self, False)
-            held.append(self)
-            self._owner = st
-            self._count = 1
-            self._acquired_ns = t
-            if _aggregating[0]:
-                _count(self, st, 0)
-            else:
-                _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
-                         D_FAST_ACQUIRE))
-            return True
-        if self._acquire_slow(st, True, -1, None):
-            self._count = 1
-            return True
-        return False
+        return _PyRLockFast._acquire_py(self)
 
     acquire.__signature__ = ACQUIRE_SIGNATURE  # type: ignore[attr-defined]
 
@@ -464,32 +394,7 @@ class _PyRLockFast:
         """Release the lock (recorded)."""
         if args or kwargs:
             no_arguments("RLock.release", args, kwargs)
-        try:   # __exit__()
-            st = tls.st
-        except AttributeError:
-            st = new_state()
-        if self._owner is not st:
-            raise RuntimeError("cannot release un-acquired lock")
-        count = self._count - 1
-        self._count = count
-        if st.guard:
-            if not count:
-                self._owner = None
-                self._block.release()
-            return
-        t = now_ns()
-        if count:
-            if _aggregating[0]:
-                _count(self, st, 3)
-            else:
-                _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, None, None,
-                         None))
-            return
-        acquired = self._acquired_ns
-        self._owner = None
-        self._block.release()
-        _leave_held(st, self, st)
-        _released(self, st, t, acquired, RLOCK_RELEASE)
+        return _PyRLockFast.__exit__(self)
 
     release.__signature__ = NO_ARGS_SIGNATURE  # type: ignore[attr-defined]
 
