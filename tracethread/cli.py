@@ -160,12 +160,13 @@ def _run_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _split_run_args(argv: list[str]) -> tuple[list[str], str | None, str | None, list[str]]:
+def _split_run_args(argv: list[str], parser: argparse.ArgumentParser
+                    ) -> tuple[list[str], str | None, str | None, list[str]]:
     """(our options, script, module, program args): everything after the script or
     ``-m module`` belongs to the program, even if it looks like one of our options."""
     # Options of `run` that take a value, from the parser itself (so a new option can
     # never be taken for the script's name).
-    valued = {opt for action in _run_parser()._actions if action.nargs != 0
+    valued = {opt for action in parser._actions if action.nargs != 0
               for opt in action.option_strings}
     ours: list[str] = []
     i = 0
@@ -207,12 +208,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rest[:1] in (["-h"], ["--help"]):
             _run_parser().print_help()
             return 0
+        parser = _run_parser()
         try:
-            ours, script, module, prog_args = _split_run_args(rest)
+            ours, script, module, prog_args = _split_run_args(rest, parser)
         except UsageError as exc:
             sys.stderr.write(f"tracethread: error: {exc}\n")
             return USAGE_ERROR
-        opts = _run_parser().parse_args(ours)
+        opts = parser.parse_args(ours)
         if isinstance(opts.fail_on, str):  # the default, from the environment
             try:
                 opts.fail_on = _fail_on(opts.fail_on)
@@ -526,11 +528,7 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
     def at_exit() -> None:
         status = session.finish()
         if status is not None:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:  # noqa: BLE001
-                    pass
+            F.flush_stdio()
             os._exit(status)
 
     # Registered before the program runs, so it runs after the program's own atexit
@@ -582,11 +580,9 @@ def _die_by_sigint_if_interrupted() -> None:
     if not _interrupted[0]:
         return
     import signal
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001
-            pass
+
+    from tracethread._core.findings import flush_stdio
+    flush_stdio()
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)

@@ -123,13 +123,19 @@ def end_process(status: int) -> None:
                 except Exception:  # noqa: BLE001
                     pass
         flush()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:  # noqa: BLE001
-                pass
+        flush_stdio()
     finally:
         os._exit(status)
+
+
+def flush_stdio() -> None:
+    """Flush stdout and stderr before the process ends without Python's own shutdown
+    (``os._exit``, a re-raised signal); a closed or broken stream is skipped."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 _lock = _raw.allocate_lock()

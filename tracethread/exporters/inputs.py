@@ -183,12 +183,17 @@ def load_json(path: str) -> Any:
         raise InputError(f"{path!r}: not valid JSON ({exc})") from None
 
 
-def _checked(path: str, data: Any, spec: Any) -> None:
+def _checked(path: str, data: Any, spec: Any, what: str, version: int) -> None:
+    """Refuse ``data`` unless it is a ``what`` ("report", "baseline") of ``version`` with
+    the shape ``spec``; a version that differs is named before any shape error."""
+    found = data.get("version") if isinstance(data, dict) else None
+    if isinstance(found, int) and not isinstance(found, bool) and found != version:
+        raise InputError(f"{path!r} is a {what} of schema version {found}; this tracethread "
+                         f"reads version {version}")
     try:
         check(data, spec)
     except InputError as exc:
-        raise InputError(f"{path!r} is not a valid {'report' if spec is REPORT else 'baseline'}"
-                         f": {exc}") from None
+        raise InputError(f"{path!r} is not a valid {what}: {exc}") from None
     except RecursionError:
         raise InputError(f"{path!r}: nested too deeply to be a tracethread file") from None
 
@@ -203,14 +208,7 @@ def load_report(path: str) -> dict[str, Any]:
     if isinstance(data, dict) and data.get("tool") not in (None, "tracethread"):
         raise InputError(f"{path!r} was written by {_what(data.get('tool'))}, not "
                          "tracethread")
-    if isinstance(data, dict) and isinstance(data.get("version"), int) \
-            and not isinstance(data.get("version"), bool) \
-            and data["version"] != REPORT_VERSION:
-        raise InputError(f"{path!r} is a report of schema version {data['version']}; this "
-                         f"tracethread reads version {REPORT_VERSION}")
-    _checked(path, data, REPORT)
-    if data["tool"] != "tracethread":
-        raise InputError(f"{path!r} was written by {_what(data['tool'])}, not tracethread")
+    _checked(path, data, REPORT, "report", REPORT_VERSION)   # (tool: now "tracethread")
     return data
 
 
@@ -221,10 +219,5 @@ def load_baseline(path: str) -> dict[str, str]:
     if kind in ("sarif", "report"):
         raise InputError(f"{path!r} is {_DESCRIBE[kind]}, not a baseline: write one with "
                          "--write-baseline")
-    if isinstance(data, dict) and isinstance(data.get("version"), int) \
-            and not isinstance(data.get("version"), bool) \
-            and data["version"] != BASELINE_VERSION:
-        raise InputError(f"{path!r} is a baseline of version {data['version']}; this "
-                         f"tracethread reads version {BASELINE_VERSION}")
-    _checked(path, data, BASELINE)
+    _checked(path, data, BASELINE, "baseline", BASELINE_VERSION)
     return {item["fingerprint"]: item.get("reason", "") for item in data["accepted"]}
