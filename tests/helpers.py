@@ -11,6 +11,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 10
 
+
+def tt(*args, cwd=None, timeout=60, env=None):
+    """``python -m tracethread ARGS`` in a subprocess (in ROOT unless ``cwd``): this
+    checkout importable, faulthandler on, no colour, none of the caller's TRACETHREAD_*
+    settings (``env`` adds to it)."""
+    e = dict(os.environ, PYTHONFAULTHANDLER="1", NO_COLOR="1", PYTHONPATH=ROOT)
+    for k in list(e):
+        if k.startswith("TRACETHREAD_"):
+            del e[k]
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "tracethread", *args], cwd=cwd or ROOT,
+                          env=e, capture_output=True, text=True, timeout=timeout)
+
 # A lock held 0.3 s by "holder" while "waiter" waits for it: one lock.wait, one lock.hold.
 CONTENDED_PROGRAM = """
     import threading, time

@@ -2,25 +2,14 @@
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
+from helpers import tt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
-
-
-def tt(*args, cwd=None, timeout=60, env=None):
-    e = dict(os.environ, PYTHONFAULTHANDLER="1", NO_COLOR="1", PYTHONPATH=ROOT)
-    for k in list(e):
-        if k.startswith("TRACETHREAD_"):
-            del e[k]
-    e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "tracethread", *args], cwd=cwd or ROOT,
-                          env=e, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture

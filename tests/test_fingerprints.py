@@ -11,11 +11,10 @@ told apart in the message."""
 import json
 import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from helpers import tt
 
 from tracethread._core import findings as F
 from tracethread._core.lockorder import LockOrderGraph
@@ -23,15 +22,6 @@ from tracethread._core.records import Site
 from tracethread.exporters.merge import merge
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tt(*args, cwd, timeout=60):
-    env = dict(os.environ, PYTHONFAULTHANDLER="1", NO_COLOR="1", PYTHONPATH=ROOT)
-    for k in list(env):
-        if k.startswith("TRACETHREAD_"):
-            del env[k]
-    return subprocess.run([sys.executable, "-m", "tracethread", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 # Three finding kinds, one program (its argv picks one). Every primitive has a default

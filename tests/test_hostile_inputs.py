@@ -14,18 +14,9 @@ import sys
 import textwrap
 
 import pytest
+from helpers import tt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tt(*args, cwd=None, timeout=60, env=None):
-    e = dict(os.environ, PYTHONFAULTHANDLER="1", NO_COLOR="1", PYTHONPATH=ROOT)
-    for k in list(e):
-        if k.startswith("TRACETHREAD_"):
-            del e[k]
-    e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "tracethread", *args], cwd=cwd,
-                          env=e, capture_output=True, text=True, timeout=timeout)
 
 
 def assert_one_line_usage_error(proc):
