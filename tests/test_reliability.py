@@ -258,3 +258,120 @@ def test_the_watchdog_runs_again_in_a_forked_child():
     """, timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout == "child 0\n"
+
+
+def test_a_forked_childs_exports_carry_its_own_instance_id(tmp_path):
+    from helpers import OTLPReceiver, clean_env
+    prog = tmp_path / "prog.py"
+    prog.write_text(textwrap.dedent("""
+        import os, sys, threading, time
+        def contend(name):
+            lock = threading.Lock(name=name)
+            lock.acquire()
+            t = threading.Thread(target=lambda: lock.acquire() and lock.release(),
+                                 name=name + "-waiter")
+            t.start()
+            time.sleep(0.2)
+            lock.release()
+            t.join()
+        pid = os.fork()
+        if pid == 0:
+            contend("child-lock")
+            sys.exit(0)
+        contend("parent-lock")
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status), pid, os.getpid())
+    """))
+    with OTLPReceiver() as receiver:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tracethread", "run", "-q", "--otlp", receiver.endpoint,
+             str(prog)], env=clean_env(), capture_output=True, text=True, timeout=90)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        _, status, child, parent = proc.stdout.split()
+        assert status == "0"
+        by_lock = {}
+        for req in receiver.traces():
+            for rs in req.resource_spans:
+                ids = {a.value.string_value for a in rs.resource.attributes
+                       if a.key == "service.instance.id"}
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        for a in span.attributes:
+                            if a.key == "tracethread.lock.name":
+                                by_lock.setdefault(a.value.string_value, set()).update(ids)
+    parent_ids, child_ids = by_lock["parent-lock"], by_lock["child-lock"]
+    assert len(parent_ids) == 1 and len(child_ids) == 1, by_lock
+    assert parent_ids != child_ids
+    assert child_ids.pop().endswith(f"-{child}")
+    assert parent_ids.pop().endswith(f"-{parent}")
+
+
+# --- bounded memory ----------------------------------------------------------------------
+
+def test_the_lock_order_graph_stops_at_its_cap_and_the_report_says_so(tmp_path):
+    prog = tmp_path / "prog.py"
+    prog.write_text(textwrap.dedent("""
+        import threading
+        locks = [threading.Lock(name=f"L{i}") for i in range(4)]
+        for a in locks:              # 12 ordered pairs: 12 new edges
+            for b in locks:
+                if a is not b:
+                    with a, b:
+                        pass
+        with locks[0], locks[1]:     # an edge already kept: not one "not kept"
+            pass
+    """))
+    report = tmp_path / "r.json"
+    from helpers import clean_env
+    proc = subprocess.run([sys.executable, "-m", "tracethread", "run", "--max-edges", "5",
+                           "--report", str(report), str(prog)], env=clean_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+    graph = json.loads(report.read_text())["graph"]
+    assert len(graph["edges"]) == 5
+    assert graph["truncated"] == {"max_edges": 5, "not_kept": 7}
+    assert "lock-order graph truncated at 5 edges (7 acquires in a new order" in proc.stderr
+    # and the report, read back, is valid input
+    merged = tmp_path / "m.json"
+    proc = subprocess.run([sys.executable, "-m", "tracethread", "merge", "-o", str(merged),
+                           str(report)], env=clean_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(merged.read_text())["graph"]["truncated"]["not_kept"] == 7
+
+
+def test_max_edges_is_checked():
+    with __import__("pytest").raises(ValueError, match="max_edges"):
+        tracethread.configure(max_edges=0)
+    from helpers import clean_env
+    proc = subprocess.run([sys.executable, "-m", "tracethread", "run", "--max-edges", "-3",
+                           "x.py"], env=clean_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "--max-edges" in proc.stderr
+
+
+def test_a_lock_acquired_and_dropped_is_let_go_and_guards_nothing():
+    # A hand-written Condition whose timed-out waiter lock stays acquired and is dropped:
+    # without the tracer the lock is freed. It must not stay on the thread's held list,
+    # keeping it (and its graph nodes) alive and making later cycles look "guarded".
+    import gc
+    import weakref
+    tracethread.configure(warn=False)
+    leaked = tracethread.Lock()
+    leaked.acquire()
+    gone = weakref.ref(leaked)
+    del leaked
+    a, b = tracethread.Lock(name="a"), tracethread.Lock(name="b")
+    with a:
+        with b:
+            pass
+    with b:
+        with a:
+            pass
+    tracethread.flush()
+    gc.collect()
+    assert gone() is None
+    (finding,) = tracethread.findings()
+    assert finding.kind == "potential-deadlock" and not finding.guarded_by

@@ -72,6 +72,18 @@ def _seconds(value: str) -> float:
     return v
 
 
+def _max_edges(value: str) -> int | None:
+    if value.strip().lower() == "none":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of edges: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (or 'none': no cap), not {n}")
+    return n
+
+
 def _port(value: str) -> int:
     try:
         port = int(value)
@@ -114,6 +126,11 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="a wait-for cycle through a Lock that a thread outside it could "
                         "still release is a deadlock only once it stayed closed this long "
                         "(default 0.5; 0: at once; env TRACETHREAD_DEADLOCK_CONFIRM)")
+    p.add_argument("--max-edges", metavar="N", type=_max_edges,
+                   default=_env("MAX_EDGES", "200000"),
+                   help="keep at most N lock-order edges (about 300 bytes each); the report "
+                        "says when the graph was truncated (default 200000; 'none': no "
+                        "cap; env TRACETHREAD_MAX_EDGES)")
     p.add_argument("--baseline", metavar="FILE", default=_env("BASELINE"),
                    help="accepted findings (by fingerprint, with a reason): only new ones "
                         "fail the gate (env TRACETHREAD_BASELINE)")
@@ -324,17 +341,20 @@ class _Session:
         instead of the program's own, or None. The gate is decided before anything is
         written or shown, and every step after it is contained: a report that cannot be
         written or rendered is one line on stderr, never a changed verdict."""
-        if self.done or os.getpid() != self.pid:
-            # A forked child (os.fork, multiprocessing 'fork') inherits this session: it
-            # must not write the parent's outputs, print a second report or change its own
-            # exit status. Its findings are not reported (docs/report.md).
+        if self.done:
             return None
         self.done = True
         import tracethread
         from tracethread._core.recorder import exit_timeout
         _contained("flush the records", tracethread.flush, exit_timeout())
         if self.exporting is not None:
+            # (a forked child's too: it exports as its own service.instance.id)
             _contained("shut the OpenTelemetry export down", self.exporting.shutdown)
+        if os.getpid() != self.pid:
+            # A forked child (os.fork, multiprocessing 'fork') inherits this session: it
+            # must not write the parent's outputs, print a second report or change its own
+            # exit status. Its findings are not reported (docs/report.md).
+            return None
         report = _contained("build the report", self._build, ended_by)
         if report is None:
             report = _fallback_report(self.command, ended_by)
@@ -487,7 +507,7 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         on_deadlock=on_deadlock, hang_timeout=opts.hang_timeout or None,
         on_hang="exit" if "hang" in opts.fail_on else "report",
         identity=opts.identity, single_thread_cycles=not opts.no_single_thread_cycles,
-        deadlock_confirm=opts.deadlock_confirm,
+        deadlock_confirm=opts.deadlock_confirm, max_edges=opts.max_edges,
         warn=False)  # the report at exit shows every finding
     command = ([script] if script else ["-m", module]) + list(prog_args)
     children = None
@@ -497,6 +517,7 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
             "on_deadlock": on_deadlock, "hang_timeout": opts.hang_timeout or None,
             "on_hang": "exit" if "hang" in opts.fail_on else "report",
             "identity": opts.identity, "deadlock_confirm": opts.deadlock_confirm,
+            "max_edges": opts.max_edges,
             "single_thread_cycles": not opts.no_single_thread_cycles})
     session = _Session(opts, command, stats, baseline, children)
     if opts.trace_file:

@@ -25,6 +25,8 @@ class Config:
     #                                   could still break (through a Lock, which any thread
     #                                   may release) must stay closed before it is reported;
     #                                   0: report at once (docs/detection.md)
+    max_edges: int | None = 200_000   # the lock-order graph's cap (docs/detection.md,
+    #                                   "Memory"); None: no cap
 
 
 _config = Config()
@@ -57,6 +59,9 @@ def configure(**changes: object) -> Config:
         raise ValueError(f"deadlock_confirm must be a finite number of seconds >= 0, "
                          f"not {c!r}")
     new = replace(new, deadlock_confirm=float(c))
+    m = new.max_edges
+    if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+        raise ValueError(f"max_edges must be None or an integer >= 1, not {m!r}")
     if new.hang_timeout is not None:
         t = float(new.hang_timeout)  # type: ignore[arg-type]
         if math.isnan(t) or t < 0:

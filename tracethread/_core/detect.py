@@ -32,13 +32,11 @@ _dead: collections.deque = collections.deque()   # nodes whose lock was collecte
 # instance node of identity "site")
 _tracked: dict = {}
 # (src_info, dst_info) of edges already taken without a timeout, by instance: the fast
-# paths' "nothing new here" check.
+# paths' "nothing new here" check. The graph keeps it (``LockOrderGraph.unbounded``): a
+# key goes with its edge when either lock is collected.
 known: set = set()
 # Set by the pytest plugin to the running test's id: new edges remember it.
 context = ""
-# node -> keys of `known` it appears in, to forget them with it (from both ends: a
-# long-lived lock taken before many short-lived ones must not keep their keys).
-_known_by_node: dict = {}
 
 
 def _name(node: Hashable) -> str:
@@ -109,7 +107,19 @@ def _key(node: Hashable) -> str:
     return F.info_key(node)
 
 
-graph = LockOrderGraph(name_of=_name, key_of=_key)
+def _new_graph() -> LockOrderGraph:
+    return LockOrderGraph(name_of=_name, key_of=_key, max_edges=_config.get().max_edges,
+                          unbounded=known)
+
+
+graph = _new_graph()
+
+
+def _max_edges_changed(cfg: Any) -> None:
+    graph.max_edges = cfg.max_edges
+
+
+_config.on_change(_max_edges_changed)
 
 
 def info_of(prim: Any) -> Any:
@@ -139,20 +149,14 @@ def _drop_dead() -> None:
                 _in_graph[group] = left
             else:
                 _in_graph.pop(group, None)
-        for key in _known_by_node.pop(node, ()):
-            known.discard(key)
-            other = _known_by_node.get(key[1] if key[0] is node else key[0])
-            if other is not None:
-                other.discard(key)
 
 
 def reset() -> None:
     """Forget the lock-order graph (tests)."""
     with _graph_lock:
         global graph
-        graph = LockOrderGraph(name_of=_name, key_of=_key)
         known.clear()
-        _known_by_node.clear()
+        graph = _new_graph()
         _tracked.clear()
         _ordinals.clear()
         _last_ordinal.clear()
@@ -193,9 +197,43 @@ def _contained(fn: Any) -> Any:
     return contained
 
 
+def _orphan_refs() -> int:
+    """What ``sys.getrefcount`` says, in ``_forget_orphans``, of an object that only one
+    list refers to (the interpreter's own references differ between versions)."""
+    held = [object()]
+    h = held[0]
+    return sys.getrefcount(h)
+
+
+_ORPHAN_REFS = _orphan_refs()
+
+
+def _forget_orphans(st: Any) -> None:
+    """Take off ``st``'s held list the primitives nothing else refers to: acquired, never
+    released, and dropped by the program (a waiter lock of a hand-written Condition whose
+    wait timed out). Nothing can release them any more; without the tracer they would be
+    gone. Kept, they would pin their graph nodes for the thread's life and make every
+    later cycle of the thread look "guarded" by them."""
+    held = st.held
+    for i in range(len(held) - 1, -1, -1):
+        try:
+            h = held[i]
+        except IndexError:   # a release by another thread shortened the list
+            continue
+        if sys.getrefcount(h) - held.count(h) + 1 <= _ORPHAN_REFS:
+            try:
+                if held[i] is h:
+                    del held[i]
+            except IndexError:
+                continue
+            st.held_sites.pop(id(h), None)
+        del h
+
+
 @_contained
 def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
     cfg = _config.get()
+    _forget_orphans(st)
     if not cfg.detection or st.guard:
         return
     info = info_of(prim)
@@ -227,6 +265,9 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
             if edge is not None and (bounded or not edge.bounded):
                 edge.count += 1
                 continue
+            if edge is None and graph.full():
+                graph.not_kept += 1   # at the cap (docs/detection.md, "Memory")
+                continue
             if stack is None:
                 stack = F.current_stack(3)
             if held_nodes is None:
@@ -257,11 +298,6 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
             new_cycles += graph.add_edge(src, to, thread=st.name, thread_ident=st.uid,
                                          held=gates, stack=stack, bounded=bounded,
                                          context=context)
-            if not bounded and not by_site:
-                key = (hinfo, info)
-                known.add(key)
-                _known_by_node.setdefault(hinfo, set()).add(key)
-                _known_by_node.setdefault(info, set()).add(key)
     for cycle in new_cycles:
         _report_cycle(cycle, st)
 

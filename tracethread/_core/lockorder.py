@@ -15,6 +15,11 @@ Invariants and choices
   instance, the default; ids never reused) or a ``(kind, name)`` pair (identity by creation
   site, which merges the many locks created at one line). A node disappears with its lock
   (``drop_node``), so memory follows the live locks, not the history.
+- Memory is budgeted (docs/detection.md, "Memory"): an edge is a slotted object (~300 B
+  with its dict, set and index entries), stacks are interned, the other locks held are a
+  tuple (empty, shared, in the usual case of one lock held), and the graph holds at most
+  ``max_edges`` edges. At the cap, a new edge is not kept (counted in ``not_kept``, said
+  once in the report as "graph truncated at N edges"); edges already kept go on counting.
 - An edge remembers how it was first seen: the thread, the other locks held (a *gate*
   common to every edge of a cycle makes the cycle harmless: "guarded"), the stack, and
   whether every acquire that took it had a timeout ("bounded": it can stall, never hang).
@@ -40,14 +45,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Hashable, Iterable
 
 
-@dataclass
+@dataclass(slots=True)
 class Edge:
     src: Hashable
     dst: Hashable
     thread: str
     thread_ident: int
-    held: frozenset  # every node held when the edge was first taken (src included)
-    stack: tuple     # frames (file, line, function) where it was first taken
+    held: tuple      # the other nodes held when the edge was first taken (src is implied)
+    stack: tuple     # frames (file, line, function) where it was first taken (interned)
     bounded: bool    # only ever taken with a timeout
     count: int = 1
     context: str = ""  # what was running when it was first taken (e.g. a pytest test id)
@@ -68,10 +73,20 @@ class Cycle:
 class LockOrderGraph:
     """Edges between lock nodes, with incremental cycle detection on new edges."""
 
+    # Distinct stacks kept shared between edges; past this many, new ones are not shared.
+    STACKS_MAX = 65_536
+
     def __init__(self, name_of: Callable[[Hashable], str] = str,
-                 key_of: Callable[[Hashable], str] | None = None) -> None:
+                 key_of: Callable[[Hashable], str] | None = None,
+                 max_edges: int | None = None, unbounded: set | None = None) -> None:
         self.name_of = name_of
         self.key_of = key_of or name_of
+        self.max_edges = max_edges       # None: no cap
+        self.not_kept = 0                # new edges not kept because of the cap
+        # The keys of the edges taken at least once without a timeout, kept up to date
+        # here (the C fast paths look an acquire's edge up in this set).
+        self.unbounded = unbounded if unbounded is not None else set()
+        self._stacks: dict[tuple, tuple] = {}
         self.edges: dict[tuple[Hashable, Hashable], Edge] = {}
         self.succ: dict[Hashable, set] = {}
         self.pred: dict[Hashable, set] = {}
@@ -83,6 +98,14 @@ class LockOrderGraph:
     # -- building -----------------------------------------------------------------------
     def has_edge(self, src: Hashable, dst: Hashable) -> bool:
         return (src, dst) in self.edges
+
+    def full(self) -> bool:
+        """At the cap: a new edge would not be kept."""
+        return self.max_edges is not None and len(self.edges) >= self.max_edges
+
+    def truncated(self) -> int | None:
+        """The cap, if new edges were left out because of it (None: nothing was)."""
+        return self.max_edges if self.not_kept else None
 
     def add_edge(self, src: Hashable, dst: Hashable, *, thread: str = "", thread_ident: int = 0,
                  held: Iterable[Hashable] = (), stack: tuple = (), bounded: bool = False,
@@ -97,11 +120,24 @@ class LockOrderGraph:
             edge.count += 1
             if edge.bounded and not bounded:
                 edge.bounded = False  # now it can wait forever: look again
+                self.unbounded.add(key)
                 return self._check(edge)
             return []
-        edge = Edge(src, dst, thread, thread_ident, frozenset(held) | {src}, stack, bounded,
+        if self.full():
+            self.not_kept += 1
+            return []
+        others = tuple(dict.fromkeys(n for n in held if n != src)) if held else ()
+        if stack:
+            shared = self._stacks.get(stack)
+            if shared is not None:
+                stack = shared
+            elif len(self._stacks) < self.STACKS_MAX:
+                self._stacks[stack] = stack
+        edge = Edge(src, dst, thread, thread_ident, others, stack, bounded,
                     context=context)
         self.edges[key] = edge
+        if not bounded:
+            self.unbounded.add(key)
         if self.signal_names:
             for node in (src, dst):
                 if node not in self.succ and node not in self.pred and \
@@ -131,11 +167,14 @@ class LockOrderGraph:
 
     def drop_node(self, node: Hashable) -> None:
         """Forget a node and its edges (its lock was garbage-collected)."""
+        unbounded = self.unbounded
         for dst in self.succ.pop(node, ()):
             self.edges.pop((node, dst), None)
+            unbounded.discard((node, dst))
             self.pred.get(dst, set()).discard(node)
         for src in self.pred.pop(node, ()):
             self.edges.pop((src, node), None)
+            unbounded.discard((src, node))
             self.succ.get(src, set()).discard(node)
         self.signal.discard(node)
 
@@ -158,7 +197,8 @@ class LockOrderGraph:
                 known.edges = edges
                 return [known]  # it just became able to hang: report it again
             return []
-        gate = frozenset.intersection(*(e.held for e in edges)) - set(nodes)
+        gate = frozenset.intersection(*(frozenset(e.held) | {e.src} for e in edges)
+                                      ) - set(nodes)
         cycle = Cycle(nodes=nodes, edges=edges, fingerprint=fp,
                       single_thread=len({e.thread_ident for e in edges}) == 1,
                       guarded_by=gate, bounded=any(e.bounded for e in edges))
@@ -198,4 +238,4 @@ class LockOrderGraph:
 
     def stats(self) -> dict[str, int]:
         return {"nodes": len(set(self.succ) | set(self.pred)), "edges": len(self.edges),
-                "cycles": len(self.cycles)}
+                "cycles": len(self.cycles), "not_kept": self.not_kept}

@@ -75,6 +75,11 @@ class ReportView:
         if rec.get("internal_errors"):
             summary += (f"; {rec['internal_errors']} errors of tracethread's own were "
                         "contained (see stderr): findings may be incomplete")
+        cut = self.report.get("graph", {}).get("truncated")
+        if cut:
+            summary += (f"; lock-order graph truncated at {cut['max_edges']} edges "
+                        f"({cut['not_kept']} acquires in a new order were not recorded: "
+                        "cycles through them were not looked for; raise --max-edges)")
         yield Text(summary)
         found = self.report.get("findings", [])
         if not found:

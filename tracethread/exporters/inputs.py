@@ -74,7 +74,9 @@ GRAPH_NODE = {"id": str, "?name": str, "?kind": str, "?site": SITE, "?signal": b
 REPORT = {"version": Num(None, integer=True), "tool": str, "?command": [str],
           "?exit_status": Opt(Num(None, integer=True)), "?ended_by_tracethread": bool,
           "findings": [FINDING], "?withdrawn": [{"reason": str, "finding": FINDING}],
-          "locks": [LOCK_ROW], "graph": {"nodes": [GRAPH_NODE], "edges": [EDGE]},
+          "locks": [LOCK_ROW],
+          "graph": {"nodes": [GRAPH_NODE], "edges": [EDGE],
+                    "?truncated": {"max_edges": INT, "not_kept": INT}},
           "?recorder": {}, "?merged_from": [str]}
 BASELINE = {"version": Num(None, integer=True),
             "accepted": [{"fingerprint": str, "?kind": str, "?reason": str,

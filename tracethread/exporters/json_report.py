@@ -52,6 +52,7 @@ def graph_dict() -> dict[str, Any]:
     with detect._graph_lock:
         edges = list(detect.graph.edges.values())
         signal = set(detect.graph.signal)
+        cap, not_kept = detect.graph.truncated(), detect.graph.not_kept
     order: list = []
     seen: set = set()
     for e in edges:
@@ -80,7 +81,10 @@ def graph_dict() -> dict[str, Any]:
                                     if isinstance(f, tuple) else
                                     {"file": f.file, "line": f.line, "function": f.function}
                                     for f in e.stack]})
-    return {"nodes": list(nodes.values()), "edges": out_edges}
+    out = {"nodes": list(nodes.values()), "edges": out_edges}
+    if cap is not None:   # docs/report.md: the graph reached its cap (--max-edges)
+        out["truncated"] = {"max_edges": cap, "not_kept": not_kept}
+    return out
 
 
 def build(stats: StatsSink | None, command: list[str], exit_status: int | None,

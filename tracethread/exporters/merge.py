@@ -116,6 +116,7 @@ def merge(reports: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
                        "stack": [{"file": f[0], "line": f[1], "function": f[2]}
                                  for f in e.stack]} for e in cycle.edges],
         })
+    cut = [r["graph"]["truncated"] for r in reports if "truncated" in r.get("graph", {})]
     locks: dict[tuple, dict] = {}
     for report in reports:
         for row in report.get("locks", []):
@@ -138,8 +139,11 @@ def merge(reports: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
         "locks": sorted(locks.values(), key=lambda r: (r.get("wait_seconds_total", 0),
                                                        r.get("contentions", 0)),
                         reverse=True),
-        "graph": {"nodes": [dict(node, id=shown[n], key=n[0], instance=n[1])
-                            for n, node in nodes.items()], "edges": edges_out},
+        "graph": dict({"nodes": [dict(node, id=shown[n], key=n[0], instance=n[1])
+                                 for n, node in nodes.items()], "edges": edges_out},
+                      **({"truncated": {"max_edges": max(c["max_edges"] for c in cut),
+                                        "not_kept": sum(c["not_kept"] for c in cut)}}
+                         if cut else {})),
         "recorder": {"records": sum(r.get("recorder", {}).get("records", 0)
                                     for r in reports)},
         "merged_from": labels,

@@ -13,9 +13,11 @@ the metrics. ``spans="all"`` makes a span of every operation.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
+import weakref
 from bisect import bisect_left as _bisect_left
 from types import MappingProxyType
 from typing import Any
@@ -378,7 +380,6 @@ class OTelSink:
         # recorded one by one would leave it (bucket counts, sum, min, max), except for
         # exemplars: asked for explicitly (always_on: the drainer has no span context, so
         # the default trace_based filter keeps none), every value is recorded.
-        import os
         exemplars = os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER", "").strip() == "always_on"
         for h in (self.h_wait, self.h_hold, self.h_cond, self.h_barrier):
             supported = _sdk_merge.supports(h, N.DURATION_BUCKETS)
@@ -717,7 +718,6 @@ def _default_resource_attributes(env: Any) -> dict[str, str]:
     """What the OTEL_* environment leaves unset: service.name defaults to "tracethread";
     service.instance.id to host-pid, so the series of two processes never merge into one
     (a Collector derives Prometheus's `instance` label from it)."""
-    import os
     import socket
     given = {kv.split("=", 1)[0].strip()
              for kv in env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",") if "=" in kv}
@@ -732,7 +732,6 @@ def _default_resource_attributes(env: Any) -> dict[str, str]:
 def _otlp_protocol(signal: str) -> str:
     """OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' or
     'http/protobuf' (the default); anything else is a configuration error."""
-    import os
     var = f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"
     if not os.environ.get(var):
         var = "OTEL_EXPORTER_OTLP_PROTOCOL"
@@ -764,7 +763,6 @@ def _span_exporter(name: str) -> Any:
 
 
 def _metric_reader(name: str, prometheus_port: int | None) -> Any:
-    import os
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     interval = int(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "5000"))
     if name == "console":
@@ -833,7 +831,6 @@ def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
           spans: str = "blocked", min_duration_s: float = 0.0) -> Exporting | None:
     """Start exporting as the OTEL_* environment (and the CLI shortcuts) say; None when
     nothing asks for it (tracethread needs no server) or OTEL_SDK_DISABLED=true."""
-    import os
     from .._core.recorder import add_sink, guarded
     from .otel_env import wanted_exporters
     env = os.environ
@@ -871,4 +868,35 @@ def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
                         min_duration_s=min_duration_s,
                         span_processors=processors if tp is not None else None)
     add_sink(sink)
-    return Exporting(sink, tp, mp)
+    exporting = Exporting(sink, tp, mp)
+    if hasattr(os, "register_at_fork") and "service.instance.id" in \
+            _default_resource_attributes(env):
+        ref = weakref.ref(exporting)
+        os.register_at_fork(after_in_child=lambda: _new_instance_in_child(ref))
+    return exporting
+
+
+def _new_instance_in_child(ref: Any) -> None:
+    """A forked child is another process: its spans and metrics carry its own
+    service.instance.id (host-pid), not its parent's. The SDK's resources are fixed at
+    construction, so the providers' are replaced in place (private attributes of the SDK:
+    where one is missing, the child keeps its parent's id)."""
+    exporting = ref()
+    if exporting is None:
+        return
+    try:
+        from opentelemetry.sdk.resources import Resource
+        resource = Resource.create(_default_resource_attributes(os.environ))
+        tp, mp = exporting.tracer_provider, exporting.meter_provider
+        if tp is not None and hasattr(tp, "_resource"):
+            tp._resource = resource
+            exporting.sink._tracer = None   # tracers hold the resource: get a new one
+            direct = getattr(exporting.sink, "_direct", None)
+            if direct is not None:
+                direct.resource = resource
+        config = getattr(mp, "_sdk_config", None)
+        if config is not None and hasattr(config, "resource"):
+            config.resource = resource
+    except Exception as exc:  # noqa: BLE001 - the tracer must not break the child
+        from .._core.recorder import internal_error
+        internal_error("OpenTelemetry (new instance id in a forked child)", exc)
