@@ -15,6 +15,7 @@ Called by the primitives (and the C fast paths) at three moments:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import sys
 import time
@@ -162,6 +163,70 @@ def reset() -> None:
         _last_ordinal.clear()
         _in_graph.clear()
         _site_of.clear()
+
+
+# ---------------------------------------------------------------------------------------
+# The graph as the layers above see it (``api.graph_snapshot``)
+
+@dataclasses.dataclass(frozen=True)
+class GraphNode:
+    id: str                # how it is shown: ``Kind name``, ``#n`` when several share it
+    name: str
+    kind: str
+    key: str               # the stable identity (docs/report.md, "Fingerprints")
+    instance: int | None   # None: a node standing for every instance of a name
+    site: Any              # a ``Site``-like (file, line, function) or None
+    signal: bool           # released by another thread: left out of cycles
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphEdge:
+    src: str               # node ids
+    dst: str
+    thread: str
+    bounded: bool
+    count: int
+    context: str
+    stack: tuple           # ``Frame``s, oldest first
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphSnapshot:
+    nodes: tuple
+    edges: tuple
+    truncated: dict | None   # {"max_edges": N, "not_kept": M} when the cap was reached
+
+
+def snapshot() -> GraphSnapshot:
+    """The lock-order graph now: nodes in the order they first appear in an edge."""
+    with _graph_lock:
+        edges = list(graph.edges.values())
+        signal = set(graph.signal)
+        cap, not_kept = graph.truncated(), graph.not_kept
+    order: list = []
+    seen: set = set()
+    for e in edges:
+        for n in (e.src, e.dst):
+            if n not in seen:
+                seen.add(n)
+                order.append(n)
+    count: dict = {}
+    for n in order:
+        if not isinstance(n, tuple):
+            group = (n.kind, n.name)
+            count[group] = count.get(group, 0) + 1
+    shared = {g for g, c in count.items() if c > 1}
+    nodes: dict = {}
+    for n in order:
+        ref = _lock_ref(n)
+        site = None if ref.file is None else F.Frame(ref.file, ref.line, ref.function)
+        nodes[n] = GraphNode(_label(n, shared), ref.name, ref.kind, _key(n), instance_of(n),
+                             site, n in signal)
+    out = tuple(GraphEdge(nodes[e.src].id, nodes[e.dst].id, e.thread, e.bounded, e.count,
+                          e.context, tuple(f if isinstance(f, F.Frame) else F.Frame(*f)
+                                           for f in e.stack)) for e in edges)
+    return GraphSnapshot(tuple(nodes.values()), out,
+                         None if cap is None else {"max_edges": cap, "not_kept": not_kept})
 
 
 # ---------------------------------------------------------------------------------------

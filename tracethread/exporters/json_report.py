@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._core import detect, findings as F
+from .._core import api as core
 from .files import write_json
 from .stats import StatsSink
 
@@ -24,7 +24,7 @@ def _stack(frames: Any) -> list[dict]:
     return [{"file": fr.file, "line": fr.line, "function": fr.function} for fr in frames]
 
 
-def finding_dict(f: F.Finding) -> dict[str, Any]:
+def finding_dict(f: core.Finding) -> dict[str, Any]:
     return {
         "kind": f.kind, "message": f.message, "fingerprint": f.fingerprint,
         "count": f.count, "single_thread": f.single_thread, "bounded": f.bounded,
@@ -49,41 +49,18 @@ def graph_dict() -> dict[str, Any]:
     what its fingerprint part is made of (stable across runs: ``merge`` computes cycle
     fingerprints from it); ``instance`` its instance number (null: a node that stands for
     every instance of its name, identity "site")."""
-    with detect._graph_lock:
-        edges = list(detect.graph.edges.values())
-        signal = set(detect.graph.signal)
-        cap, not_kept = detect.graph.truncated(), detect.graph.not_kept
-    order: list = []
-    seen: set = set()
-    for e in edges:
-        for n in (e.src, e.dst):
-            if n not in seen:
-                seen.add(n)
-                order.append(n)
-    count: dict = {}
-    for n in order:
-        if not isinstance(n, tuple):
-            group = (n.kind, n.name)
-            count[group] = count.get(group, 0) + 1
-    shared = {g for g, c in count.items() if c > 1}
-    nodes: dict[Any, dict] = {}
-    for n in order:
-        ref = detect._lock_ref(n)
-        nodes[n] = {"id": detect._label(n, shared), "name": ref.name, "kind": ref.kind,
-                    "key": detect._key(n), "instance": detect.instance_of(n),
-                    "site": _site(ref.file, ref.line, ref.function), "signal": n in signal}
-    out_edges = []
-    for e in edges:
-        out_edges.append({"from": nodes[e.src]["id"], "to": nodes[e.dst]["id"],
-                          "thread": e.thread, "bounded": e.bounded, "count": e.count,
-                          "context": e.context,
-                          "stack": [{"file": f[0], "line": f[1], "function": f[2]}
-                                    if isinstance(f, tuple) else
-                                    {"file": f.file, "line": f.line, "function": f.function}
-                                    for f in e.stack]})
-    out = {"nodes": list(nodes.values()), "edges": out_edges}
-    if cap is not None:   # docs/report.md: the graph reached its cap (--max-edges)
-        out["truncated"] = {"max_edges": cap, "not_kept": not_kept}
+    snap = core.graph_snapshot()
+    out: dict[str, Any] = {
+        "nodes": [{"id": n.id, "name": n.name, "kind": n.kind, "key": n.key,
+                   "instance": n.instance,
+                   "site": None if n.site is None else
+                   _site(n.site.file, n.site.line, n.site.function),
+                   "signal": n.signal} for n in snap.nodes],
+        "edges": [{"from": e.src, "to": e.dst, "thread": e.thread, "bounded": e.bounded,
+                   "count": e.count, "context": e.context, "stack": _stack(e.stack)}
+                  for e in snap.edges]}
+    if snap.truncated is not None:   # docs/report.md: the graph reached its cap
+        out["truncated"] = dict(snap.truncated)
     return out
 
 
@@ -99,9 +76,9 @@ def build(stats: StatsSink | None, command: list[str], exit_status: int | None,
         "tool": "tracethread",
         "command": list(command),
         "exit_status": exit_status,
-        "findings": [finding_dict(f) for f in F.findings()],
+        "findings": [finding_dict(f) for f in core.findings()],
         "withdrawn": [{"reason": reason, "finding": finding_dict(f)}
-                      for f, reason in F.withdrawn()],
+                      for f, reason in core.withdrawn()],
         "locks": locks,
         "graph": graph_dict(),
         "recorder": dict(recorder or {}),

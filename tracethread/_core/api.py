@@ -1,0 +1,85 @@
+"""The core's public face for the layers above it: exporters, the CLI, the pytest plugin and
+the testing helpers import this module and nothing else of ``_core`` (a test checks it).
+
+Everything here is a function, a class or a constant: no layer above reads or assigns a
+module global of the core. What they used to poke at, and what replaced it:
+
+- ``detect.graph`` (the lock-order graph itself) -> ``graph_snapshot()``, ``graph_stats()``
+- ``watchdog.states`` (every thread's state) -> ``waiting_primitives()``
+- ``recorder.otel_hooks = ...`` -> ``set_context_hooks(...)``
+- ``findings.fatal_hooks.append(...)`` -> ``on_fatal(...)``
+- ``detect.context = ...`` -> ``set_test_context(...)``
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from . import detect as _detect
+from . import findings as _findings
+from . import recorder as _recorder
+from . import watchdog as _watchdog
+from .detect import GraphSnapshot, GraphNode, GraphEdge
+from .findings import (
+    DeadlockError, EdgeRef, Finding, Frame, LockRef, PotentialDeadlockWarning, ThreadRef,
+    findings, literal, withdrawn,
+)
+from .lockorder import Cycle, LockOrderGraph
+from .recorder import (
+    SUMMARY_OPERATION_KEYS, Sink, add_sink, capture_context, count_export_dropped,
+    exit_timeout, flush, guarded, internal_error, is_guarded, remove_sink, sinks,
+)
+from .recorder import stats as recorder_stats
+from .records import (
+    ALL_OPS, DURATION_BUCKETS, PrimitiveInfo, Record, Site, ThreadInfo,
+)
+
+__all__ = [
+    "ALL_OPS", "Cycle", "DURATION_BUCKETS", "DeadlockError", "EdgeRef", "Finding", "Frame",
+    "GraphEdge", "GraphNode", "GraphSnapshot", "LockOrderGraph", "LockRef",
+    "PotentialDeadlockWarning", "PrimitiveInfo", "Record", "SUMMARY_OPERATION_KEYS", "Sink",
+    "Site", "ThreadInfo", "ThreadRef", "add_sink", "capture_context", "count_export_dropped",
+    "exit_timeout", "findings", "flush", "graph_snapshot", "graph_stats", "guarded",
+    "internal_error", "is_guarded", "literal", "on_fatal", "recorder_stats", "remove_sink",
+    "set_context_hooks", "set_test_context", "sinks", "waiting_primitives", "withdrawn",
+]
+
+
+def graph_snapshot() -> GraphSnapshot:
+    """The lock-order graph as it is now: nodes as the report names them, edges, and
+    whether the graph reached its cap."""
+    return _detect.snapshot()
+
+
+def graph_stats() -> dict[str, int]:
+    """``nodes``, ``edges``, ``cycles`` and ``not_kept`` (new edges left out at the cap)."""
+    with _detect._graph_lock:
+        return _detect.graph.stats()
+
+
+def waiting_primitives() -> list[PrimitiveInfo]:
+    """What each thread is blocked on now (one entry per waiting thread)."""
+    out = []
+    for st in list(_watchdog.states):
+        info = st.waiting
+        if info is not None:
+            out.append(info)
+    return out
+
+
+def set_context_hooks(hooks: tuple[Callable[[], Any], Callable[[Any], Any],
+                                   Callable[[Any], None]] | None) -> None:
+    """``(get_current, attach, detach)`` of a context API (OpenTelemetry's): the current
+    context is captured for operations that blocked and carried into new threads. None:
+    off."""
+    _recorder.otel_hooks = hooks
+
+
+def on_fatal(callback: Callable[[int], Any]) -> None:
+    """Call ``callback(status)`` before the tracer ends the process (policy "exit")."""
+    _findings.fatal_hooks.append(callback)
+
+
+def set_test_context(text: str) -> None:
+    """What is running now (a pytest test id): new lock-order edges remember it."""
+    _detect.context = text
