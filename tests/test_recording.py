@@ -433,10 +433,10 @@ def test_buffer_overflow_drops_are_counted():
     tracethread.add_sink(sink)
     before = tracethread.recorder_stats()["dropped"]
     tracethread.set_buffer_size(100)
-    from tracethread._core import recorder
+    from tracethread._core import stream
     try:
         lock = tracethread.Lock()
-        with recorder._drain_lock:  # keep the background drainer out of the way
+        with stream._drain_lock:  # keep the background drainer out of the way
             for _ in range(500):  # 1000 records into a 100-record buffer, no drain between
                 lock.acquire()
                 lock.release()

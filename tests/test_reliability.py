@@ -8,7 +8,8 @@ import sys
 import textwrap
 
 import tracethread
-from tracethread._core import recorder
+from tracethread._core import state, stream
+from tracethread._core.errors import stats as stream_stats
 from tracethread._core.records import LOCK_ACQUIRE, PrimitiveInfo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,20 +118,20 @@ def test_records_reach_sinks_in_order_and_once_or_are_counted_dropped():
     tracethread.add_sink(sink)
     try:
         info = PrimitiveInfo("Lock", "order", None)
-        st = recorder.current_state()
-        late = recorder.next_seq()                       # taken, not yet appended
-        early = [recorder.next_seq() for _ in range(2)]
+        st = state.current_state()
+        late = stream.next_seq()                       # taken, not yet appended
+        early = [stream.next_seq() for _ in range(2)]
         for n in early:
-            recorder.buffer.append((n, LOCK_ACQUIRE, info, st, 0, 0, True, False, None,
+            stream.buffer.append((n, LOCK_ACQUIRE, info, st, 0, 0, True, False, None,
                                     None, None))
-        dropped = recorder.stats()["dropped"]
-        with recorder._drain_lock:
-            recorder._drain_locked(force=True)          # gives up on `late`
-        recorder.buffer.append((late, LOCK_ACQUIRE, info, st, 0, 0, True, False, None,
+        dropped = stream_stats()["dropped"]
+        with stream._drain_lock:
+            stream._drain_locked(force=True)          # gives up on `late`
+        stream.buffer.append((late, LOCK_ACQUIRE, info, st, 0, 0, True, False, None,
                                 None, None))
         tracethread.flush()
         assert sink.seqs == early
-        assert recorder.stats()["dropped"] == dropped + 1
+        assert stream_stats()["dropped"] == dropped + 1
     finally:
         tracethread.remove_sink(sink)
 

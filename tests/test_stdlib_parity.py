@@ -71,7 +71,7 @@ def _outcome(case, m):
     finally:
         # Cases leave locks acquired and drop them: forget them, or every later test in
         # this thread would hold them (their lock-order cycles would all be "guarded").
-        from tracethread._core.recorder import current_state
+        from tracethread._core.state import current_state
         st = current_state()
         st.held.clear()
         st.held_sites.clear()

@@ -11,7 +11,7 @@ import pytest
 
 import tracethread
 from tracethread import testing
-from tracethread._core import recorder
+from tracethread._core import stream, summaries
 from tracethread._core import records as R
 from tracethread.exporters.stats import StatsSink
 
@@ -45,7 +45,7 @@ def sink():
 
 
 def test_uncontended_operations_become_one_summary_per_lock(sink):
-    assert recorder.aggregating[0]
+    assert summaries.aggregating[0]
     lock, rlock = tracethread.Lock(), tracethread.RLock()
     for _ in range(1000):
         with lock:
@@ -118,7 +118,7 @@ def test_each_summary_has_only_the_holds_since_the_one_before(sink):
 def test_counts_made_while_a_take_runs_python_code_go_to_the_next_summary(sink):
     # The take may run Python code between primitives (an info's attributes, a collection):
     # another thread's holds meanwhile must be in the next summary, not lost.
-    from tracethread._core.recorder import _group_summaries
+    from tracethread._core.summaries import _group_summaries
     lock = tracethread.Lock(name="L")
     real = lock._info
     go, done = threading.Event(), threading.Event()
@@ -144,7 +144,7 @@ def test_counts_made_while_a_take_runs_python_code_go_to_the_next_summary(sink):
     tracethread.flush()
     with lock:
         pass
-    with recorder._drain_lock:   # (the drainer must not take this lock's counts meanwhile)
+    with stream._drain_lock:   # (the drainer must not take this lock's counts meanwhile)
         lock._info = SlowInfo()
         try:
             taken = _group_summaries([lock])
@@ -234,11 +234,11 @@ def test_threads_of_a_summary_are_all_listed(sink, kind, order):
 def test_any_sink_that_does_not_accept_summaries_gets_every_operation(sink):
     lock = tracethread.Lock()
     with testing.capture() as cap:  # capture() wants every record
-        assert not recorder.aggregating[0]
+        assert not summaries.aggregating[0]
         for _ in range(10):
             with lock:
                 pass
-    assert recorder.aggregating[0]  # back once the capture is gone
+    assert summaries.aggregating[0]  # back once the capture is gone
     assert len(cap.of(lock)) == 20
     tracethread.flush()
     got = [r for r in sink.records if r.primitive is lock._info]
@@ -411,7 +411,7 @@ def test_report_statistics_are_the_same_either_way():
         tracethread.add_sink(stats)
         try:
             with testing.capture() if every_op else contextlib.nullcontext():
-                assert recorder.aggregating[0] is not every_op
+                assert summaries.aggregating[0] is not every_op
                 workload()
         finally:
             tracethread.remove_sink(stats)

@@ -19,7 +19,7 @@ from typing import Any
 
 import wrapt
 
-from ._core import recorder as _rec
+from ._core import stream as _stream
 from ._core.records import (
     LOCK_ACQUIRE, LOCK_RELEASE, RLOCK_ACQUIRE, RLOCK_RELEASE, caller_site,
 )
@@ -69,7 +69,7 @@ class TracedLockProxy(wrapt.ObjectProxy):
             self._self_acquired_ns = t1
         details = (acquire_details(blocking, timeout, reentrant=True) if reentered
                    else acquire_details(blocking, timeout))
-        _rec.buffer.append((seq(), self._self_ops[0], self._self_info, st, t0, t1, ok, blocked,
+        _stream.buffer.append((seq(), self._self_ops[0], self._self_info, st, t0, t1, ok, blocked,
                             None, site, details))
         return ok
 
@@ -84,7 +84,7 @@ class TracedLockProxy(wrapt.ObjectProxy):
         t = now_ns()
         lock.release()
         freed = not self._self_reentrant or not lock._is_owned()
-        _rec.buffer.append((seq(), self._self_ops[1], self._self_info, st, t, t, True, False,
+        _stream.buffer.append((seq(), self._self_ops[1], self._self_info, st, t, t, True, False,
                             t - self._self_acquired_ns if freed else None, None, None))
 
     def __exit__(self, *exc: Any) -> None:

@@ -17,19 +17,19 @@ from typing import Any, Callable
 
 from . import detect as _detect
 from . import findings as _findings
-from . import recorder as _recorder
-from . import watchdog as _watchdog
+from . import state as _state
+from . import stream as _stream
 from .detect import GraphSnapshot, GraphNode, GraphEdge
 from .findings import (
     DeadlockError, EdgeRef, Finding, Frame, LockRef, PotentialDeadlockWarning, ThreadRef,
     findings, literal, withdrawn,
 )
 from .lockorder import Cycle, LockOrderGraph
-from .recorder import (
-    SUMMARY_OPERATION_KEYS, Sink, add_sink, capture_context, count_export_dropped,
-    exit_timeout, flush, guarded, internal_error, is_guarded, remove_sink, sinks,
-)
-from .recorder import stats as recorder_stats
+from .errors import count_export_dropped, internal_error
+from .errors import stats as recorder_stats
+from .state import guarded, is_guarded
+from .stream import Sink, add_sink, capture_context, exit_timeout, flush, remove_sink, sinks
+from .summaries import SUMMARY_OPERATION_KEYS
 from .records import (
     ALL_OPS, DURATION_BUCKETS, PrimitiveInfo, Record, Site, ThreadInfo,
 )
@@ -60,7 +60,7 @@ def graph_stats() -> dict[str, int]:
 def waiting_primitives() -> list[PrimitiveInfo]:
     """What each thread is blocked on now (one entry per waiting thread)."""
     out = []
-    for st in list(_watchdog.states):
+    for st in list(_state.states):
         info = st.waiting
         if info is not None:
             out.append(info)
@@ -72,7 +72,7 @@ def set_context_hooks(hooks: tuple[Callable[[], Any], Callable[[Any], Any],
     """``(get_current, attach, detach)`` of a context API (OpenTelemetry's): the current
     context is captured for operations that blocked and carried into new threads. None:
     off."""
-    _recorder.otel_hooks = hooks
+    _stream.otel_hooks = hooks
 
 
 def on_fatal(callback: Callable[[int], Any]) -> None:

@@ -25,6 +25,8 @@ from typing import Any, Hashable
 from . import _raw
 from . import config as _config
 from . import findings as F
+from .errors import internal_error
+from .state import states
 from .lockorder import Cycle, LockOrderGraph
 
 _graph_lock = _raw.allocate_lock()
@@ -243,7 +245,7 @@ def _orders(prim: Any, info: Any) -> bool:
 
 def _contained(fn: Any) -> Any:
     """Detection runs inside the program's lock calls: an error of its own is counted and
-    reported once (recorder.internal_error), never raised into the program. What detection
+    reported once (errors.internal_error), never raised into the program. What detection
     raises on purpose passes: DeadlockError (policy "raise"), a warning the program turned
     into an error, the process exit of policy "exit"."""
     name = f"detection ({fn.__name__})"
@@ -255,8 +257,7 @@ def _contained(fn: Any) -> Any:
         except (F.DeadlockError, Warning):
             raise
         except Exception as exc:  # noqa: BLE001 - the tracer must not break the program
-            from . import recorder
-            recorder.internal_error(name, exc)
+            internal_error(name, exc)
             return None
 
     return contained
@@ -513,7 +514,6 @@ def _others_asleep(path: list) -> bool:
     so that none of them can release a Lock of it? Threads the tracer has no state for
     (never touched a traced primitive, or started before install) count as awake; the
     tracer's own threads do not count."""
-    from .watchdog import states
     inside = {id(t) for t, _ in path}
     by_ident: dict = {}
     for s in list(states):

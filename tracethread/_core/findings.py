@@ -26,7 +26,9 @@ from typing import Any
 
 from . import _raw
 from . import config as _config
-from .records import _short_path
+from .records import FINDING, PrimitiveInfo, _short_path
+from .state import current_state
+from .stream import flush, record
 
 KINDS = ("potential-deadlock", "guarded-cycle", "deadlock", "hang")
 MAX_FINDINGS = 10_000
@@ -110,7 +112,6 @@ fatal_hooks: list = []
 
 def end_process(status: int) -> None:
     """Run the fatal hooks, flush the record stream and stdio, and end the process now."""
-    from .recorder import current_state, flush
     st = current_state()
     st.guard = True
     try:
@@ -196,8 +197,6 @@ def withdrawn() -> list[tuple[Finding, str]]:
 def publish(finding: Finding, st: Any) -> None:
     """Tell the world about a new finding: a record for the sinks, a warning or a line on
     stderr. Runs guarded: nothing done here is recorded."""
-    from .recorder import record
-    from .records import FINDING, PrimitiveInfo
 
     prev = st.guard
     st.guard = True

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 
 from . import detect, findings, watchdog
+from .state import current_state, states
 
 
 def _locks() -> tuple:
@@ -41,11 +42,10 @@ def _after_in_parent() -> None:
 def _after_in_child() -> None:
     for lock in _locks():
         lock._at_fork_reinit()
-    from .recorder import current_state
     me = current_state()
-    for st in list(watchdog.states):
+    for st in list(states):
         if st is not me:
-            watchdog.states.discard(st)
+            states.discard(st)
     watchdog._running[0] = False
     watchdog.ensure_running()
 

@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import sys
 import time
-import weakref
 from typing import Any
 
 from . import _raw
 from . import config as _config
 from . import findings as F
+from .detect import describe_info
+from .state import current_state, states
 
-states: "weakref.WeakSet[Any]" = weakref.WeakSet()
 _reported: set = set()
 _running = [False]
 _lock = _raw.allocate_lock()
-
-
-def register(st: Any) -> None:
-    states.add(st)
 
 
 def ensure_running(cfg: Any = None) -> None:
@@ -41,7 +37,6 @@ def ensure_running(cfg: Any = None) -> None:
 
 
 def _main() -> None:
-    from .recorder import current_state
     me = current_state()
     me.guard = me.internal = True
     me.name = "tracethread-watchdog"
@@ -112,7 +107,6 @@ def _describe(prim: Any) -> str:
 
 def _describe_info(info: Any) -> str:
     """As deadlock messages name it (``#n`` for one of several instances of a name)."""
-    from .detect import describe_info
     return describe_info(info)
 
 

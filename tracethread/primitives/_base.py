@@ -12,29 +12,30 @@ from typing import Any
 
 from .._core import _raw
 from .._core._accel import speedups
-from .._core import recorder as _rec
+from .._core import state as _state
+from .._core import stream as _stream
 from .._core import records as _records
 from .._core.records import (
     PrimitiveInfo, ThreadInfo, caller_site_and_label,
 )
 
-now_ns = _rec.now_ns
-seq = _rec.next_seq
-record = _rec.record
-tls = _rec.tls()
-new_state = _rec.new_state
-current_state = _rec.current_state
+now_ns = _stream.now_ns
+seq = _stream.next_seq
+record = _stream.record
+tls = _state.tls()
+new_state = _state.new_state
+current_state = _state.current_state
 
 
 def bind_append(module_globals: dict[str, Any]) -> None:
     """Give a module a global ``_append`` bound to the record buffer's ``append`` (a global
     is the cheapest lookup on a hot path), re-bound if the buffer is resized."""
-    module_globals["_append"] = _rec.buffer.append
+    module_globals["_append"] = _stream.buffer.append
 
     def rebind(buf: Any) -> None:
         module_globals["_append"] = buf.append
 
-    _rec.on_buffer_change(rebind)
+    _stream.on_buffer_change(rebind)
 
 
 def _py_make_info(kind: str, name: str | None) -> PrimitiveInfo:

@@ -7,7 +7,7 @@ import sys
 from typing import Any, Callable
 
 from .._core import _raw
-from .._core import recorder as _rec
+from .._core import stream as _stream
 from .._core.records import BARRIER_ABORT, BARRIER_RESET, BARRIER_WAIT, caller_site
 from ._base import (
     BarrierStatistics, StdCompatMeta, as_timeout, current_state, make_info, now_ns, record,
@@ -70,7 +70,7 @@ class Barrier(metaclass=StdCompatMeta):
                        not (passed and index + 1 == self._parties), None, site,
                        (index, self._parties, not passed,
                         as_timeout(timeout),
-                        _rec.capture_context()))
+                        _stream.capture_context()))
 
     def _wait_impl(self, st: Any, timeout: float | None) -> int:
         if timeout is None:

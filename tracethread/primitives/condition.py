@@ -12,7 +12,8 @@ from time import monotonic as _time
 from typing import Any, Callable
 
 from .._core import _raw
-from .._core import recorder as _rec
+from .._core import stream as _stream
+from .._core import summaries as _sum
 from .._core._accel import speedups
 from .._core.records import (
     CONDITION_NOTIFY, CONDITION_NOTIFY_ALL, CONDITION_WAIT, caller_site,
@@ -26,9 +27,9 @@ from .lock import Lock, RLock
 
 _append: Any = None  # bound to the record buffer by bind_append
 bind_append(globals())
-_aggregating = _rec.aggregating   # [bool]: notifies that woke nobody are only counted
-_bump = _rec.bump
-_NOTIFIES = _rec.A_NOTIFIES
+_aggregating = _sum.aggregating   # [bool]: notifies that woke nobody are only counted
+_bump = _sum.bump
+_NOTIFIES = _sum.A_NOTIFIES
 
 _allocate_lock = _raw.allocate_lock
 # A Condition's default RLock (in C with the extension).
@@ -66,7 +67,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
     # lock's methods in the __dict__ as the stdlib does (they come first), and where the
     # lock has none the ``_default_*`` methods below run (the stdlib's class methods).
     # Without it, the protocol goes in slots and the __dict__ as the stdlib's, and the
-    # counters in ``_agg`` (recorder.bump).
+    # counters in ``_agg`` (summaries.bump).
     __slots__ = ("_info", "_waiters", "__dict__", "__weakref__") + (
         ("acquire", "release", "_agg") if _PURE else ())
 
@@ -86,7 +87,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         self._lock = lock
         self._waiters = _deque()
         if _PURE:
-            self._agg = None  # summary counters (recorder.bump)
+            self._agg = None  # summary counters (summaries.bump)
         elif type(lock) is RLock or type(lock) is Lock:
             return   # CondCore's methods go to the lock (five objects less)
         # Export the lock's acquire() and release() methods
@@ -172,7 +173,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
                 _append((
                     seq(), CONDITION_WAIT, self._info, st, t0, t1, gotit, True, None, site,
                     (as_timeout(timeout), now_ns(),
-                     _rec.capture_context())))
+                     _stream.capture_context())))
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
         """Wait until a condition evaluates to True (see ``threading.Condition``)."""
@@ -274,7 +275,7 @@ if speedups is None:
     Condition._release_save = Condition._default_release_save     # type: ignore
     Condition._acquire_restore = Condition._default_acquire_restore  # type: ignore
     Condition._is_owned = Condition._default_is_owned    # type: ignore[method-assign]
-    Condition._tt_take = _rec.py_take                    # type: ignore[attr-defined]
+    Condition._tt_take = _sum.py_take                    # type: ignore[attr-defined]
 else:
     # Nobody waiting and summaries on: counted in C; anything else calls the methods above.
     # Python functions around the C ones keep the stdlib's signatures (self, n=1).

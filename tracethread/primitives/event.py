@@ -1,6 +1,6 @@
 """Event: the stdlib's implementation on a raw condition; set, clear and wait recorded —
 or, while summaries are on, counted when they neither waited nor woke a thread (see
-recorder.py, "Summaries"). A ``wait`` with a timeout of 0 or less is a look at the flag,
+_core/summaries.py). A ``wait`` with a timeout of 0 or less is a look at the flag,
 never recorded as blocked or timed out."""
 
 from __future__ import annotations
@@ -8,16 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 from .._core import _raw
-from .._core import recorder as _rec
+from .._core import stream as _stream
+from .._core import summaries as _sum
 from .._core.records import EVENT_CLEAR, EVENT_SET, EVENT_WAIT, caller_site
 from ._base import (
     EventStatistics, StdCompatMeta, as_timeout, current_state, make_info, now_ns, record,
     std_signature, use_raw,
 )
 
-_aggregating = _rec.aggregating
-_bump = _rec.bump
-_SETS, _CLEARS, _WAITS = _rec.A_SETS, _rec.A_CLEARS, _rec.A_POLLS
+_aggregating = _sum.aggregating
+_bump = _sum.bump
+_SETS, _CLEARS, _WAITS = _sum.A_SETS, _sum.A_CLEARS, _sum.A_POLLS
 
 
 class Event(metaclass=StdCompatMeta):
@@ -37,9 +38,9 @@ class Event(metaclass=StdCompatMeta):
         self._mutex = self._cond._lock
         self._flag = False
         self._info = make_info("Event", name)
-        self._agg = None  # summary counters (recorder.bump)
+        self._agg = None  # summary counters (summaries.bump)
 
-    _tt_take = _rec.py_take
+    _tt_take = _sum.py_take
 
     def __repr__(self) -> str:
         cls = self.__class__
@@ -141,7 +142,7 @@ class Event(metaclass=StdCompatMeta):
             else:
                 record(EVENT_WAIT, self._info, st, t0 if blocked else None, signaled, blocked,
                        None, site, (as_timeout(timeout),
-                                    _rec.capture_context() if blocked else None))
+                                    _stream.capture_context() if blocked else None))
         return signaled
 
     def statistics(self) -> EventStatistics:

@@ -16,7 +16,8 @@ import warnings
 from types import MappingProxyType
 from typing import Any
 
-from .._core import recorder as _rec
+from .._core import stream as _stream
+from .._core import summaries as _sum
 from .._core.records import D_REENTER, PrimitiveInfo
 from .._core.records import (
     LOCK_ACQUIRE, LOCK_RELEASE, RLOCK_ACQUIRE, RLOCK_RELEASE, caller_site,
@@ -32,10 +33,10 @@ from .._core import detect as _detect
 from .._core._accel import speedups
 
 _allocate_lock = _raw.allocate_lock
-_append = _rec.buffer.append
-_aggregating = _rec.aggregating   # [bool]: count uncontended operations, see recorder
-_count = _rec.py_count            # the pure-Python paths' counting (see recorder)
-_count_hold = _rec.py_count_hold
+_append = _stream.buffer.append
+_aggregating = _sum.aggregating   # [bool]: count uncontended operations, see recorder
+_count = _sum.py_count            # the pure-Python paths' counting (see _core/summaries.py)
+_count_hold = _sum.py_count_hold
 _PURE = speedups is None
 
 
@@ -44,7 +45,7 @@ def _rebind(buf: Any) -> None:
     _append = buf.append
 
 
-_rec.on_buffer_change(_rebind)
+_stream.on_buffer_change(_rebind)
 
 _D_REENTER = D_REENTER
 _D_VIA_CONDITION = MappingProxyType({"via": "condition.wait"})
@@ -101,7 +102,7 @@ def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, 
         self._owner = st
         self._acquired_ns = t1
     _append((seq(), op, self._info, st, t0, t1, ok, True, None, site,
-             via or acquire_details(blocking, timeout, context=_rec.capture_context())))
+             via or acquire_details(blocking, timeout, context=_stream.capture_context())))
     return ok
 
 
@@ -124,7 +125,7 @@ def _released(prim: Any, st: Any, t: int, acquired: int, op: str) -> None:
     somebody waited (a contended hold) or every operation is wanted, else the summary."""
     if prim._waiting or not _aggregating[0]:
         _append((seq(), op, prim._info, st, t, t, True, False, t - acquired, None,
-                 (True, _rec.capture_context()) if prim._waiting else None))
+                 (True, _stream.capture_context()) if prim._waiting else None))
     else:
         _count_hold(prim, st, t - acquired)
 
@@ -141,7 +142,7 @@ class _PyLockFast:
     __slots__ = ("_lock", "_info", "_owner", "_acquired_ns", "_waiting", "_agg",
                  "__weakref__")
 
-    _tt_take = _rec.py_take
+    _tt_take = _sum.py_take
 
     def __enter__(self, blocking: Any = True, timeout: Any = -1) -> bool:
         try:
@@ -301,7 +302,7 @@ class _PyRLockFast:
     __slots__ = ("_block", "_info", "_owner", "_count", "_acquired_ns", "_waiting", "_agg",
                  "__weakref__")
 
-    _tt_take = _rec.py_take
+    _tt_take = _sum.py_take
 
     def _acquire_py(self, blocking: Any = True, timeout: Any = -1) -> bool:
         """acquire(blocking, timeout), the arguments bound: ``__enter__``, and the C paths'

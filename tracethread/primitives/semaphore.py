@@ -1,7 +1,7 @@
 """Semaphore and BoundedSemaphore: the stdlib's implementation on a raw condition, with a
 record for every acquire (acquired or not, whether it waited, for how long) and release —
 or, while summaries are on, a count for each acquire that did not wait and each release
-that woke nobody (see recorder.py, "Summaries").
+that woke nobody (see _core/summaries.py).
 
 The fast paths take the condition's raw lock directly (what ``with self._cond`` does,
 without its two Python calls). An acquire that may not wait — ``blocking=False``, or a
@@ -15,7 +15,8 @@ from time import monotonic as _time
 from typing import Any
 
 from .._core import _raw
-from .._core import recorder as _rec
+from .._core import stream as _stream
+from .._core import summaries as _sum
 from .._core import detect as _detect
 from .._core.records import SEMAPHORE_ACQUIRE, SEMAPHORE_RELEASE, caller_site
 from ._base import (
@@ -23,9 +24,9 @@ from ._base import (
     now_ns, record, std_signature, use_raw,
 )
 
-_aggregating = _rec.aggregating
-_bump = _rec.bump
-_ACQUIRES, _FAILURES, _RELEASES = _rec.A_ACQUIRES, _rec.A_FAILURES, _rec.A_SEM_RELEASES
+_aggregating = _sum.aggregating
+_bump = _sum.bump
+_ACQUIRES, _FAILURES, _RELEASES = _sum.A_ACQUIRES, _sum.A_FAILURES, _sum.A_SEM_RELEASES
 
 
 def _raw_condition() -> Any:
@@ -87,9 +88,9 @@ class Semaphore(metaclass=StdCompatMeta):
         # None until seen: True once released by the thread that acquired it (it enters the
         # lock-order graph), False once released by another thread (a signal: never).
         self._as_lock: bool | None = None
-        self._agg = None  # summary counters (recorder.bump)
+        self._agg = None  # summary counters (summaries.bump)
 
-    _tt_take = _rec.py_take
+    _tt_take = _sum.py_take
 
     def __repr__(self) -> str:
         cls = self.__class__
@@ -165,7 +166,7 @@ class Semaphore(metaclass=StdCompatMeta):
             record(SEMAPHORE_ACQUIRE, self._info, st, t0 if blocked else None, rc, blocked,
                    None, site, (bool(blocking),
                                 as_timeout(requested_timeout),
-                                _rec.capture_context() if blocked else None))
+                                _stream.capture_context() if blocked else None))
         return rc
 
     def _acquired(self, st: Any, blocking: Any, timeout: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .._core import _raw
 from .._core import detect as _detect
-from .._core import recorder as _rec
+from .._core import stream as _stream
 from .._core.records import (
     THREAD_JOIN, THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_START, caller_site,
 )
@@ -86,7 +86,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
             # called threading.Thread.__init__ by name after uninstall()): trace it anyway.
             self._tt_init()
         st = current_state()
-        hooks = _rec.otel_hooks
+        hooks = _stream.otel_hooks
         if hooks is not None and getattr(self, "_otel_context", None) is None:
             # Carry the starter's OTel context into the thread (unless
             # opentelemetry-instrumentation-threading already does: it sets _otel_context).
@@ -105,14 +105,14 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
         info = self._tt_info
 
         carried = getattr(self, "_tt_otel_ctx", None)
-        hooks = _rec.otel_hooks
+        hooks = _stream.otel_hooks
 
         def traced_run() -> None:
             token = hooks[1](carried) if carried is not None and hooks is not None else None
             t0 = now_ns()
             if not st.guard:
-                _rec.buffer.append((seq(), THREAD_RUN_BEGIN, info, st, t0, t0, True, False,
-                                    None, None, (_rec.capture_context(),)))
+                _stream.buffer.append((seq(), THREAD_RUN_BEGIN, info, st, t0, t0, True, False,
+                                    None, None, (_stream.capture_context(),)))
             try:
                 return traced_body(t0)
             finally:
@@ -128,7 +128,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
                 raise
             finally:
                 if not st.guard:
-                    _rec.buffer.append((
+                    _stream.buffer.append((
                         seq(), THREAD_RUN_END, info, st, t0, now_ns(), exc_name is None, False,
                         None, None,
                         _D_NO_EXC if exc_name is None else (exc_name,)))
@@ -166,10 +166,10 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
         finally:
             st.blocked_on = None
             st.waiting = None
-        _rec.buffer.append((seq(), THREAD_JOIN, self._tt_info, st, t0, now_ns() if alive else t0,
+        _stream.buffer.append((seq(), THREAD_JOIN, self._tt_info, st, t0, now_ns() if alive else t0,
                             not self.is_alive(), alive, None, site,
                             (as_timeout(timeout),
-                             _rec.capture_context() if alive else None)))
+                             _stream.capture_context() if alive else None)))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,345 @@
+"""The record stream: a bounded buffer filled on the hot path, drained to sinks off it.
+
+Design
+------
+* Hot paths append one plain tuple per operation to ``buffer`` (a ``deque`` with a
+  ``maxlen``: ``append`` is atomic under the GIL and never blocks). Each tuple starts with
+  a global sequence number from ``itertools.count`` (atomic in C), so records have a total
+  order across threads and a drain can tell exactly how many were overwritten before it got
+  to them: the gaps in the sequence are the drops, counted in ``stats()['dropped']``.
+* Draining (``flush()``, the background drainer thread while sinks exist, and ``atexit``)
+  turns tuples into ``Record`` objects and hands them to the sinks in batches. Draining is
+  serialised by a raw lock and runs with the draining thread's ``guard`` set, so whatever a
+  sink does with locks (the OTel SDK takes many) is neither recorded nor able to recurse.
+* A sink that raises is reported once on stderr and its later errors are only counted:
+  the tracer must never break the program it watches.
+* Summaries (``summaries.py``) stand in for the operations that neither waited nor woke
+  a thread while every sink accepts them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import itertools
+import os
+import sys
+import time
+from typing import Any, Protocol
+
+from . import _raw
+from . import summaries as _summaries
+from ._accel import speedups
+from .errors import counters as _counters
+from .errors import debugging_sinks
+from .records import Record, ThreadState, materialize
+from .state import current_state
+
+DEFAULT_BUFFER_SIZE = 65_536
+DRAIN_INTERVAL_S = 0.05
+DRAIN_CHUNK = 256   # records handed to the sinks at a time
+DEFAULT_EXIT_TIMEOUT = 5.0
+
+buffer: collections.deque = collections.deque(maxlen=DEFAULT_BUFFER_SIZE)
+# One counter for every record; the C fast paths (if built) own it.
+next_seq = speedups.next_seq if speedups is not None else itertools.count(1).__next__
+
+_drain_lock = _raw.allocate_lock()
+_sinks: list[Any] = []
+_delivered = 0          # highest sequence number delivered (or skipped as dropped)
+_gap = 0                # first missing number seen by the previous drain
+_pending: list = []     # records held back behind a gap
+_failed_sinks: set[int] = set()
+_drainer_wake = _raw.allocate_lock()
+_drainer_running = False
+_atexit_registered = False
+_deadline = 0.0         # monotonic time after which a drain stops delivering (exit)
+_late = [0]             # records a drain stopped short of, past the deadline
+dirty = _summaries.dirty
+
+
+class Sink(Protocol):
+    """Receives records in order, in batches, on a thread where nothing is recorded."""
+
+    def handle(self, records: list[Record]) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------
+# Sinks and draining
+
+def add_sink(sink: Sink) -> None:
+    """Attach a sink. It receives the records of operations from now on."""
+    global _atexit_registered, _delivered
+    with _drain_lock:
+        # Records made before the sink existed are not for it.
+        _drain_locked(force=True)
+        if not _sinks:
+            # Numbers used while nobody listened are not losses: start counting from here
+            # (this number itself is never given to a record).
+            _pending.clear()
+            _delivered = next_seq()
+        _sinks.append(sink)
+        _summaries.update_aggregation(_sinks)
+    if not _atexit_registered:
+        _atexit_registered = True
+        atexit.register(_flush_at_exit)
+    _ensure_drainer()
+
+
+def remove_sink(sink: Sink) -> None:
+    """Detach a sink after delivering it everything recorded so far."""
+    with _drain_lock:
+        _drain_locked(force=True)
+        try:
+            _sinks.remove(sink)
+        except ValueError:
+            pass
+        _summaries.update_aggregation(_sinks)
+
+
+def sinks() -> tuple:
+    return tuple(_sinks)
+
+
+def exit_timeout() -> float:
+    """Seconds the final drain may take (``TRACETHREAD_EXIT_TIMEOUT``, default 5)."""
+    try:
+        value = float(os.environ.get("TRACETHREAD_EXIT_TIMEOUT", "") or DEFAULT_EXIT_TIMEOUT)
+    except ValueError:
+        return DEFAULT_EXIT_TIMEOUT
+    return value if value >= 0 else DEFAULT_EXIT_TIMEOUT   # (NaN compares False: default)
+
+
+def flush(timeout: float | None = None) -> None:
+    """Deliver every buffered record to the sinks now. With ``timeout`` (seconds), stop
+    delivering when it has passed: what is left is counted as dropped and said once on
+    stderr (a slow sink must not hold the program's exit)."""
+    global _deadline
+    if timeout is not None:
+        _deadline = time.monotonic() + timeout
+        # The drainer may be mid-drain: past the deadline it stops after the sink call it
+        # is in (one batch); a sink call that never returns is waited for a second more.
+        if not _drain_lock.acquire(True, timeout + 1.0):
+            _say_undelivered(len(buffer) + len(_pending) + _late[0], timeout)
+            _late[0] = 0
+            return
+        _drain_lock.release()
+    try:
+        with _drain_lock:
+            _drain_locked()
+        if _pending:
+            time.sleep(0.001)  # let a record whose number was just taken land
+            with _drain_lock:
+                _drain_locked(force=True)
+    finally:
+        if timeout is not None:
+            _deadline = 0.0
+            if _late[0]:
+                _say_undelivered(_late[0], timeout)
+                _late[0] = 0
+
+
+def _flush_at_exit() -> None:
+    flush(exit_timeout())
+
+
+def _say_undelivered(n: int, timeout: float) -> None:
+    try:
+        sys.stderr.write(f"tracethread: {n} records not delivered to the sinks within the exit "
+                         f"timeout ({timeout:g} s, TRACETHREAD_EXIT_TIMEOUT): counted as "
+                         "dropped\n")
+    except Exception:  # noqa: BLE001 - stderr may be closed at exit
+        pass
+
+
+def _drain_locked(force: bool = False) -> None:
+    """Deliver buffered records to the sinks in sequence order.
+
+    A sequence number is taken a moment before its record is appended, so a drain can find
+    a gap that another thread is about to fill. Records after a gap are held back until
+    the next drain; a gap still open then was overwritten in the ring buffer: counted as
+    dropped, and delivery moves past it. Sinks thus see every record in order, once."""
+    global _delivered, _gap
+    popleft = buffer.popleft
+    raws = _pending[:]
+    _pending.clear()
+    while True:
+        try:
+            raws.append(popleft())
+        except IndexError:
+            break
+    if not raws and not dirty:
+        return
+    raws.sort(key=_first)
+    _counters["records"] += len(raws)
+    if not _sinks:  # nobody to deliver to: only keep the numbering in step
+        if raws:
+            _delivered = max(_delivered, raws[-1][0])
+        _summaries.discard()
+        return
+    out = []
+    for i, raw in enumerate(raws):
+        n = raw[0]
+        if n <= _delivered:
+            continue   # landed after a drain counted it dropped: dropped it stays
+        if n > _delivered + 1:
+            first_missing = _delivered + 1
+            if not force and _gap != first_missing:
+                _gap = first_missing  # maybe still in flight: wait for the next drain
+                _pending.extend(raws[i:])
+                break
+            _counters["dropped"] += n - first_missing
+        _delivered = n
+        out.append(raw)
+    if not out and not dirty:
+        return
+    st = current_state()
+    prev = st.guard
+    st.guard = True
+    try:
+        summaries = _summaries.take(_delivered) if dirty else []
+        n = len(out)
+        for i in range(0, max(n, 1), DRAIN_CHUNK):
+            if _deadline and time.monotonic() > _deadline:
+                _counters["dropped"] += n - i   # the exit will not wait for these
+                _late[0] += n - i
+                break
+            records = [materialize(r) for r in out[i:i + DRAIN_CHUNK]]
+            last = i + DRAIN_CHUNK >= n
+            for sink in tuple(_sinks):
+                batch = records
+                if last and summaries and getattr(sink, "accepts_summaries", False):
+                    batch = records + summaries
+                if not batch:
+                    continue
+                try:
+                    sink.handle(batch)
+                except BaseException as exc:  # noqa: BLE001 - even SystemExit: a sink
+                    _sink_failed(sink, exc)   # must never end the drainer or the program
+            if not last:
+                # Let the program's threads have the GIL between chunks: a thread woken
+                # by a release must not wait out a whole drain (the switch interval).
+                time.sleep(0)
+    finally:
+        st.guard = prev
+
+
+def _sink_failed(sink: Sink, exc: BaseException) -> None:
+    _counters["sink_errors"] += 1
+    if debugging_sinks():
+        try:
+            import traceback
+            traceback.print_exception(exc)
+        except Exception:  # noqa: BLE001 - stderr may be gone at shutdown
+            pass
+    key = id(sink)
+    if key in _failed_sinks:
+        return
+    _failed_sinks.add(key)
+    try:
+        sys.stderr.write(
+            f"tracethread: sink {type(sink).__name__} failed and its records are being "
+            f"skipped ({type(exc).__name__}: {exc}); further errors are only counted.\n")
+    except Exception:  # noqa: BLE001 - stderr may be closed at exit
+        pass
+
+
+def _first(raw: tuple) -> int:
+    return raw[0]
+
+
+# Set by the OpenTelemetry exporter: the thread's current OTel context is captured for
+# operations that blocked (their spans' parent), and carried into threads at start().
+otel_hooks: Any = None  # (get_current, attach, detach) or None
+
+
+def capture_context() -> Any:
+    hooks = otel_hooks
+    return hooks[0]() if hooks is not None else None
+
+
+def set_buffer_size(size: int) -> None:
+    """Bound the buffer to ``size`` records (what overflows is dropped and counted)."""
+    global buffer
+    if size < 1:
+        raise ValueError("buffer size must be at least 1")
+    with _drain_lock:
+        _drain_locked(force=True)
+        old = buffer
+        buffer = collections.deque(maxlen=size)
+        _publish_buffer(buffer)
+        old.clear()
+
+
+_buffer_listeners: list[Any] = []
+
+
+def on_buffer_change(callback) -> None:
+    """Primitives bind ``buffer.append`` at import for speed; they re-bind through this."""
+    _buffer_listeners.append(callback)
+
+
+def _publish_buffer(buf: collections.deque) -> None:
+    for cb in _buffer_listeners:
+        cb(buf)
+
+
+# ---------------------------------------------------------------------------------------
+# Background drainer: a raw thread (never in threading.enumerate()), alive while sinks are.
+
+def _ensure_drainer() -> None:
+    global _drainer_running
+    with _drain_lock:
+        if _drainer_running or not _sinks:
+            return
+        _drainer_running = True
+    if not _drainer_wake.locked():
+        _drainer_wake.acquire()
+    _raw.start_new_thread(_drainer_main, ())
+
+
+def _drainer_main() -> None:
+    global _drainer_running
+    st = current_state()
+    st.guard = st.internal = True
+    st.name = "tracethread-drainer"
+    try:
+        while True:
+            _drainer_wake.acquire(True, DRAIN_INTERVAL_S)
+            with _drain_lock:
+                if not _sinks:
+                    _drainer_running = False
+                    return
+                _drain_locked()
+    except BaseException:  # noqa: BLE001 - interpreter shutdown
+        _drainer_running = False
+
+
+def _after_fork_in_child() -> None:
+    global _drain_lock, _drainer_wake, _drainer_running
+    _drain_lock = _raw.allocate_lock()
+    _drainer_wake = _raw.allocate_lock()
+    _drainer_running = False
+    if _sinks:
+        _ensure_drainer()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# ---------------------------------------------------------------------------------------
+# Appending one record from a Python path: the C helper if built, else the same in Python.
+
+if speedups is not None:
+    record = speedups.record   # appends through the C module's ``append`` (``_native``)
+    now_ns = speedups.now_ns
+else:
+    from time import monotonic_ns as now_ns
+
+    def record(op: str, info: Any, st: ThreadState, t0: int | None, ok: Any, blocked: bool,
+               held: int | None, site: Any, details: Any) -> None:
+        """Append one record whose end is now (start ``t0``, or now when None)."""
+        t1 = now_ns()
+        buffer.append((next_seq(), op, info, st, t1 if t0 is None else t0, t1, ok, blocked,
+                       held, site, details))

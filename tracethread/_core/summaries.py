@@ -1,0 +1,239 @@
+"""Summaries: counting the operations that neither waited nor woke a thread, instead of
+recording each one.
+
+While every sink accepts them (``accepts_summaries = True``: the report's statistics, the
+OpenTelemetry metrics), the operations that neither waited nor ended a wait are not
+recorded one by one: the uncontended Lock/RLock operations (a fast-path acquire or
+re-entry, a release nobody waited for), Condition notifies that woke nobody, Semaphore
+acquires that did not wait and releases that woke nobody, and Event set (woke nobody),
+clear and wait (did not block). The operation adds to counters kept on the primitive (how
+many of each, hold-time total/min/max and histogram buckets, which threads) and lists it
+in ``dirty`` once. Each drain takes the counters and delivers one SUMMARY record per
+(kind, name).
+Everything else (acquires and waits that waited, try-acquires of a Lock/RLock, contended
+releases, notifies and sets that woke a thread) is still one record per operation, and
+with any other sink attached (tests' capture(), the trace file, user sinks) every
+operation is. This keeps a busy lock's cost to a few counter updates: no tuple per
+operation, nothing for the drainer to materialize, no SDK call per hold.
+
+The stream (``stream.py``) switches aggregation (``update_aggregation``) as sinks come and
+go, and takes the counters at each drain (``take``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from bisect import bisect_left as _bisect_left
+from types import MappingProxyType
+from typing import Any
+
+from . import _raw
+from . import records as _r
+from ._accel import speedups
+from .records import Record, ThreadState
+
+if speedups is not None:
+    now_ns = speedups.now_ns
+else:
+    from time import monotonic_ns as now_ns
+
+# Counters, in the order ``_tt_take()`` returns them (the C locks keep theirs in C):
+A_ACQUIRES, A_REENTRIES, A_RELEASES, A_INNER_RELEASES = 0, 1, 2, 3
+A_HOLD_SUM, A_HOLD_MIN, A_HOLD_MAX, A_BUCKETS, A_BUCKET_SUMS, A_THREADS = 4, 5, 6, 7, 8, 9
+A_NOTIFIES, A_FAILURES, A_SEM_RELEASES, A_SETS, A_CLEARS, A_POLLS = 10, 11, 12, 13, 14, 15
+if speedups is not None and speedups.A_NOTIFIES != A_NOTIFIES:  # the C notify counts there
+    raise ImportError("tracethread._speedups is out of date: rebuild it")
+_N_TAKEN = 16   # the counters list has one more slot: the last thread seen (A_LAST)
+A_LAST = 16
+# Plain operation counts (summed across a summary's instances) and their detail keys.
+_COUNTS = ((A_ACQUIRES, "acquisitions"), (A_REENTRIES, "reentries"),
+           (A_INNER_RELEASES, "inner_releases"), (A_NOTIFIES, "notifies"),
+           (A_FAILURES, "failures"), (A_SEM_RELEASES, "semaphore_releases"),
+           (A_SETS, "event_sets"), (A_CLEARS, "event_clears"), (A_POLLS, "event_waits"))
+# Every detail key of a summary that counts operations (the plain counts and the releases).
+SUMMARY_OPERATION_KEYS = tuple(key for _, key in _COUNTS) + ("releases",)
+
+aggregating = [False]   # read by the primitives' Python paths
+dirty: list = []        # primitives with counters to take (the C paths append here too)
+_NBUCKETS = len(_r.DURATION_BUCKETS) + 1
+_ZEROS = (0,) * _NBUCKETS
+_BOUNDS = _r.DURATION_BUCKETS
+_last_summary_ns = 0
+
+
+def update_aggregation(sinks: list) -> None:
+    """Aggregate exactly while there are sinks and all of them accept summaries (called
+    with the drain lock held, after a forced drain)."""
+    on = bool(sinks) and all(getattr(s, "accepts_summaries", False) for s in sinks)
+    if on != aggregating[0]:
+        aggregating[0] = on
+        if speedups is not None:
+            speedups.set_aggregation(on, dirty, _BOUNDS)
+
+
+def _new_counters() -> list:
+    # Bucket lists: None where the primitive has no holds (C bump); threads: None until a
+    # second thread counts (A_LAST is the one thread until then).
+    return [0, 0, 0, 0, 0, 0, 0, [0] * _NBUCKETS, [0] * _NBUCKETS, None, 0, 0, 0, 0, 0, 0,
+            None]
+
+
+# Without the C extension, counting is Python code, and the drainer's take (which swaps
+# ``prim._agg`` for None) must not come between reading the counters list and adding to
+# it, or the count goes to counters already taken. From Python 3.11 the interpreter
+# switches threads only at calls, function entries and backward jumps: there,
+# ``py_count``/``py_count_hold`` read the list and add to it with none of those in between
+# when the list is there and this thread counted last (the usual case: no lock);
+# otherwise (first count since the take, another thread, or Python 3.10, which can switch
+# between any two statements) they count holding ``agg_lock``, as the take swaps holding
+# it. Reentrant: a signal handler may count while the thread it interrupted is counting.
+agg_lock = _raw.StdRLock()
+_LOCK_FREE = sys.version_info >= (3, 11)
+
+
+def py_touch(prim: Any, st: ThreadState) -> list:
+    """The primitive's counters (created and listed in ``dirty`` on first use), with ``st``
+    noted among its threads. Call it, and add to the counters, holding ``agg_lock``."""
+    a = prim._agg
+    if a is None:
+        a = prim._agg = _new_counters()
+        dirty.append(prim)
+    last = a[A_LAST]
+    if last is not st:
+        if last is not None:
+            if a[A_THREADS] is None:
+                a[A_THREADS] = {last}
+            a[A_THREADS].add(st)
+        a[A_LAST] = st
+    return a
+
+
+def py_count(prim: Any, st: ThreadState, index: int) -> None:
+    """Count one operation of ``prim`` by ``st`` (the pure-Python paths' ``bump``)."""
+    a = prim._agg
+    if _LOCK_FREE and a is not None and a[A_LAST] is st:
+        a[index] += 1   # no call since the read: no take in between
+        return
+    with agg_lock:
+        py_touch(prim, st)[index] += 1
+
+
+def py_count_hold(prim: Any, st: ThreadState, held_ns: int) -> None:
+    """Count an uncontended hold of ``held_ns`` ended (a release); the bucket is the
+    OpenTelemetry SDK's (bisect_left)."""
+    i = _bisect_left(_BOUNDS, held_ns / 1e9)   # the one call, before the read
+    a = prim._agg
+    locked = not _LOCK_FREE or a is None or a[A_LAST] is not st
+    if locked:
+        agg_lock.acquire()
+        a = py_touch(prim, st)
+    # No call from the read (or the lock) to here: integer arithmetic cannot raise.
+    a[A_RELEASES] += 1
+    a[A_HOLD_SUM] += held_ns
+    if a[A_RELEASES] == 1 or held_ns < a[A_HOLD_MIN]:
+        a[A_HOLD_MIN] = held_ns
+    if held_ns > a[A_HOLD_MAX]:
+        a[A_HOLD_MAX] = held_ns
+    a[A_BUCKETS][i] += 1
+    a[A_BUCKET_SUMS][i] += held_ns
+    if locked:
+        agg_lock.release()
+
+
+# bump(prim, st, index): count one operation of `prim` by `st` in its summary.
+bump = speedups.bump if speedups is not None else py_count
+
+
+def py_take(prim: Any) -> tuple | None:
+    """``_tt_take`` of the Python-level primitives: the counters since the last take (the
+    layout above, as the C locks return theirs), and start new ones."""
+    with agg_lock:
+        a = prim._agg
+        prim._agg = None
+    if a is None:
+        return None
+    return (a[0], a[1], a[2], a[3], a[4], a[5] if a[2] else 0, a[6],
+            _ZEROS if a[7] is None else tuple(a[7]), _ZEROS if a[8] is None else tuple(a[8]),
+            (a[A_LAST],) if a[A_THREADS] is None else tuple(a[A_THREADS]),
+            *a[A_NOTIFIES:_N_TAKEN])
+
+
+def _py_take_summaries(prims: list) -> list[tuple]:
+    """``speedups.take_summaries`` in Python: [(info of the first, [ids], counts)] per
+    (kind, name), counts in the ``_tt_take`` layout."""
+    groups: dict[tuple, list] = {}
+    for prim in prims:
+        t = prim._tt_take()
+        if t is None:
+            continue
+        info = prim._info
+        key = (info.kind, info.name)
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [info, [info.id], list(t), list(t[A_BUCKETS]),
+                           list(t[A_BUCKET_SUMS]), set(t[A_THREADS])]
+            continue
+        g[1].append(info.id)
+        c = g[2]
+        for i, _ in _COUNTS:
+            c[i] += t[i]
+        g[5].update(t[A_THREADS])
+        if t[A_RELEASES]:
+            if not c[A_RELEASES] or t[A_HOLD_MIN] < c[A_HOLD_MIN]:
+                c[A_HOLD_MIN] = t[A_HOLD_MIN]
+            c[A_RELEASES] += t[A_RELEASES]
+            c[A_HOLD_SUM] += t[A_HOLD_SUM]
+            if t[A_HOLD_MAX] > c[A_HOLD_MAX]:
+                c[A_HOLD_MAX] = t[A_HOLD_MAX]
+            buckets, sums, tsums = g[3], g[4], t[A_BUCKET_SUMS]
+            for i, k in enumerate(t[A_BUCKETS]):
+                if k:
+                    buckets[i] += k
+                    sums[i] += tsums[i]
+    out = []
+    for info, ids, c, buckets, sums, threads in groups.values():
+        c[A_BUCKETS], c[A_BUCKET_SUMS], c[A_THREADS] = buckets, sums, tuple(threads)
+        out.append((info, ids, c))
+    return out
+
+
+_group_summaries = (speedups.take_summaries if speedups is not None else _py_take_summaries)
+
+
+def take(seq: int) -> list[Record]:
+    """One SUMMARY record per (kind, name) — primitives made at one site, like the
+    Condition of every Future, are one summary — from the counters of the listed ones
+    (``seq``: the sequence number they carry, the last one delivered with them)."""
+    global _last_summary_ns
+    n = len(dirty)
+    prims = dirty[:n]
+    del dirty[:n]   # appends made meanwhile stay for the next drain
+    start, end = _last_summary_ns, now_ns()
+    _last_summary_ns = end
+    out = []
+    for info, ids, c in _group_summaries(prims):
+        infos = tuple(st.info() for st in c[A_THREADS])
+        details = {key: c[i] for i, key in _COUNTS}
+        details.update(releases=c[A_RELEASES], hold_ns_total=c[A_HOLD_SUM],
+                       hold_ns_min=c[A_HOLD_MIN], hold_ns_max=c[A_HOLD_MAX],
+                       hold_buckets=tuple(c[A_BUCKETS]),
+                       hold_bucket_sums_ns=tuple(c[A_BUCKET_SUMS]),
+                       threads=infos, instances=tuple(ids))
+        out.append(Record(seq, _r.SUMMARY, info, infos[0], start or end, end,
+                          True, False, None, None, MappingProxyType(details)))
+    return out
+
+
+def discard() -> None:
+    n = len(dirty)
+    _group_summaries(dirty[:n])   # taken (and reset), delivered to nobody
+    del dirty[:n]
+
+
+def _after_fork_in_child() -> None:
+    agg_lock._at_fork_reinit()   # bound by the primitives: re-initialized in place
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
