@@ -85,6 +85,55 @@ _primitive_ids = itertools.count(1)
 _thread_uids = itertools.count(1)
 
 
+_PINFO_FIELDS = ("kind", "name", "site")
+
+
+def _pinfo_args(args: tuple, kwargs: dict) -> tuple:
+    """``(kind, name, site)`` bound as the C type's ``PyArg_ParseTupleAndKeywords`` binds
+    them, with its errors."""
+    if len(args) + len(kwargs) > 3:
+        raise TypeError(f"PrimitiveInfo() takes at most 3 arguments "
+                        f"({len(args) + len(kwargs)} given)")
+    values = []
+    for i, field_name in enumerate(_PINFO_FIELDS):
+        if i < len(args):
+            values.append(args[i])
+        elif field_name in kwargs:
+            values.append(kwargs[field_name])
+        else:
+            raise TypeError(f"PrimitiveInfo() missing required argument '{field_name}' "
+                            f"(pos {i + 1})")
+    for key in kwargs:
+        if key not in _PINFO_FIELDS:
+            raise TypeError(f"'{key}' is an invalid keyword argument for PrimitiveInfo()")
+        if _PINFO_FIELDS.index(key) < len(args):
+            raise TypeError(f"argument for PrimitiveInfo() given by name ('{key}') and "
+                            f"position ({_PINFO_FIELDS.index(key) + 1})")
+    return tuple(values)
+
+
+def _check_str(value: Any, what: str) -> Any:
+    if value.__class__ is not str:
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    return value
+
+
+def _check_site(site: Any) -> Any:
+    """A Site of (str, int or None, str), or None: a PrimitiveInfo can never be in a
+    reference cycle (the C type is not tracked by the collector)."""
+    if site is None:
+        return site
+    if site.__class__ is not Site:
+        raise TypeError(f"site must be a Site or None, not {type(site).__name__}")
+    if site.file.__class__ is not str:
+        raise TypeError("Site.file must be a str")
+    if not (site.line.__class__ is int or site.line is None):
+        raise TypeError("Site.line must be an int or None")
+    if site.function.__class__ is not str:
+        raise TypeError("Site.function must be a str")
+    return site
+
+
 class PrimitiveInfo:
     """Identity of one primitive. Its ``id`` comes from a counter and is never reused
     (``id()`` of a dead object is). Records hold this, not the primitive, so a primitive is
@@ -96,13 +145,57 @@ class PrimitiveInfo:
     are made per ``Future``, and a Python object would add
     two to the collector's allocation count, which decides how often it runs."""
 
-    __slots__ = ("id", "kind", "name", "site", "__weakref__")
+    __slots__ = ("_id", "_kind", "_name", "_site", "__weakref__")
 
-    def __init__(self, kind: str, name: str, site: Site | None) -> None:
-        self.id = next(_primitive_ids)
-        self.kind = kind
-        self.name = name
-        self.site = site
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kind, name, site = _pinfo_args(args, kwargs)
+        _check_str(kind, "kind")
+        _check_str(name, "name")
+        _check_site(site)
+        self._id = next(_primitive_ids)
+        self._kind = kind
+        self._name = name
+        self._site = site
+
+    # The C type's fields: checked on assignment, never deleted (tests/test_twins.py).
+    def _get_kind(self) -> str:
+        return self._kind
+
+    def _set_kind(self, value: str) -> None:
+        self._kind = _check_str(value, "kind")
+
+    def _get_name(self) -> str:
+        return self._name
+
+    def _set_name(self, value: str) -> None:
+        self._name = _check_str(value, "name")
+
+    def _get_site(self) -> Site | None:
+        return self._site
+
+    def _set_site(self, value: Site | None) -> None:
+        self._site = _check_site(value)
+
+    def _no_delete(what: str) -> Any:  # type: ignore[misc]
+        def delete(self: Any) -> None:
+            raise AttributeError(f"cannot delete {what}")
+        return delete
+
+    def _read_only(self: Any, value: Any = None) -> None:
+        raise AttributeError("attribute 'id' of 'tracethread.PrimitiveInfo' objects is not "
+                             "writable")
+
+    id = property(lambda self: self._id, _read_only, _read_only, "never reused")
+    kind = property(_get_kind, _set_kind, _no_delete("kind"), "Lock, RLock, Condition…")
+    name = property(_get_name, _set_name, _no_delete("name"))
+    site = property(_get_site, _set_site, _no_delete("site"))
+    del _no_delete, _read_only
+
+    def __getstate__(self) -> tuple:
+        return (self._id, self._kind, self._name, self._site)
+
+    def __setstate__(self, state: tuple) -> None:
+        self._id, self._kind, self._name, self._site = state
 
     def __repr__(self) -> str:
         return f"PrimitiveInfo(id={self.id}, kind={self.kind!r}, name={self.name!r})"
