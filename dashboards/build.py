@@ -3,7 +3,7 @@
     python3 dashboards/build.py           # rewrite the JSON files
     python3 dashboards/build.py --check   # exit 1 if the files differ from what is built
 
-Metric, span and attribute names come from ``tracethread.exporters.otel_names``, the module
+Metric, span and attribute names come from ``tracethread.exporters.otel.names``, the module
 the instrumentation uses, so a renamed metric cannot leave a dashboard querying nothing.
 Prometheus names follow the OpenTelemetry → Prometheus rules the exporter applies: dots
 become underscores, a unit of seconds adds ``_seconds``, counters add ``_total``, histograms
@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tracethread.exporters import otel_names as N  # noqa: E402
+from tracethread.exporters.otel import names as N  # noqa: E402
 
 OUT = HERE / "grafana"
 CONTENTION_FILE = OUT / "tracethread-lock-contention.json"

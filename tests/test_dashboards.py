@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tracethread.exporters import otel_names as N
+from tracethread.exporters.otel import names as N
 
 from helpers import (
     CONTENDED_PROGRAM, OTLPReceiver, clean_env, finish, free_ports, run_traced,

@@ -19,7 +19,7 @@ from helpers import tt
 from tracethread._core import findings as F
 from tracethread._core.lockorder import LockOrderGraph
 from tracethread._core.records import Site
-from tracethread.exporters.merge import merge
+from tracethread.exporters.report.merge import merge
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -301,7 +301,7 @@ def test_markup_and_escape_sequences_in_names_are_shown_literally(tmp_path):
 def test_a_report_that_cannot_be_rendered_still_fails_the_gate(tmp_path):
     prog = tmp_path / "prog.py"
     prog.write_text(textwrap.dedent(INVERSION) + textwrap.dedent("""
-        from tracethread.exporters import console
+        from tracethread.exporters.report import console
         def broken(self, console, options):
             raise RuntimeError("renderer broke")
         console.ReportView.__rich_console__ = broken
@@ -376,7 +376,7 @@ for python in (sys.executable, {OTHER_PYTHON!r}):
 
 
 def test_sarif_uris_stay_inside_the_source_root(tmp_path):
-    from tracethread.exporters.sarif import artifact, source_root
+    from tracethread.exporters.report.sarif import artifact, source_root
     root = tmp_path / "repo"
     (root / ".git").mkdir(parents=True)
     (root / "pkg").mkdir()

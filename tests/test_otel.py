@@ -15,7 +15,7 @@ import pytest
 import tracethread
 from tracethread import testing
 from tracethread._core import recorder
-from tracethread.exporters import otel_names as N
+from tracethread.exporters.otel import names as N
 
 from helpers import CONTENDED_PROGRAM, OTLPReceiver, finish, free_port, run_traced
 
@@ -36,7 +36,7 @@ class EncodedCapture:
 
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        from tracethread.exporters.otlp_spans import FastOTLPSpanExporter
+        from tracethread.exporters.otel.wire import FastOTLPSpanExporter
         self.tp, self.batches, self.sent = tp, [], []
         capture = self
 
@@ -69,7 +69,7 @@ class EncodedCapture:
             ExportTraceServiceRequest,
         )
 
-        from tracethread.exporters.otlp_spans import EncodedSpan, SpanEncoder
+        from tracethread.exporters.otel.wire import EncodedSpan, SpanEncoder
         with tracethread.guarded():
             self.tp.force_flush()
         out = []
@@ -854,7 +854,7 @@ def test_span_min_duration_leaves_short_waits_to_the_metrics(otlp_receiver, tmp_
 
 def test_summarized_holds_reach_the_histogram_exactly(sdk):
     """Uncontended holds are counted in the core and added to the SDK's histogram in one
-    step per summary (exporters/_sdk_merge.py): the exported numbers are those of one
+    step per summary (exporters/otel/_sdk_private.py): the exported numbers are those of one
     Histogram.record per hold."""
     import bisect
 
@@ -993,7 +993,7 @@ def test_the_span_encoder_writes_what_the_sdk_encoder_builds():
         ExportTraceServiceRequest,
     )
 
-    from tracethread.exporters.otlp_spans import SpanEncoder
+    from tracethread.exporters.otel.wire import SpanEncoder
     spans = _spans_of_every_shape()
     assert len(spans) == 5
     encoder = SpanEncoder()
@@ -1010,7 +1010,7 @@ def test_the_fast_exporter_sends_through_the_sdk_and_falls_back_for_what_it_does
     from opentelemetry.sdk.trace import Event, ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-    from tracethread.exporters.otlp_spans import FastOTLPSpanExporter, SpanEncoder
+    from tracethread.exporters.otel.wire import FastOTLPSpanExporter, SpanEncoder
     spans = _spans_of_every_shape()
     s = spans[0]
     with_event = ReadableSpan(name="with-event", context=s.context, parent=s.parent,
@@ -1145,9 +1145,10 @@ def _export_drops_of_locking(tp, bsp, way, n):
     """Export drops counted while a sink making a span of every operation (through the
     SDK's Tracer, or direct) sees ``n`` uncontended ``with lock:``."""
     from tracethread.exporters import otel
+    from tracethread.exporters.otel import _sdk_private
     sink = otel.OTelSink(tp, None, spans="all",
                          span_processors=[bsp] if way == "direct" else None)
-    sink._queues = otel._batch_queues([bsp])   # processors known either way
+    sink._queues = _sdk_private.batch_queues([bsp])   # processors known either way
     before = recorder.stats()["export_dropped"]
     tracethread.add_sink(sink)
     try:

@@ -33,7 +33,7 @@ def start() -> None:
     if not directory:
         return
     import tracethread
-    from tracethread._core import findings as F
+    from tracethread._core import api as core
     from tracethread.exporters.stats import StatsSink
 
     settings = json.loads(os.environ.get(ENV_SETTINGS, "{}"))
@@ -46,9 +46,8 @@ def start() -> None:
         if done:
             return
         done.append(True)
-        from tracethread.exporters import json_report
-        from tracethread._core.recorder import exit_timeout
-        tracethread.flush(exit_timeout())
+        from tracethread.exporters.report import json_report
+        tracethread.flush(core.exit_timeout())
         report = json_report.build(stats, list(sys.argv), status,
                                    tracethread.recorder_stats())
         report["pid"] = os.getpid()
@@ -58,7 +57,7 @@ def start() -> None:
             pass   # the parent has finished (and removed the directory): nobody to tell
 
     atexit.register(lambda: write(None))
-    F.fatal_hooks.append(write)
+    core.on_fatal(write)
 
 
 SITECUSTOMIZE = '''\

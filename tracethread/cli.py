@@ -24,7 +24,7 @@ import sys
 import traceback
 from typing import Any, Sequence
 
-from tracethread.exporters.files import check_output, write_json
+from tracethread.exporters.report.files import check_output, write_json
 
 USAGE_ERROR = 2
 EXIT_GATE = 3
@@ -264,13 +264,13 @@ def _report_command(rest: list[str]) -> int:
     p.add_argument("file")
     p.add_argument("--top", type=int, default=20)
     opts = p.parse_args(rest)
-    from tracethread.exporters.inputs import InputError, load_report
+    from tracethread.exporters.report.inputs import InputError, load_report
     try:
         report = load_report(opts.file)
     except InputError as exc:
         sys.stderr.write(f"tracethread: error: {exc}\n")
         return USAGE_ERROR
-    from tracethread.exporters.console import ReportView, make_console
+    from tracethread.exporters.report.console import ReportView, make_console
     make_console(sys.stdout).print(ReportView(report, limit=opts.top))
     return 0
 
@@ -291,7 +291,7 @@ def _merge_command(rest: list[str]) -> int:
         if problem:
             sys.stderr.write(f"tracethread: error: {problem}\n")
             return USAGE_ERROR
-    from tracethread.exporters.inputs import InputError, load_report
+    from tracethread.exporters.report.inputs import InputError, load_report
     reports = []
     for path in opts.reports:
         try:
@@ -299,10 +299,10 @@ def _merge_command(rest: list[str]) -> int:
         except InputError as exc:
             sys.stderr.write(f"tracethread: error: {exc}\n")
             return USAGE_ERROR
-    from tracethread.exporters.merge import merge
+    from tracethread.exporters.report.merge import merge
     merged = merge(reports, [os.path.basename(p) for p in opts.reports])
     if opts.output:
-        from tracethread.exporters import json_report
+        from tracethread.exporters.report import json_report
         try:
             json_report.write(opts.output, merged)
         except OSError as exc:
@@ -310,7 +310,7 @@ def _merge_command(rest: list[str]) -> int:
                              f"{exc.strerror or exc}\n")
             return USAGE_ERROR
     if not opts.quiet:
-        from tracethread.exporters.console import ReportView, make_console
+        from tracethread.exporters.report.console import ReportView, make_console
         make_console(sys.stderr).print(ReportView(merged, title="tracethread: merged runs"))
     new = [f for f in merged["findings"] if f.get("only_when_combined")]
     if new and "potential-deadlock" in opts.fail_on:
@@ -345,8 +345,8 @@ class _Session:
             return None
         self.done = True
         import tracethread
-        from tracethread._core.recorder import exit_timeout
-        _contained("flush the records", tracethread.flush, exit_timeout())
+        from tracethread._core import api as core
+        _contained("flush the records", tracethread.flush, core.exit_timeout())
         if self.exporting is not None:
             # (a forked child's too: it exports as its own service.instance.id)
             _contained("shut the OpenTelemetry export down", self.exporting.shutdown)
@@ -373,7 +373,7 @@ class _Session:
 
     def _build(self, ended_by: int | None) -> dict:
         import tracethread
-        from tracethread.exporters import json_report
+        from tracethread.exporters.report import json_report
         report = json_report.build(self.stats, self.command,
                                    self.exit_status if ended_by is None else ended_by,
                                    tracethread.recorder_stats())
@@ -383,7 +383,7 @@ class _Session:
         return report
 
     def _write_outputs(self, report: dict) -> None:
-        from tracethread.exporters import json_report, sarif
+        from tracethread.exporters.report import json_report, sarif
         opts = self.opts
         outputs = [(opts.report, json_report.write, report), (opts.sarif, sarif.write, report)]
         if self.trace_sink is not None and opts.trace_file:
@@ -400,7 +400,7 @@ class _Session:
                 _contained(f"write {path!r}", writer, path, data)
 
     def _render(self, report: dict) -> None:
-        from tracethread.exporters.console import ReportView, make_console
+        from tracethread.exporters.report.console import ReportView, make_console
         make_console(sys.stderr).print(
             ReportView(report, limit=self.opts.top, baselined=set(self.baseline)))
 
@@ -412,7 +412,7 @@ class _Session:
         """Findings of traced subprocesses join the report; graphs are merged so a cycle
         split across processes is found too."""
         from tracethread._child import cleanup, collect
-        from tracethread.exporters.merge import merge
+        from tracethread.exporters.report.merge import merge
         children = collect(self.children)
         cleanup(self.children)
         report["subprocesses"] = [{"pid": c.get("pid"), "command": c.get("command"),
@@ -445,10 +445,10 @@ def _contained(what: str, fn: Any, *args: Any) -> Any:
 
 def _fallback_report(command: list[str], ended_by: int | None) -> dict:
     """When the report cannot be built: the findings alone, so the gate still holds."""
-    from tracethread._core import findings as F
-    from tracethread.exporters import json_report
+    from tracethread._core import api as core
+    from tracethread.exporters.report import json_report
     found = []
-    for f in F.findings():
+    for f in core.findings():
         d = _contained("describe a finding", json_report.finding_dict, f)
         found.append(d if d is not None else {"kind": f.kind, "message": f.message,
                                               "fingerprint": f.fingerprint, "locks": []})
@@ -486,7 +486,7 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         return USAGE_ERROR
     baseline: dict[str, str] = {}
     if opts.baseline:
-        from tracethread.exporters.inputs import InputError, load_baseline
+        from tracethread.exporters.report.inputs import InputError, load_baseline
         try:
             baseline = load_baseline(opts.baseline)
         except InputError as exc:
@@ -494,7 +494,7 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
             return USAGE_ERROR
 
     import tracethread
-    from tracethread._core import findings as F
+    from tracethread._core import api as core
     from tracethread.exporters.stats import StatsSink
 
     # Registered first, so it runs last, after every other exit handler (ours included):
@@ -524,7 +524,7 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         from tracethread.exporters.chrome_trace import ChromeTraceSink
         session.trace_sink = ChromeTraceSink()
         tracethread.add_sink(session.trace_sink)
-    from tracethread.exporters.otel_env import wanted_exporters
+    from tracethread.exporters.otel.environment import wanted_exporters
     if any(wanted_exporters(os.environ, opts.otlp, opts.prometheus_port)):
         error = None
         try:
@@ -549,13 +549,13 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
     def at_exit() -> None:
         status = session.finish()
         if status is not None:
-            F.flush_stdio()
+            core.flush_stdio()
             os._exit(status)
 
     # Registered before the program runs, so it runs after the program's own atexit
     # handlers, and after threading has joined the non-daemon threads.
     atexit.register(at_exit)
-    F.fatal_hooks.append(lambda status: session.finish(ended_by=status))
+    core.on_fatal(lambda status: session.finish(ended_by=status))
 
     if script is not None:
         sys.argv = [script, *prog_args]
@@ -602,8 +602,8 @@ def _die_by_sigint_if_interrupted() -> None:
         return
     import signal
 
-    from tracethread._core.findings import flush_stdio
-    flush_stdio()
+    from tracethread._core import api as core
+    core.flush_stdio()
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)

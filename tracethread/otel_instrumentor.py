@@ -33,10 +33,10 @@ class TracethreadInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _uninstrument(self, **kwargs: Any) -> None:
         import tracethread
-        from tracethread._core import recorder
+        from tracethread._core import api as core
         if tracethread.is_installed():
             tracethread.uninstall()
         if type(self)._sink is not None:
             tracethread.remove_sink(type(self)._sink)
             type(self)._sink = None
-        recorder.otel_hooks = None
+        core.set_context_hooks(None)

@@ -61,7 +61,7 @@ class _Gate:
         self.config = config
         self.kinds = _kinds(config.getoption("--tracethread-fail-on")
                             or config.getini("tracethread_fail_on"))
-        from tracethread.exporters.files import check_output
+        from tracethread.exporters.report.files import check_output
         for opt in ("--tracethread-report", "--tracethread-sarif"):
             path = config.getoption(opt)
             problem = path is not None and check_output(path, opt)
@@ -77,24 +77,24 @@ class _Gate:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> Any:
-        from tracethread._core import detect
-        detect.context = item.nodeid
+        from tracethread._core import api as core
+        core.set_test_context(item.nodeid)
         try:
             yield
         finally:
-            detect.context = ""
+            core.set_test_context("")
 
     def report(self, exitstatus: int) -> dict:
         import tracethread
-        from tracethread.exporters import json_report
-        from tracethread._core.recorder import exit_timeout
-        tracethread.flush(exit_timeout())
+        from tracethread._core import api as core
+        from tracethread.exporters.report import json_report
+        tracethread.flush(core.exit_timeout())
         return json_report.build(self.stats, ["pytest", *self.config.invocation_params.args],
                                  exitstatus, tracethread.recorder_stats())
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: Any, exitstatus: int) -> None:
-        from tracethread.exporters import json_report, sarif
+        from tracethread.exporters.report import json_report, sarif
         report = self.report(int(exitstatus))
         # The verdict first: a report that cannot be written must not change it.
         self.findings = report["findings"]
@@ -113,7 +113,8 @@ class _Gate:
                                              f"{exc.strerror or exc}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from tracethread.exporters.console import literal
+        from tracethread._core import api as core
+        literal = core.literal
         found = getattr(self, "findings", [])
         tr = terminalreporter
         tr.section("tracethread")

@@ -13,21 +13,20 @@ import collections
 import time
 from typing import Any, Callable, Iterator
 
-from ._core import recorder as _rec
-from ._core.records import Record
+from ._core import api as _api
 
 
 class MemorySink:
     """Keeps records in memory, the newest ``maxlen`` of them (bounded)."""
 
     def __init__(self, maxlen: int | None = 1_000_000) -> None:
-        self._records: collections.deque[Record] = collections.deque(maxlen=maxlen)
+        self._records: collections.deque[_api.Record] = collections.deque(maxlen=maxlen)
 
-    def handle(self, records: list[Record]) -> None:
+    def handle(self, records: list[_api.Record]) -> None:
         self._records.extend(records)
 
     @property
-    def records(self) -> list[Record]:
+    def records(self) -> list[_api.Record]:
         return list(self._records)
 
     def clear(self) -> None:
@@ -42,24 +41,24 @@ class Capture:
         self._sink = sink
 
     @property
-    def records(self) -> list[Record]:
-        _rec.flush()
+    def records(self) -> list[_api.Record]:
+        _api.flush()
         return self._sink.records
 
-    def of(self, primitive: Any) -> list[Record]:
+    def of(self, primitive: Any) -> list[_api.Record]:
         """Records of one primitive (tracethread object) in order."""
         info = getattr(primitive, "_info", None) or getattr(primitive, "_tt_info", None)
         return [r for r in self.records if r.primitive is info]
 
-    def ops(self, *ops: str) -> list[Record]:
+    def ops(self, *ops: str) -> list[_api.Record]:
         """Records of the given operations (``"lock.acquire"`` …), in order."""
         return [r for r in self.records if r.op in ops]
 
     def clear(self) -> None:
-        _rec.flush()
+        _api.flush()
         self._sink.clear()
 
-    def __iter__(self) -> Iterator[Record]:
+    def __iter__(self) -> Iterator[_api.Record]:
         return iter(self.records)
 
     def __len__(self) -> int:
@@ -74,11 +73,11 @@ class capture:
         self._capture = Capture(self._sink)
 
     def __enter__(self) -> Capture:
-        _rec.add_sink(self._sink)
+        _api.add_sink(self._sink)
         return self._capture
 
     def __exit__(self, *exc: object) -> None:
-        _rec.remove_sink(self._sink)
+        _api.remove_sink(self._sink)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0,

@@ -33,6 +33,14 @@ from .summaries import SUMMARY_OPERATION_KEYS
 from .records import (
     ALL_OPS, DURATION_BUCKETS, PrimitiveInfo, Record, Site, ThreadInfo,
 )
+from .findings import flush_stdio
+# The operation names (``Record.op``): sinks compare with these, never with literals.
+from .records import (
+    BARRIER_ABORT, BARRIER_RESET, BARRIER_WAIT, CONDITION_NOTIFY, CONDITION_NOTIFY_ALL,
+    CONDITION_WAIT, EVENT_CLEAR, EVENT_SET, EVENT_WAIT, FINDING, LOCK_ACQUIRE, LOCK_RELEASE,
+    RLOCK_ACQUIRE, RLOCK_RELEASE, SEMAPHORE_ACQUIRE, SEMAPHORE_RELEASE, SUMMARY, THREAD_JOIN,
+    THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_START,
+)
 
 __all__ = [
     "ALL_OPS", "Cycle", "DURATION_BUCKETS", "DeadlockError", "EdgeRef", "Finding", "Frame",
@@ -42,6 +50,12 @@ __all__ = [
     "exit_timeout", "findings", "flush", "graph_snapshot", "graph_stats", "guarded",
     "internal_error", "is_guarded", "literal", "on_fatal", "recorder_stats", "remove_sink",
     "set_context_hooks", "set_test_context", "sinks", "waiting_primitives", "withdrawn",
+    "flush_stdio",
+    "BARRIER_ABORT", "BARRIER_RESET", "BARRIER_WAIT", "CONDITION_NOTIFY",
+    "CONDITION_NOTIFY_ALL", "CONDITION_WAIT", "EVENT_CLEAR", "EVENT_SET", "EVENT_WAIT",
+    "FINDING", "LOCK_ACQUIRE", "LOCK_RELEASE", "RLOCK_ACQUIRE", "RLOCK_RELEASE",
+    "SEMAPHORE_ACQUIRE", "SEMAPHORE_RELEASE", "SUMMARY", "THREAD_JOIN", "THREAD_RUN_BEGIN",
+    "THREAD_RUN_END", "THREAD_START",
 ]
 
 

@@ -1,3 +1,7 @@
-"""Sinks that turn records into something people read: statistics and reports now;
-OpenTelemetry, JSON, SARIF and trace files as they land. Each is imported on use, so
-``import tracethread`` never pays for rich or the OpenTelemetry SDK."""
+"""What the records become. Sinks of the record stream: ``stats`` (per-primitive
+statistics), ``chrome_trace`` (a Chrome/Perfetto trace file), ``otel`` (OpenTelemetry
+spans and metrics, and its setup). The report document built at the end and everything
+done with it: ``report`` (JSON report, SARIF, the rich console view, reading reports back,
+merging them). They use the core through ``tracethread._core.api`` only
+(tests/test_layers.py). Each is imported on use, so ``import tracethread`` never pays for
+rich or the OpenTelemetry SDK."""

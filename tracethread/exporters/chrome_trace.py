@@ -14,12 +14,12 @@ import os
 import time
 from typing import Any
 
-from .._core import records as R
+from .._core import api as core
 
-_WAITS = {R.LOCK_ACQUIRE: "lock.wait", R.RLOCK_ACQUIRE: "lock.wait",
-          R.SEMAPHORE_ACQUIRE: "semaphore.wait", R.CONDITION_WAIT: "condition.wait",
-          R.EVENT_WAIT: "event.wait", R.BARRIER_WAIT: "barrier.wait",
-          R.THREAD_JOIN: "thread.join"}
+_WAITS = {core.LOCK_ACQUIRE: "lock.wait", core.RLOCK_ACQUIRE: "lock.wait",
+          core.SEMAPHORE_ACQUIRE: "semaphore.wait", core.CONDITION_WAIT: "condition.wait",
+          core.EVENT_WAIT: "event.wait", core.BARRIER_WAIT: "barrier.wait",
+          core.THREAD_JOIN: "thread.join"}
 
 
 class ChromeTraceSink:
@@ -56,7 +56,7 @@ class ChromeTraceSink:
     def handle(self, records: list) -> None:
         for r in records:
             op = r.op
-            if op == R.FINDING:
+            if op == core.FINDING:
                 f = r.details.get("finding")
                 self._add({"name": f"{f.kind}: {f.message}"[:200], "ph": "i", "s": "g",
                            "ts": self._us(r.end_ns), "tid": self._tid(r.thread),
@@ -80,7 +80,7 @@ class ChromeTraceSink:
                     self._add({"name": "handoff", "ph": "f", "bp": "e", "id": self._flow,
                                "ts": max(end - 0.0005, start), "tid": tid,
                                "cat": "handoff"})
-            elif op in (R.LOCK_RELEASE, R.RLOCK_RELEASE) and r.held_ns is not None:
+            elif op in (core.LOCK_RELEASE, core.RLOCK_RELEASE) and r.held_ns is not None:
                 end = self._us(r.end_ns)
                 start = self._us(r.end_ns - r.held_ns)
                 self._hold += 1
@@ -103,5 +103,5 @@ class ChromeTraceSink:
                               "written": time.strftime("%Y-%m-%dT%H:%M:%S")}}
 
     def write(self, path: str) -> None:
-        from .files import write_text
+        from .report.files import write_text
         write_text(path, json.dumps(self.document()) + "\n")

@@ -8,15 +8,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._core import records as R
-from .._core.recorder import SUMMARY_OPERATION_KEYS
-from .._core.records import Record, Site
+from .._core import api as core
 
-_ACQUIRES = {R.LOCK_ACQUIRE, R.RLOCK_ACQUIRE, R.SEMAPHORE_ACQUIRE}
-_RELEASES = {R.LOCK_RELEASE, R.RLOCK_RELEASE, R.SEMAPHORE_RELEASE}
-_WAITS = {R.CONDITION_WAIT, R.EVENT_WAIT, R.BARRIER_WAIT, R.THREAD_JOIN}
+_ACQUIRES = {core.LOCK_ACQUIRE, core.RLOCK_ACQUIRE, core.SEMAPHORE_ACQUIRE}
+_RELEASES = {core.LOCK_RELEASE, core.RLOCK_RELEASE, core.SEMAPHORE_RELEASE}
+_WAITS = {core.CONDITION_WAIT, core.EVENT_WAIT, core.BARRIER_WAIT, core.THREAD_JOIN}
 # A summary's counts of operations (see docs/records.md, "Summaries").
-_SUMMARY_OPS = SUMMARY_OPERATION_KEYS
+_SUMMARY_OPS = core.SUMMARY_OPERATION_KEYS
 
 
 class InstanceCount:
@@ -55,7 +53,7 @@ class InstanceCount:
 class PrimitiveStats:
     name: str
     kind: str
-    site: Site | None
+    site: core.Site | None
     instances: InstanceCount = field(default_factory=InstanceCount)
     operations: int = 0
     acquisitions: int = 0
@@ -102,11 +100,11 @@ class StatsSink:
         self.records = 0
         self.threads: set[str] = set()
 
-    def handle(self, records: list[Record]) -> None:
+    def handle(self, records: list[core.Record]) -> None:
         rows = self.rows
         for r in records:
             op = r.op
-            if op == R.FINDING:
+            if op == core.FINDING:
                 continue
             p = r.primitive
             key = (p.kind, p.name)
@@ -116,7 +114,7 @@ class StatsSink:
                     self.overflow += 1
                     continue
                 row = rows[key] = PrimitiveStats(p.name, p.kind, p.site)
-            if op == R.SUMMARY:
+            if op == core.SUMMARY:
                 row.instances.update(r.details["instances"])
                 self._summary(row, r.details)
                 continue
@@ -161,7 +159,7 @@ class StatsSink:
             self._thread(row, t.name)
 
     @staticmethod
-    def _waited(row: PrimitiveStats, r: Record) -> None:
+    def _waited(row: PrimitiveStats, r: core.Record) -> None:
         if r.op in _ACQUIRES:
             row.contentions += 1
         d = r.duration_ns

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._core.lockorder import LockOrderGraph
+from ..._core import api as core
 
 
 def _base(node: dict) -> str:
@@ -52,7 +52,7 @@ def _identify(graph_nodes: list) -> dict[str, tuple[str, int]]:
 
 
 def merge(reports: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
-    graph = LockOrderGraph(name_of=lambda n: n[0], key_of=lambda n: n[0])
+    graph = core.LockOrderGraph(name_of=lambda n: n[0], key_of=lambda n: n[0])
     nodes: dict[tuple, dict] = {}
     edges_in = []
     for run, (report, label) in enumerate(zip(reports, labels)):

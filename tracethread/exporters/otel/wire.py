@@ -34,6 +34,8 @@ from typing import Any, Sequence
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import TraceFlags
 
+from . import _sdk_private
+
 _Q = struct.Struct("<Q").pack
 _TIMES = struct.Struct("<BQBQ").pack   # start_time_unix_nano, end_time_unix_nano fields
 _D = struct.Struct("<d").pack
@@ -232,7 +234,8 @@ class SpanEncoder:
         return b"" if scope is None else self._by_identity(scope, _encode_scope)
 
     def _span(self, s: Any) -> bytes | None:
-        if (s._events or s._links or s.dropped_attributes or s.dropped_events or
+        events, links, attributes = _sdk_private.span_internals(s)
+        if (events or links or s.dropped_attributes or s.dropped_events or
                 s.dropped_links):
             return None
         ctx = s.context
@@ -252,8 +255,8 @@ class SpanEncoder:
             parts += (b"\x39", _Q(s.start_time))
         if s.end_time:
             parts += (b"\x41", _Q(s.end_time))
-        if s._attributes:
-            attrs = _key_values(b"\x4a", s._attributes, self._attrs)
+        if attributes:
+            attrs = _key_values(b"\x4a", attributes, self._attrs)
             if attrs is None:
                 return None
             parts.append(attrs)
@@ -304,8 +307,7 @@ class FastOTLPSpanExporter(SpanExporter):
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        client = getattr(inner, "_client", None)
-        self._send = getattr(client, "export", None)
+        self._send = _sdk_private.otlp_http_send(inner)
         self._encoder = SpanEncoder()
 
     @property
@@ -318,13 +320,13 @@ class FastOTLPSpanExporter(SpanExporter):
                                            getattr(cls, "accepts_encoded_spans", False))
 
     def export(self, spans: Sequence[Any]) -> Any:
-        if self._send is None or getattr(self.inner, "_shutdown", True):
+        if self._send is None or _sdk_private.exporter_shut_down(self.inner):
             return self.inner.export(readable_spans(spans))
         try:
             data = self._encoder.encode(spans)
         except Exception:  # noqa: BLE001 - anything unexpected: the SDK's own way
             data = None
-        limit = getattr(self.inner, "_max_request_size", 0) or 0
+        limit = _sdk_private.max_request_size(self.inner)
         if data is None or (limit > 0 and len(data) > limit):
             return self.inner.export(readable_spans(spans))
         result = self._send(data)

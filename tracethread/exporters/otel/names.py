@@ -3,7 +3,7 @@
 Semantic-convention names where they exist; ``tracethread.*`` for the rest.
 """
 
-from .._core.records import DURATION_BUCKETS as _DURATION_BUCKETS
+from ..._core import api as _core
 
 # Spans
 SPAN_LOCK_WAIT = "lock.wait"
@@ -73,4 +73,4 @@ DROPPED = ("tracethread.records.dropped", "{record}",
 
 # Buckets in seconds, 1 µs … 10 s (the SDK's defaults are for milliseconds): the core's,
 # which summaries of uncontended holds are counted in.
-DURATION_BUCKETS = list(_DURATION_BUCKETS)
+DURATION_BUCKETS = list(_core.DURATION_BUCKETS)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._core import api as core
+from ..._core import api as core
+from ..stats import StatsSink
 from .files import write_json
-from .stats import StatsSink
 
 SCHEMA_VERSION = 1
 

@@ -15,11 +15,11 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from .._core.findings import literal
+from ..._core import api as core
 
 
 def _text(value: Any, style: str = "") -> Text:
-    return Text(literal(value), style=style)
+    return Text(core.literal(value), style=style)
 
 
 def _dur(seconds: float) -> str:
@@ -32,7 +32,7 @@ def _dur(seconds: float) -> str:
 
 
 def _site(site: dict | None) -> str:
-    return "" if not site else f"{literal(site['file'])}:{site['line']}"
+    return "" if not site else f"{core.literal(site['file'])}:{site['line']}"
 
 
 class ReportView:
