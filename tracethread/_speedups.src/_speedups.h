@@ -1,0 +1,352 @@
+/* tracethread._speedups, the optional C extension: what its source files share.
+ *
+ * Optional: without it (not built, or TRACETHREAD_PURE_PYTHON=1) tracethread runs the same
+ * paths in pure Python. The C paths cover the common cases only and call back into the
+ * Python classes for every other one, so behaviour and records are defined in Python.
+ *
+ * One extension module, tracethread._speedups, compiled from these files (setup.py lists
+ * them). The directory is not called `_speedups/`: a directory of the module's own name
+ * would be imported as an (empty) namespace package wherever the extension is not built,
+ * instead of the ImportError that selects the pure-Python paths.
+ *
+ *   _speedups.h   this file: the summary counter layout, the object structs, the globals
+ *                 (extern), small inline helpers, and the functions one file calls in another
+ *   module.c      the module: method table, init (types, constants, interned strings), the
+ *                 configuration the Python side calls (configure, set_*), every global's
+ *                 definition
+ *   record.c      records: the thread's state, sequence numbers, the record tuple (emit,
+ *                 record), now_ns
+ *   lock.c        LockCore/RLockCore, the C bases of tracethread.Lock/RLock: the
+ *                 uncontended acquire and release
+ *   condition.c   CondCore, the C base of tracethread.Condition: `with`, the lock protocol
+ *                 over tracethread's own locks, notify when nobody waits
+ *   summary.c     summaries: the counters of uncontended operations (on the C types; bump()
+ *                 for the Python-level primitives), _tt_take's tuple, take_summaries()
+ *   info.c        PrimitiveInfo (the C type), make_info() (name and creation site),
+ *                 rlock_for_condition(), untrack()
+ *
+ * Everything runs holding the GIL, which protects the globals: they are set by module_exec
+ * and the configuration functions, and read everywhere.
+ */
+#ifndef TRACETHREAD_SPEEDUPS_H
+#define TRACETHREAD_SPEEDUPS_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include "structmember.h"
+#include <time.h>
+
+/* Only PyInit__speedups is exported (PyMODINIT_FUNC says so); what the files share stays
+ * inside the shared object, as it did when they were one file of static functions. */
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility push(hidden)
+#endif
+
+/* ------------------------------------------------------------------------------------ */
+/* The summary counters of one primitive: the layout `_tt_take()` returns, `bump(prim, st,
+ * index)` indexes and take_summaries() adds up (tracethread/_core/summaries.py, A_ACQUIRES
+ * ... A_POLLS, the same indices; the module exports A_NOTIFIES and COUNTER_FIELDS, the
+ * names below in slot order, for it to check).
+ *
+ * X(NAME, name, kind): slot A_<NAME>, called "name" in COUNTER_FIELDS (the Python
+ * constant's name, lowercase, without A_). Kinds:
+ *   COUNT  operations of one kind; a summary adds them up across its primitives
+ *   HOLD   the uncontended holds that ended: releases, and the held time's total, minimum
+ *          and maximum (ns); a summary merges them as holds (group_add)
+ *   OBJ    not a count: the histogram's bucket counts and bucket sums, and the threads,
+ *          each a tuple in a taken summary (in an array of counts the slot is unused, 0)
+ */
+#define COUNTER_LAYOUT(X)                      \
+    X(ACQUIRES,       acquires,       COUNT)   \
+    X(REENTRIES,      reentries,      COUNT)   \
+    X(RELEASES,       releases,       HOLD)    \
+    X(INNER_RELEASES, inner_releases, COUNT)   \
+    X(HOLD_SUM,       hold_sum,       HOLD)    \
+    X(HOLD_MIN,       hold_min,       HOLD)    \
+    X(HOLD_MAX,       hold_max,       HOLD)    \
+    X(BUCKETS,        buckets,        OBJ)     \
+    X(BUCKET_SUMS,    bucket_sums,    OBJ)     \
+    X(THREADS,        threads,        OBJ)     \
+    X(NOTIFIES,       notifies,       COUNT)   \
+    X(FAILURES,       failures,       COUNT)   \
+    X(SEM_RELEASES,   sem_releases,   COUNT)   \
+    X(SETS,           sets,           COUNT)   \
+    X(CLEARS,         clears,         COUNT)   \
+    X(POLLS,          polls,          COUNT)
+
+/* A_<NAME>: the slot's index; N_COUNTERS: how many slots (the length of an array of
+ * counts). */
+#define COUNTER_INDEX_(NAME, name, kind) A_##NAME,
+enum { COUNTER_LAYOUT(COUNTER_INDEX_) N_COUNTERS };
+#undef COUNTER_INDEX_
+
+/* A Python-level primitive's counters list (`_agg`) has the slots above and one more: the
+ * last thread that counted (summaries.py's A_LAST; its thread set stays None until a
+ * second thread counts). */
+#define A_LAST N_COUNTERS
+#define A_LEN (A_LAST + 1)
+
+/* Per kind: its Py_BuildValue code; whether it is an object slot; the slot's index and a
+ * comma if summaries add it up (COUNTER_SUMMED_<kind>(i)), else nothing. */
+#define COUNTER_FMT_COUNT "L"
+#define COUNTER_FMT_HOLD "L"
+#define COUNTER_FMT_OBJ "N"
+#define COUNTER_IS_OBJ_COUNT 0
+#define COUNTER_IS_OBJ_HOLD 0
+#define COUNTER_IS_OBJ_OBJ 1
+#define COUNTER_SUMMED_COUNT(i) i,
+#define COUNTER_SUMMED_HOLD(i)
+#define COUNTER_SUMMED_OBJ(i)
+
+/* The Py_BuildValue format of a taken summary's counts (now "(LLLLLLLNNNLLLLLL)"). */
+#define COUNTER_FMT_(NAME, name, kind) COUNTER_FMT_##kind
+#define COUNTER_FORMAT "(" COUNTER_LAYOUT(COUNTER_FMT_) ")"
+
+/* The object slots, a bit per slot (module_exec checks N_COUNTERS < 32 when compiled). */
+#define COUNTER_OBJ_BIT_(NAME, name, kind) | ((unsigned long)COUNTER_IS_OBJ_##kind << A_##NAME)
+#define COUNTER_OBJ_SLOTS (0UL COUNTER_LAYOUT(COUNTER_OBJ_BIT_))
+
+/* Is slot i (0 <= i <= A_LAST) an object slot (not a count)? */
+static inline int
+counter_is_obj(Py_ssize_t i)
+{
+    return (int)((COUNTER_OBJ_SLOTS >> i) & 1);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Objects */
+
+#define MAX_BOUNDS 32   /* histogram boundaries at most (set_aggregation) */
+
+/* The threads that took part in a summary: the last one, one other, and a set of all from
+ * the third on (a Future's lock is used by two threads: no set per Future). All NULL:
+ * nothing since the take. */
+typedef struct {
+    PyObject *last, *other, *threads;
+} Seen;
+
+/* One layout for both types; RLockCore calls its raw lock `_block` (as _PyRLock does). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *lock;        /* _thread.lock */
+    PyObject *info;        /* PrimitiveInfo */
+    PyObject *owner;       /* ThreadState or None */
+    long long acquired_ns;
+    long long count;       /* RLock recursion level */
+    PyObject *waiting;     /* list of ThreadState */
+    PyObject *weakreflist;
+    /* Summary counters since the last take; `dirty`: the lock is listed in cfg_dirty. */
+    int dirty;
+    long long acquires, reentries, releases, inner_releases;
+    long long hold_sum, hold_min, hold_max;
+    long long buckets[MAX_BOUNDS + 1], bucket_sums[MAX_BOUNDS + 1];
+    int bucket_lo, bucket_hi;   /* the buckets written since the take (if releases) */
+    Seen seen;
+} LockCore;
+
+typedef LockCore RLockCore;
+
+/* A Condition (condition.c): its lock, and its summary counters inline, in the counter
+ * layout (no holds), rather than in an `_agg` list made per drain. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *lock;
+    int dirty;
+    long long c[N_COUNTERS];
+    Seen seen;
+} CondCore;
+
+/* A C PrimitiveInfo (info.c). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *id, *kind, *name, *site;
+    PyObject *weakreflist;
+} PInfo;
+
+/* ------------------------------------------------------------------------------------ */
+/* Globals, defined in module.c. */
+
+/* Set by configure() (tracethread/_core/_native.py). */
+extern PyObject *cfg_tls;                 /* _thread._local holding .st */
+extern PyObject *cfg_new_state;           /* callable creating the thread's state */
+extern PyObject *cfg_append;              /* buffer.append (also set_append) */
+extern PyObject *cfg_lock_acquire;        /* op names */
+extern PyObject *cfg_lock_release;
+extern PyObject *cfg_rlock_acquire;
+extern PyObject *cfg_rlock_release;
+extern PyObject *cfg_fast_details;        /* details of a default blocking acquire */
+extern PyObject *cfg_reenter_details;
+extern PyObject *cfg_on_acquire;          /* detect.on_acquire(st, prim, bounded) */
+extern PyObject *cfg_released_elsewhere;  /* detect.released_elsewhere(owner, prim, st) */
+extern PyObject *cfg_known;               /* set of (src_info, dst_info) already known */
+extern PyObject *cfg_capture_context;     /* recorder.capture_context */
+
+/* Set by set_lock_classes(): the classes whose fast paths CondCore may call, and the raw
+ * lock maker (rlock_for_condition, and acquire()'s argument errors). */
+extern PyObject *cfg_lock_cls, *cfg_rlock_cls, *cfg_allocate_lock;
+
+/* Set by set_thread_state_type(): ThreadState's `guard` and `held` are __slots__, read at
+ * their offsets (what the member descriptor does, without the attribute lookup that finds
+ * it), for objects of exactly that type. */
+extern PyTypeObject *tstate_type;
+extern Py_ssize_t off_guard, off_held;
+
+/* Set by set_aggregation(). Aggregation (see tracethread/_core/summaries.py): while every
+ * sink accepts summaries, the uncontended fast paths add to counters on the primitive
+ * instead of appending a record each; the drainer takes them (`_tt_take`) from the
+ * primitives listed in `cfg_dirty`. */
+extern int agg_on;
+extern PyObject *cfg_dirty;               /* list of primitives with counters to take */
+extern double agg_bounds[MAX_BOUNDS];     /* histogram boundaries, seconds, increasing */
+extern int agg_nbounds;
+
+/* Set by set_site_cache() and set_site_type() (make_info, PrimitiveInfo). */
+extern PyObject *cfg_pkg_dir, *cfg_site_cache, *cfg_getframe;
+extern PyObject *cfg_site_fallback;       /* records.caller_site_and_label */
+extern PyObject *cfg_site_type;           /* records.Site */
+
+/* Made by module_exec. */
+extern PyTypeObject *LockCore_Type, *RLockCore_Type, *CondCore_Type, *PInfo_Type;
+extern PyObject *pinfo_restore_func;      /* the module's _pinfo_restore */
+extern PyObject *raw_acquire_descr, *raw_release_descr, *raw_locked_descr;  /* LockType's */
+extern PyObject *one, *minus_one;
+extern PyObject *contended_details;       /* (True,): another thread was waiting */
+/* Interned attribute and method names. */
+extern PyObject *str_st, *str_guard, *str_acquire, *str_release, *str_acquire_slow;
+extern PyObject *str_acquire_py, *str_tstate_key, *str_held, *str_info, *str_agg;
+extern PyObject *str_enter, *str_exit, *str_is_owned, *str_waiters, *str_notify_py,
+    *str_notify_all_py;
+extern PyObject *str_release_save, *str_acquire_restore, *str_default_release_save,
+    *str_default_acquire_restore, *str_default_is_owned;
+extern PyObject *str_kind, *str_name, *str_id, *str_rlock_kind;
+
+/* ------------------------------------------------------------------------------------ */
+/* Inline helpers */
+
+static inline long long
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static inline int
+configured(void)
+{
+    if (cfg_append == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tracethread._speedups is not configured");
+        return 0;
+    }
+    return 1;
+}
+
+/* st.held, or st.<name> at `off`: a new reference, or NULL with an exception set. */
+static inline PyObject *
+st_get(PyObject *st, Py_ssize_t off, PyObject *name)
+{
+    if (off >= 0 && Py_TYPE(st) == tstate_type) {
+        PyObject *v = *(PyObject **)((char *)st + off);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    return PyObject_GetAttr(st, name);
+}
+
+/* 1 if guarded, 0 if not, -1 on error. */
+static inline int
+is_guarded(PyObject *st)
+{
+    if (off_guard >= 0 && Py_TYPE(st) == tstate_type) {
+        PyObject *v = *(PyObject **)((char *)st + off_guard);
+        if (v == Py_False)
+            return 0;
+        if (v == Py_True)
+            return 1;
+    }
+    PyObject *g = PyObject_GetAttr(st, str_guard);
+    if (g == NULL)
+        return -1;
+    int r = PyObject_IsTrue(g);
+    Py_DECREF(g);
+    return r;
+}
+
+/* Try-acquire the raw lock: 1 acquired, 0 not, -1 error. */
+static inline int
+raw_try_acquire(PyObject *raw)
+{
+    PyObject *args[2] = {raw, Py_False};
+    PyObject *r = PyObject_Vectorcall(raw_acquire_descr, args, 2, NULL);
+    if (r == NULL)
+        return -1;
+    int ok = (r == Py_True);
+    Py_DECREF(r);
+    return ok;
+}
+
+static inline int
+raw_release(PyObject *raw)
+{
+    PyObject *args[1] = {raw};
+    PyObject *r = PyObject_Vectorcall(raw_release_descr, args, 1, NULL);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* What each file offers the others (module functions: see module.c's method table). */
+
+/* record.c */
+PyObject *thread_state(void);
+int emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_ns,
+         PyObject *details);
+PyObject *next_seq(PyObject *module, PyObject *Py_UNUSED(ignored));
+PyObject *py_now_ns(PyObject *module, PyObject *Py_UNUSED(ignored));
+PyObject *py_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+/* lock.c */
+extern PyType_Spec LockCore_spec, RLockCore_spec;
+int parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                       PyObject **blocking, PyObject **timeout, int *defaults);
+PyObject *lock_acquire_impl(LockCore *self, PyObject *blocking, PyObject *timeout,
+                            int defaults);
+PyObject *lock_release_impl(LockCore *self);
+PyObject *rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout,
+                             int defaults);
+PyObject *rlock_release_impl(RLockCore *self);
+PyObject *RLockCore_is_owned(RLockCore *self, PyObject *Py_UNUSED(ignored));
+
+/* condition.c */
+extern PyType_Spec CondCore_spec;
+int cond_count(CondCore *self, PyObject *st, Py_ssize_t index);
+
+/* summary.c */
+int seen_traverse(Seen *s, visitproc visit, void *arg);
+void seen_clear(Seen *s);
+int summary_touch(PyObject *prim, int *dirty, Seen *seen, PyObject *st);
+int agg_touch(LockCore *self, PyObject *st);
+void agg_hold(LockCore *self, long long held_ns);
+void counters_reset(LockCore *self);
+void lock_counts(LockCore *l, long long c[N_COUNTERS]);
+PyObject *take_tuple(const long long *c, const long long *buckets, const long long *sums,
+                     Seen *seen);
+PyObject *py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *take_summaries(PyObject *module, PyObject *prims);
+
+/* info.c */
+extern PyType_Spec PInfo_spec;
+PyObject *pinfo_restore(PyObject *module, PyObject *args);
+PyObject *make_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *rlock_for_condition(PyObject *module, PyObject *info);
+PyObject *py_untrack(PyObject *module, PyObject *obj);
+
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility pop
+#endif
+
+#endif /* TRACETHREAD_SPEEDUPS_H */

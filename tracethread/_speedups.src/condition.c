@@ -1,0 +1,335 @@
+/* CondCore: the C base of tracethread.Condition (tracethread/primitives/condition.py).
+ *
+ * `with condition:` without a Python frame. The stdlib's Condition.__enter__ is Python code
+ * calling its lock's __enter__; when the lock is tracethread's own Lock or RLock (exactly
+ * those classes: a subclass may override), this goes straight to the lock's C fast path
+ * (lock.c). Any other lock: its own __enter__/__exit__, as the stdlib calls them.
+ *
+ * A Condition over tracethread's own Lock or RLock (exactly: every Future's) stores none
+ * of the lock protocol (acquire, release, _release_save, _acquire_restore, _is_owned) as
+ * bound methods, as the stdlib's does: the methods below go to the lock's C paths (five
+ * objects fewer per Condition, and no instance __dict__). Over any other lock, the
+ * Condition's __init__ stores the lock's methods in the instance __dict__, which comes
+ * first, and where the lock has no such method these run the class's `_default_*`
+ * one, as the stdlib's class methods.
+ *
+ * Summary counters are inline (CondCore's array `c`, in the counter layout of _speedups.h;
+ * no holds) rather than in an `_agg` list made per drain: a notify that woke nobody counts
+ * there (A_NOTIFIES), and so does bump() (summary.c) on a Condition.
+ */
+#include "_speedups.h"
+
+/* The Condition's lock and what it is: OWN_LOCK / OWN_RLOCK (tracethread's own, exactly:
+ * their C paths are called directly), OTHER_LOCK, or -1 (none, AttributeError set). */
+enum { OTHER_LOCK, OWN_LOCK, OWN_RLOCK };
+
+static int
+cond_lock(CondCore *self, PyObject **lock)
+{
+    *lock = self->lock;
+    if (*lock == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_lock");
+        return -1;
+    }
+    PyObject *t = (PyObject *)Py_TYPE(*lock);
+    return t == cfg_lock_cls ? OWN_LOCK : t == cfg_rlock_cls ? OWN_RLOCK : OTHER_LOCK;
+}
+
+static PyObject *
+own_acquire(int kind, PyObject *lock, PyObject *blocking, PyObject *timeout, int defaults)
+{
+    if (kind == OWN_LOCK)
+        return lock_acquire_impl((LockCore *)lock, blocking, timeout, defaults);
+    return rlock_acquire_impl((RLockCore *)lock, blocking, timeout, defaults);
+}
+
+static PyObject *
+own_release(int kind, PyObject *lock)
+{
+    if (kind == OWN_LOCK)
+        return lock_release_impl((LockCore *)lock);
+    return rlock_release_impl((RLockCore *)lock);
+}
+
+/* lock.<name>(*args, **kw) of another lock. */
+static PyObject *
+call_lock_method(PyObject *lock, PyObject *name, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames)
+{
+    PyObject *meth = PyObject_GetAttr(lock, name);
+    if (meth == NULL)
+        return NULL;
+    PyObject *r = PyObject_Vectorcall(meth, args, nargs, kwnames);
+    Py_DECREF(meth);
+    return r;
+}
+
+static PyObject *
+CondCore_enter(CondCore *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
+        return NULL;
+    if (kind != OTHER_LOCK)
+        return own_acquire(kind, lock, Py_True, NULL, 1);
+    return PyObject_CallMethodNoArgs(lock, str_enter);
+}
+
+static PyObject *
+CondCore_exit(CondCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
+        return NULL;
+    if (kind != OTHER_LOCK)
+        return own_release(kind, lock);
+    return call_lock_method(lock, str_exit, args, nargs, NULL);
+}
+
+static int
+CondCore_traverse(CondCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->lock);
+    return seen_traverse(&self->seen, visit, arg);
+}
+
+static int
+CondCore_clear(CondCore *self)
+{
+    Py_CLEAR(self->lock);
+    seen_clear(&self->seen);
+    return 0;
+}
+
+static PyObject *
+CondCore_acquire(CondCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *lock, *blocking, *timeout;
+    int defaults, kind = cond_lock(self, &lock);
+    if (kind < 0)
+        return NULL;
+    if (kind == OTHER_LOCK)
+        return call_lock_method(lock, str_acquire, args, nargs, kwnames);
+    if (parse_acquire_args(args, nargs, kwnames, &blocking, &timeout, &defaults) < 0)
+        return NULL;
+    return own_acquire(kind, lock, blocking, timeout, defaults);
+}
+
+static PyObject *
+CondCore_release(CondCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
+        return NULL;
+    /* Arguments (there are none to give): the lock's own release() refuses them, as the
+     * stdlib's Condition.release, which is the lock's, does. */
+    if (kind == OTHER_LOCK || nargs || kwnames)
+        return call_lock_method(lock, str_release, args, nargs, kwnames);
+    return own_release(kind, lock);
+}
+
+static PyObject *
+CondCore_release_save(CondCore *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
+        return NULL;
+    if (kind == OWN_RLOCK)
+        return PyObject_CallMethodNoArgs(lock, str_release_save);
+    return PyObject_CallMethodNoArgs((PyObject *)self, str_default_release_save);
+}
+
+static PyObject *
+CondCore_acquire_restore(CondCore *self, PyObject *state)
+{
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
+        return NULL;
+    if (kind == OWN_RLOCK)
+        return PyObject_CallMethodOneArg(lock, str_acquire_restore, state);
+    return PyObject_CallMethodOneArg((PyObject *)self, str_default_acquire_restore, state);
+}
+
+static PyObject *
+CondCore_is_owned(CondCore *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
+        return NULL;
+    if (kind == OWN_RLOCK)
+        return RLockCore_is_owned((RLockCore *)lock, NULL);
+    if (kind == OWN_LOCK) {  /* the stdlib's try-acquire probe's answer, unrecorded */
+        PyObject *raw = ((LockCore *)lock)->lock;
+        if (raw == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "_lock");
+            return NULL;
+        }
+        return PyObject_CallOneArg(raw_locked_descr, raw);
+    }
+    return PyObject_CallMethodNoArgs((PyObject *)self, str_default_is_owned);
+}
+
+/* Count one operation (index in the counter layout) by `st`: 0, or -1 with an exception. */
+int
+cond_count(CondCore *self, PyObject *st, Py_ssize_t index)
+{
+    if (summary_touch((PyObject *)self, &self->dirty, &self->seen, st) < 0)
+        return -1;
+    self->c[index]++;
+    return 0;
+}
+
+/* _tt_take(): the counters since the last take, in the `_tt_take` layout, and start new
+ * ones; None if nothing. */
+static PyObject *
+CondCore_take(CondCore *self, PyObject *Py_UNUSED(ignored))
+{
+    self->dirty = 0;
+    if (self->seen.last == NULL)
+        Py_RETURN_NONE;
+    PyObject *r = take_tuple(self->c, NULL, NULL, &self->seen);
+    if (r != NULL)
+        memset(self->c, 0, sizeof(self->c));
+    return r;
+}
+
+static void
+CondCore_dealloc(CondCore *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    CondCore_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+/* notify(n=1) / notify_all(): the common case — the caller owns the lock, nobody waits,
+ * summaries are on — counted here; everything else (waking threads, recording, errors) in
+ * the Python methods `_notify_py` / `_notify_all_py`. */
+static PyObject *
+cond_notify(CondCore *self, PyObject *n, int all)
+{
+    PyObject *me = (PyObject *)self;
+    PyObject *r = PyObject_CallMethodNoArgs(me, str_is_owned);
+    if (r == NULL)
+        return NULL;
+    int owned = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (owned < 0)
+        return NULL;
+    Py_ssize_t waiting = 1;
+    if (owned && agg_on) {
+        PyObject *waiters = PyObject_GetAttr(me, str_waiters);
+        if (waiters == NULL)
+            return NULL;
+        waiting = PyObject_Length(waiters);
+        Py_DECREF(waiters);
+        if (waiting < 0)
+            return NULL;
+    }
+    if (!owned || waiting) {
+        if (all)
+            return PyObject_CallMethodNoArgs(me, str_notify_all_py);
+        return PyObject_CallMethodOneArg(me, str_notify_py, n);
+    }
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    int g = is_guarded(st);
+    PyObject *res = NULL;
+    if (g == 0) {
+        if (cfg_dirty == NULL)
+            PyErr_SetString(PyExc_RuntimeError, "notify(): aggregation was never set up");
+        else if (cond_count(self, st, A_NOTIFIES) == 0)
+            res = Py_NewRef(Py_None);
+    } else if (g > 0) {
+        res = Py_NewRef(Py_None);
+    }
+    Py_DECREF(st);
+    return res;
+}
+
+static PyObject *
+CondCore_notify(CondCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const kw[] = {"n", NULL};
+    PyObject *n = NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw > 1) {
+        PyErr_Format(PyExc_TypeError, "notify() takes at most 1 argument (%zd given)",
+                     nargs + nkw);
+        return NULL;
+    }
+    if (nargs == 1)
+        n = args[0];
+    else if (nkw == 1) {
+        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), kw[0]) != 0) {
+            PyErr_Format(PyExc_TypeError, "notify() got an unexpected keyword argument '%U'",
+                         PyTuple_GET_ITEM(kwnames, 0));
+            return NULL;
+        }
+        n = args[0];
+    }
+    if (n == NULL) {
+        n = one;
+    }
+    return cond_notify(self, n, 0);
+}
+
+static PyObject *
+CondCore_notify_all(CondCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return cond_notify(self, NULL, 1);
+}
+
+static PyMethodDef CondCore_methods[] = {
+    /* Called by Condition.notify/notify_all (Python, for the stdlib's signatures). */
+    {"_c_notify", (PyCFunction)(void (*)(void))CondCore_notify, METH_FASTCALL | METH_KEYWORDS,
+     "notify(n=1), the common case in C."},
+    {"_c_notify_all", (PyCFunction)CondCore_notify_all, METH_NOARGS,
+     "notify_all(), the common case in C."},
+    {"_tt_take", (PyCFunction)CondCore_take, METH_NOARGS,
+     "The summary counters since the last take (and start new ones), or None."},
+    {"acquire", (PyCFunction)(void (*)(void))CondCore_acquire, METH_FASTCALL | METH_KEYWORDS,
+     "acquire($self, /, blocking=True, timeout=-1)\n--\n\nThe lock's acquire()."},
+    {"release", (PyCFunction)(void (*)(void))CondCore_release, METH_FASTCALL | METH_KEYWORDS,
+     "release($self, /)\n--\n\nThe lock's release()."},
+    {"_release_save", (PyCFunction)CondCore_release_save, METH_NOARGS, NULL},
+    {"_acquire_restore", (PyCFunction)CondCore_acquire_restore, METH_O, NULL},
+    {"_is_owned", (PyCFunction)CondCore_is_owned, METH_NOARGS, NULL},
+    {"__enter__", (PyCFunction)CondCore_enter, METH_NOARGS, "Acquire the lock."},
+    {"__exit__", (PyCFunction)(void (*)(void))CondCore_exit, METH_FASTCALL,
+     "Release the lock."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef CondCore_members[] = {
+    {"_lock", T_OBJECT_EX, offsetof(CondCore, lock), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot CondCore_slots[] = {
+    {Py_tp_dealloc, CondCore_dealloc},
+    {Py_tp_traverse, CondCore_traverse},
+    {Py_tp_clear, CondCore_clear},
+    {Py_tp_methods, CondCore_methods},
+    {Py_tp_members, CondCore_members},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_doc, "C base of tracethread.Condition: the lock protocol over tracethread's own "
+                "Lock/RLock, notify when nobody waits, summary counters."},
+    {0, NULL},
+};
+
+PyType_Spec CondCore_spec = {
+    .name = "tracethread._speedups.CondCore",
+    .basicsize = sizeof(CondCore),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = CondCore_slots,
+};

@@ -1,0 +1,656 @@
+/* LockCore and RLockCore: the C bases of tracethread.Lock and tracethread.RLock
+ * (tracethread/primitives/lock.py), and their uncontended acquire and release.
+ *
+ * lock.py has the same fast paths in pure Python and uses them when the extension is
+ * missing (or TRACETHREAD_PURE_PYTHON=1). Only the paths that never wait live here; every
+ * other case (contention, arguments other than the defaults, the tracer's own guarded
+ * code) calls back into the Python class, so behaviour and records are defined in one
+ * place, in Python. The raw lock is the `_thread.lock` object the Python side also uses,
+ * so both paths operate on the same lock.
+ *
+ * Each fast path: read the thread's state (record.c) from the core's thread-local, check
+ * its guard, try-acquire the raw lock, take a CLOCK_MONOTONIC timestamp (the clock of
+ * time.monotonic_ns), keep the thread's held list and the lock order (note_acquired,
+ * note_released), then, while summaries are on, add to the lock's counters (summary.c),
+ * else append one record tuple (emit, record.c). The types' struct is in _speedups.h;
+ * CondCore (condition.c) calls the *_impl functions directly.
+ */
+#include "_speedups.h"
+
+/* A blocking acquire of `self` succeeded: lock-order bookkeeping, then onto the thread's
+ * held list. Edges already known (taken before without a timeout) cost a set lookup. */
+static int
+note_acquired(PyObject *st, PyObject *self, PyObject *info)
+{
+    PyObject *held = st_get(st, off_held, str_held);
+    if (held == NULL)
+        return -1;
+    if (!PyList_Check(held)) {
+        Py_DECREF(held);
+        PyErr_SetString(PyExc_TypeError, "thread state's held is not a list");
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(held);
+    int need_python = 0;
+    for (Py_ssize_t i = 0; i < n && !need_python; i++) {
+        PyObject *h = PyList_GET_ITEM(held, i);
+        if (h == self)
+            continue;
+        PyObject *hinfo;   /* strong */
+        if (Py_IS_TYPE(h, LockCore_Type) || Py_IS_TYPE(h, RLockCore_Type) ||
+            PyObject_TypeCheck(h, LockCore_Type) || PyObject_TypeCheck(h, RLockCore_Type)) {
+            hinfo = Py_NewRef(((LockCore *)h)->info);
+        } else {
+            /* A Semaphore used as a mutex, a wrapped lock: its info, if it has one. */
+            hinfo = PyObject_GetAttr(h, str_info);
+            if (hinfo == NULL) {
+                PyErr_Clear();
+                need_python = 1;
+                break;
+            }
+        }
+        PyObject *key = PyTuple_Pack(2, hinfo, info);
+        Py_DECREF(hinfo);
+        if (key == NULL) {
+            Py_DECREF(held);
+            return -1;
+        }
+        int has = PySet_Contains(cfg_known, key);
+        Py_DECREF(key);
+        if (has < 0) {
+            Py_DECREF(held);
+            return -1;
+        }
+        if (!has)
+            need_python = 1;
+    }
+    if (need_python) {
+        PyObject *args[3] = {st, self, Py_False};
+        PyObject *r = PyObject_Vectorcall(cfg_on_acquire, args, 3, NULL);
+        if (r == NULL) {
+            Py_DECREF(held);
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    int rc = PyList_Append(held, self);
+    Py_DECREF(held);
+    return rc;
+}
+
+/* `self` was released by `st`; take it off its owner's held list. */
+static int
+note_released(PyObject *owner, PyObject *self, PyObject *st)
+{
+    if (owner == NULL || owner == Py_None)
+        return 0;
+    PyObject *held = st_get(owner, off_held, str_held);
+    if (held == NULL)
+        return -1;
+    Py_ssize_t n = PyList_Check(held) ? PyList_GET_SIZE(held) : 0;
+    int rc;
+    if (owner == st && n > 0 && PyList_GET_ITEM(held, n - 1) == self) {
+        rc = PyList_SetSlice(held, n - 1, n, NULL);
+    } else {
+        PyObject *args[3] = {owner, self, st};
+        PyObject *r = PyObject_Vectorcall(cfg_released_elsewhere, args, 3, NULL);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(held);
+    return rc;
+}
+
+/* _tt_take(): the summary since the last take, and start a new one; None if nothing. */
+static PyObject *
+LockCore_take(LockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    self->dirty = 0;
+    if (self->seen.last == NULL) {
+        Py_RETURN_NONE;
+    }
+    long long c[N_COUNTERS];
+    lock_counts(self, c);
+    PyObject *r = take_tuple(c, self->buckets, self->bucket_sums, &self->seen);
+    if (r != NULL)
+        counters_reset(self);
+    return r;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* LockCore: fields shared with the Python subclass (tracethread.Lock).                 */
+
+static int
+LockCore_traverse(LockCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->lock);
+    Py_VISIT(self->info);
+    Py_VISIT(self->owner);
+    Py_VISIT(self->waiting);
+    return seen_traverse(&self->seen, visit, arg);
+}
+
+static int
+LockCore_clear(LockCore *self)
+{
+    Py_CLEAR(self->lock);
+    Py_CLEAR(self->info);
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->waiting);
+    seen_clear(&self->seen);
+    return 0;
+}
+
+static void
+LockCore_dealloc(LockCore *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    LockCore_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+/* Fallback to the Python implementation: self._acquire_slow(st, blocking, timeout, op) */
+static PyObject *
+call_slow_acquire(PyObject *self, PyObject *st, PyObject *blocking, PyObject *timeout,
+                  PyObject *op)
+{
+    PyObject *args[5] = {self, st, blocking, timeout, op};
+    return PyObject_VectorcallMethod(str_acquire_slow, args,
+                                     5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+/* An acquire() call whose arguments do not bind (too many, an unknown or a repeated
+ * keyword): raise the stdlib's own error for it, on this interpreter (3.11 says "'foo' is
+ * an invalid keyword argument for acquire()", 3.13 "acquire() got an unexpected keyword
+ * argument 'foo'"), by giving the same arguments to a fresh raw lock's acquire. (Were the
+ * raw lock to take them, which it does not, the lock is dropped and an error of ours
+ * stands.) Returns -1. */
+static int
+acquire_args_error(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (cfg_allocate_lock != NULL) {
+        PyObject *probe = PyObject_CallNoArgs(cfg_allocate_lock);
+        if (probe == NULL)
+            return -1;
+        PyObject *meth = PyObject_GetAttr(probe, str_acquire);
+        PyObject *r = meth ? PyObject_Vectorcall(meth, args, nargs, kwnames) : NULL;
+        Py_XDECREF(meth);
+        Py_DECREF(probe);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    PyErr_Format(PyExc_TypeError, "acquire() takes at most 2 arguments (%zd given)",
+                 nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0));
+    return -1;
+}
+
+int
+parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                   PyObject **blocking, PyObject **timeout, int *defaults)
+{
+    *blocking = Py_True;
+    *timeout = NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw > 2 || nargs > 2)
+        return acquire_args_error(args, nargs, kwnames);
+    if (nargs >= 1) *blocking = args[0];
+    if (nargs >= 2) *timeout = args[1];
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        PyObject *value = args[nargs + i];
+        if (PyUnicode_CompareWithASCIIString(name, "blocking") == 0 && nargs < 1) {
+            *blocking = value;
+        } else if (PyUnicode_CompareWithASCIIString(name, "timeout") == 0 && nargs < 2) {
+            *timeout = value;
+        } else {
+            return acquire_args_error(args, nargs, kwnames);
+        }
+    }
+    /* The fast path applies only to blocking=True, timeout=-1 (or not given). Any other
+     * values go to the Python paths, which have a raw lock check them (its errors). */
+    if (*blocking != Py_True)
+        *defaults = 0;
+    else if (*timeout == NULL)
+        *defaults = 1;
+    else if (PyLong_CheckExact(*timeout)) {
+        int overflow;
+        *defaults = PyLong_AsLongAndOverflow(*timeout, &overflow) == -1 && !overflow;
+        if (PyErr_Occurred())
+            return -1;
+    } else
+        *defaults = 0;
+    return 0;
+}
+
+/* Details of a release (new reference): None, or (True, otel context) when another thread
+ * was waiting: a contended hold, whose span joins the holder's trace. */
+static PyObject *
+release_details(LockCore *self)
+{
+    if (!(self->waiting && PyList_Check(self->waiting) &&
+          PyList_GET_SIZE(self->waiting) > 0)) {
+        Py_INCREF(Py_None);
+        return Py_None;
+    }
+    if (cfg_capture_context == NULL) {
+        Py_INCREF(contended_details);
+        return contended_details;
+    }
+    PyObject *ctx = PyObject_CallNoArgs(cfg_capture_context);
+    if (ctx == NULL)
+        return NULL;
+    PyObject *d = PyTuple_Pack(2, Py_True, ctx);
+    Py_DECREF(ctx);
+    return d;
+}
+
+PyObject *
+lock_acquire_impl(LockCore *self, PyObject *blocking, PyObject *timeout, int defaults)
+{
+    if (!configured())
+        return NULL;
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    PyObject *result = NULL;
+    int g = is_guarded(st);
+    if (g < 0)
+        goto done;
+    if (g == 0 && defaults) {
+        int got = raw_try_acquire(self->lock);
+        if (got < 0)
+            goto done;
+        if (got) {
+            long long t = now_ns();
+            if (note_acquired(st, (PyObject *)self, self->info) < 0)
+                goto done;
+            Py_INCREF(st);
+            Py_XSETREF(self->owner, st);
+            self->acquired_ns = t;
+            int e;
+            if (agg_on) {
+                self->acquires++;
+                e = agg_touch(self, st);
+            } else {
+                e = emit(cfg_lock_acquire, self->info, st, t, -1, cfg_fast_details);
+            }
+            if (e < 0)
+                goto done;
+            Py_INCREF(Py_True);
+            result = Py_True;
+            goto done;
+        }
+    }
+    if (g) {
+        PyObject *args[3] = {self->lock, blocking, timeout ? timeout : minus_one};
+        result = PyObject_VectorcallMethod(str_acquire, args,
+                                           3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        goto done;
+    }
+    result = call_slow_acquire((PyObject *)self, st, blocking, timeout ? timeout : minus_one,
+                               cfg_lock_acquire);
+done:
+    Py_DECREF(st);
+    return result;
+}
+
+static PyObject *
+LockCore_acquire(LockCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *blocking, *timeout;
+    int defaults;
+    if (parse_acquire_args(args, nargs, kwnames, &blocking, &timeout, &defaults) < 0)
+        return NULL;
+    return lock_acquire_impl(self, blocking, timeout, defaults);
+}
+
+static PyObject *
+LockCore_enter(LockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return lock_acquire_impl(self, Py_True, NULL, 1);
+}
+
+PyObject *
+lock_release_impl(LockCore *self)
+{
+    if (!configured())
+        return NULL;
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    PyObject *result = NULL;
+    int g = is_guarded(st);
+    if (g < 0)
+        goto done;
+    if (g) {
+        if (raw_release(self->lock) < 0)
+            goto done;
+        Py_INCREF(Py_None);
+        result = Py_None;
+        goto done;
+    }
+    long long t = now_ns();
+    long long acquired = self->acquired_ns;
+    PyObject *details = release_details(self);
+    if (details == NULL)
+        goto done;
+    int summarize = agg_on && details == Py_None;   /* nobody waited: uncontended */
+    PyObject *owner = self->owner;   /* reference moves to us */
+    Py_INCREF(Py_None);
+    self->owner = Py_None;
+    if (raw_release(self->lock) < 0) {
+        Py_XSETREF(self->owner, owner);
+        Py_DECREF(details);
+        goto done;
+    }
+    int nr = note_released(owner, (PyObject *)self, st);
+    Py_XDECREF(owner);
+    if (nr < 0) {
+        Py_DECREF(details);
+        goto done;
+    }
+    int e;
+    if (summarize) {
+        agg_hold(self, t - acquired);
+        e = agg_touch(self, st);
+    } else {
+        e = emit(cfg_lock_release, self->info, st, t, t - acquired, details);
+    }
+    Py_DECREF(details);
+    if (e < 0)
+        goto done;
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    Py_DECREF(st);
+    return result;
+}
+
+static PyObject *
+LockCore_release(LockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return lock_release_impl(self);
+}
+
+static PyObject *
+LockCore_exit(LockCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return lock_release_impl(self);
+}
+
+static PyMethodDef LockCore_methods[] = {
+    {"_tt_take", (PyCFunction)LockCore_take, METH_NOARGS,
+     "The summary of aggregated operations since the last take, or None."},
+    {"acquire", (PyCFunction)(void (*)(void))LockCore_acquire,
+     METH_FASTCALL | METH_KEYWORDS,
+     "acquire($self, /, blocking=True, timeout=-1)\n--\n\nAcquire the lock (recorded)."},
+    {"__enter__", (PyCFunction)LockCore_enter, METH_NOARGS, "Acquire the lock (recorded)."},
+    {"release", (PyCFunction)LockCore_release, METH_NOARGS,
+     "release($self, /)\n--\n\nRelease the lock (recorded)."},
+    {"__exit__", (PyCFunction)(void (*)(void))LockCore_exit, METH_FASTCALL,
+     "Release the lock (recorded)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef LockCore_members[] = {
+    {"_lock", T_OBJECT_EX, offsetof(LockCore, lock), 0, NULL},
+    {"_info", T_OBJECT_EX, offsetof(LockCore, info), 0, NULL},
+    {"_owner", T_OBJECT, offsetof(LockCore, owner), 0, NULL},
+    {"_acquired_ns", T_LONGLONG, offsetof(LockCore, acquired_ns), 0, NULL},
+    {"_waiting", T_OBJECT_EX, offsetof(LockCore, waiting), 0, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(LockCore, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot LockCore_slots[] = {
+    {Py_tp_dealloc, LockCore_dealloc},
+    {Py_tp_traverse, LockCore_traverse},
+    {Py_tp_clear, LockCore_clear},
+    {Py_tp_methods, LockCore_methods},
+    {Py_tp_members, LockCore_members},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_doc, "C fast paths of tracethread.Lock."},
+    {0, NULL},
+};
+
+PyType_Spec LockCore_spec = {
+    .name = "tracethread._speedups.LockCore",
+    .basicsize = sizeof(LockCore),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = LockCore_slots,
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* RLockCore */
+
+PyObject *
+rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int defaults)
+{
+    if (!configured())
+        return NULL;
+    if (!defaults) {
+        /* Anything but the defaults: the Python implementation (argument checks first). */
+        PyObject *args[3] = {(PyObject *)self, blocking, timeout ? timeout : minus_one};
+        return PyObject_VectorcallMethod(str_acquire_py, args,
+                                         3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    PyObject *result = NULL;
+    int g = is_guarded(st);
+    if (g < 0)
+        goto done;
+    if (self->owner == st) {
+        self->count += 1;
+        if (!g) {
+            int e;
+            if (agg_on) {
+                self->reentries++;
+                e = agg_touch(self, st);
+            } else {
+                e = emit(cfg_rlock_acquire, self->info, st, now_ns(), -1, cfg_reenter_details);
+            }
+            if (e < 0)
+                goto done;
+        }
+        Py_INCREF(Py_True);
+        result = Py_True;
+        goto done;
+    }
+    if (!g) {
+        int got = raw_try_acquire(self->lock);
+        if (got < 0)
+            goto done;
+        if (got) {
+            long long t = now_ns();
+            if (note_acquired(st, (PyObject *)self, self->info) < 0)
+                goto done;
+            Py_INCREF(st);
+            Py_XSETREF(self->owner, st);
+            self->count = 1;
+            self->acquired_ns = t;
+            int e;
+            if (agg_on) {
+                self->acquires++;
+                e = agg_touch(self, st);
+            } else {
+                e = emit(cfg_rlock_acquire, self->info, st, t, -1, cfg_fast_details);
+            }
+            if (e < 0)
+                goto done;
+            Py_INCREF(Py_True);
+            result = Py_True;
+            goto done;
+        }
+    }
+    {
+        PyObject *args[3] = {(PyObject *)self, blocking, minus_one};
+        result = PyObject_VectorcallMethod(str_acquire_py, args,
+                                           3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+done:
+    Py_DECREF(st);
+    return result;
+}
+
+static PyObject *
+RLockCore_acquire(RLockCore *self, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames)
+{
+    PyObject *blocking, *timeout;
+    int defaults;
+    if (parse_acquire_args(args, nargs, kwnames, &blocking, &timeout, &defaults) < 0)
+        return NULL;
+    return rlock_acquire_impl(self, blocking, timeout, defaults);
+}
+
+static PyObject *
+RLockCore_enter(RLockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return rlock_acquire_impl(self, Py_True, NULL, 1);
+}
+
+PyObject *
+rlock_release_impl(RLockCore *self)
+{
+    if (!configured())
+        return NULL;
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    PyObject *result = NULL;
+    if (self->owner != st) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
+        goto done;
+    }
+    int g = is_guarded(st);
+    if (g < 0)
+        goto done;
+    long long count = --self->count;
+    if (g) {
+        if (count == 0) {
+            Py_INCREF(Py_None);
+            Py_XSETREF(self->owner, Py_None);
+            if (raw_release(self->lock) < 0)
+                goto done;
+        }
+        Py_INCREF(Py_None);
+        result = Py_None;
+        goto done;
+    }
+    long long t = now_ns();
+    long long held = -1;
+    PyObject *details;
+    if (count == 0) {
+        details = release_details(self);
+        if (details == NULL)
+            goto done;
+    } else {
+        Py_INCREF(Py_None);
+        details = Py_None;
+    }
+    if (count == 0) {
+        long long acquired = self->acquired_ns;
+        Py_INCREF(Py_None);
+        Py_XSETREF(self->owner, Py_None);
+        if (raw_release(self->lock) < 0 || note_released(st, (PyObject *)self, st) < 0) {
+            Py_DECREF(details);
+            goto done;
+        }
+        held = t - acquired;
+    }
+    int e;
+    if (agg_on && details == Py_None) {   /* an inner release, or nobody waited */
+        if (held < 0)
+            self->inner_releases++;
+        else
+            agg_hold(self, held);
+        e = agg_touch(self, st);
+    } else {
+        e = emit(cfg_rlock_release, self->info, st, t, held, details);
+    }
+    Py_DECREF(details);
+    if (e < 0)
+        goto done;
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    Py_DECREF(st);
+    return result;
+}
+
+static PyObject *
+RLockCore_release(RLockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return rlock_release_impl(self);
+}
+
+static PyObject *
+RLockCore_exit(RLockCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return rlock_release_impl(self);
+}
+
+/* _is_owned(): does the calling thread own it (Condition.notify/wait ask, every time)? */
+PyObject *
+RLockCore_is_owned(RLockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    int owned = self->owner == st;
+    Py_DECREF(st);
+    return PyBool_FromLong(owned);
+}
+
+static PyMethodDef RLockCore_methods[] = {
+    {"_is_owned", (PyCFunction)RLockCore_is_owned, METH_NOARGS,
+     "Is it owned by the calling thread?"},
+    {"_tt_take", (PyCFunction)LockCore_take, METH_NOARGS,
+     "The summary of aggregated operations since the last take, or None."},
+    {"acquire", (PyCFunction)(void (*)(void))RLockCore_acquire,
+     METH_FASTCALL | METH_KEYWORDS,
+     "acquire($self, /, blocking=True, timeout=-1)\n--\n\nAcquire the lock (recorded)."},
+    {"__enter__", (PyCFunction)RLockCore_enter, METH_NOARGS, "Acquire the lock (recorded)."},
+    {"release", (PyCFunction)RLockCore_release, METH_NOARGS,
+     "release($self, /)\n--\n\nRelease the lock (recorded)."},
+    {"__exit__", (PyCFunction)(void (*)(void))RLockCore_exit, METH_FASTCALL,
+     "Release the lock (recorded)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef RLockCore_members[] = {
+    {"_block", T_OBJECT_EX, offsetof(RLockCore, lock), 0, NULL},
+    {"_info", T_OBJECT_EX, offsetof(RLockCore, info), 0, NULL},
+    {"_owner", T_OBJECT, offsetof(RLockCore, owner), 0, NULL},
+    {"_count", T_LONGLONG, offsetof(RLockCore, count), 0, NULL},
+    {"_acquired_ns", T_LONGLONG, offsetof(RLockCore, acquired_ns), 0, NULL},
+    {"_waiting", T_OBJECT_EX, offsetof(RLockCore, waiting), 0, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(RLockCore, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot RLockCore_slots[] = {
+    {Py_tp_dealloc, LockCore_dealloc},
+    {Py_tp_traverse, LockCore_traverse},
+    {Py_tp_clear, LockCore_clear},
+    {Py_tp_methods, RLockCore_methods},
+    {Py_tp_members, RLockCore_members},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_doc, "C fast paths of tracethread.RLock."},
+    {0, NULL},
+};
+
+PyType_Spec RLockCore_spec = {
+    .name = "tracethread._speedups.RLockCore",
+    .basicsize = sizeof(RLockCore),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = RLockCore_slots,
+};

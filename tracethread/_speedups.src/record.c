@@ -1,0 +1,148 @@
+/* Records as the C paths write them: the calling thread's state, sequence numbers, and the
+ * record tuple appended to the buffer (its layout: tracethread/_core/records.py,
+ * materialize()).
+ *
+ * emit() is the C locks' (lock.c); record(), next_seq() and now_ns() are the module
+ * functions the Python paths use (tracethread/_core/stream.py), so records made either way
+ * share one sequence and one clock (CLOCK_MONOTONIC, the clock of time.monotonic_ns).
+ */
+#include "_speedups.h"
+
+static long long seq_counter = 0;   /* protected by the GIL */
+
+/* The thread's state object (new reference), or NULL with an exception set. */
+PyObject *
+thread_state(void)
+{
+    /* The per-thread dict of the interpreter's thread state: one lookup, and it is
+     * cleared with the thread, so a reused ident never sees a dead thread's state. It
+     * caches the same object the Python side keeps in the core's thread-local. */
+    PyObject *tdict = PyThreadState_GetDict();
+    if (tdict != NULL) {
+        PyObject *st = PyDict_GetItemWithError(tdict, str_tstate_key);
+        if (st != NULL) {
+            Py_INCREF(st);
+            return st;
+        }
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    PyObject *st = PyObject_GetAttr(cfg_tls, str_st);
+    if (st == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return NULL;
+        PyErr_Clear();
+        st = PyObject_CallNoArgs(cfg_new_state);
+        if (st == NULL)
+            return NULL;
+    }
+    if (tdict != NULL && PyDict_SetItem(tdict, str_tstate_key, st) < 0) {
+        Py_DECREF(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* Append (seq, op, info, st, t, t, True, False, held, None, details). held < 0: None. */
+int
+emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_ns,
+     PyObject *details)
+{
+    PyObject *t = PyLong_FromLongLong(tns);
+    if (t == NULL)
+        return -1;
+    PyObject *held = NULL;
+    if (held_ns >= 0) {
+        held = PyLong_FromLongLong(held_ns);
+        if (held == NULL) {
+            Py_DECREF(t);
+            return -1;
+        }
+    }
+    PyObject *tuple = PyTuple_New(11);
+    if (tuple == NULL) {
+        Py_DECREF(t);
+        Py_XDECREF(held);
+        return -1;
+    }
+    PyObject *seq = PyLong_FromLongLong(++seq_counter);
+    if (seq == NULL) {
+        Py_DECREF(tuple);
+        Py_DECREF(t);
+        Py_XDECREF(held);
+        return -1;
+    }
+    PyTuple_SET_ITEM(tuple, 0, seq);
+    Py_INCREF(op); PyTuple_SET_ITEM(tuple, 1, op);
+    Py_INCREF(info); PyTuple_SET_ITEM(tuple, 2, info);
+    Py_INCREF(st); PyTuple_SET_ITEM(tuple, 3, st);
+    PyTuple_SET_ITEM(tuple, 4, t);   /* steals */
+    Py_INCREF(t); PyTuple_SET_ITEM(tuple, 5, t);
+    Py_INCREF(Py_True); PyTuple_SET_ITEM(tuple, 6, Py_True);
+    Py_INCREF(Py_False); PyTuple_SET_ITEM(tuple, 7, Py_False);
+    if (held == NULL) { Py_INCREF(Py_None); held = Py_None; }
+    PyTuple_SET_ITEM(tuple, 8, held);
+    Py_INCREF(Py_None); PyTuple_SET_ITEM(tuple, 9, Py_None);
+    Py_INCREF(details); PyTuple_SET_ITEM(tuple, 10, details);
+    /* Nothing a record holds refers back to it, so it can never be part of a cycle: keep
+     * it away from the garbage collector, which would otherwise walk the whole buffer. */
+    PyObject_GC_UnTrack(tuple);
+    PyObject *r = PyObject_Vectorcall(cfg_append, &tuple, 1, NULL);
+    Py_DECREF(tuple);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+PyObject *
+next_seq(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(++seq_counter);
+}
+
+PyObject *
+py_now_ns(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(now_ns());
+}
+
+/* record(op, info, st, t0, ok, blocked, held, site, details): append one record whose end
+ * is now (and whose start is t0, or now when t0 is None). The Python paths' one call per
+ * record: sequence number, timestamp, tuple and append in C. */
+PyObject *
+py_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "record() takes exactly 9 arguments");
+        return NULL;
+    }
+    if (!configured())
+        return NULL;
+    PyObject *t1 = PyLong_FromLongLong(now_ns());
+    if (t1 == NULL)
+        return NULL;
+    PyObject *t0 = args[3] == Py_None ? t1 : args[3];
+    PyObject *tuple = PyTuple_New(11);
+    PyObject *seq = tuple ? PyLong_FromLongLong(++seq_counter) : NULL;
+    if (seq == NULL) {
+        Py_XDECREF(tuple);
+        Py_DECREF(t1);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(tuple, 0, seq);
+    PyObject *items[10] = {args[0], args[1], args[2], t0, t1, args[4], args[5], args[6],
+                           args[7], args[8]};
+    for (int i = 0; i < 10; i++) {
+        Py_INCREF(items[i]);
+        PyTuple_SET_ITEM(tuple, i + 1, items[i]);
+    }
+    Py_DECREF(t1);
+    PyObject_GC_UnTrack(tuple);
+    PyObject *r = PyObject_Vectorcall(cfg_append, &tuple, 1, NULL);
+    Py_DECREF(tuple);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
