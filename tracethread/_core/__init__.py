@@ -2,7 +2,7 @@
 
 It knows nothing of the layers above it (``primitives/``, ``exporters/``): primitives call
 into it, exporters are sinks attached to it and use ``api``. Its modules import only
-downward (tests/test_layers.py walks them), bottom to top:
+downward (tests/test_core_imports.py walks them), bottom to top:
 
     _raw, _accel, config, lockorder, errors    leaves
     records                                     data: PrimitiveInfo, ThreadState, Record

@@ -38,14 +38,27 @@ if speedups is not None:
 else:
     from time import monotonic_ns as now_ns
 
-# Counters, in the order ``_tt_take()`` returns them (the C locks keep theirs in C):
-A_ACQUIRES, A_REENTRIES, A_RELEASES, A_INNER_RELEASES = 0, 1, 2, 3
-A_HOLD_SUM, A_HOLD_MIN, A_HOLD_MAX, A_BUCKETS, A_BUCKET_SUMS, A_THREADS = 4, 5, 6, 7, 8, 9
-A_NOTIFIES, A_FAILURES, A_SEM_RELEASES, A_SETS, A_CLEARS, A_POLLS = 10, 11, 12, 13, 14, 15
-if speedups is not None and speedups.A_NOTIFIES != A_NOTIFIES:  # the C notify counts there
-    raise ImportError("tracethread._speedups is out of date: rebuild it")
-_N_TAKEN = 16   # the counters list has one more slot: the last thread seen (A_LAST)
-A_LAST = 16
+# Counters, in the order ``_tt_take()`` returns them (the C locks keep theirs in C). The
+# layout is defined once, in C (``COUNTER_LAYOUT`` in _speedups.src/_speedups.h, exported
+# as ``COUNTER_FIELDS``); this is the same list for the pure-Python paths, checked equal
+# at import, and every index below is taken from it by name.
+COUNTER_FIELDS = ("acquires", "reentries", "releases", "inner_releases", "hold_sum",
+                  "hold_min", "hold_max", "buckets", "bucket_sums", "threads", "notifies",
+                  "failures", "sem_releases", "sets", "clears", "polls")
+if speedups is not None and tuple(getattr(speedups, "COUNTER_FIELDS", ())) != COUNTER_FIELDS:
+    raise ImportError("tracethread._speedups is out of date (its counter layout differs): "
+                      "rebuild it")
+_INDEX = {name: i for i, name in enumerate(COUNTER_FIELDS)}
+A_ACQUIRES, A_REENTRIES = _INDEX["acquires"], _INDEX["reentries"]
+A_RELEASES, A_INNER_RELEASES = _INDEX["releases"], _INDEX["inner_releases"]
+A_HOLD_SUM, A_HOLD_MIN, A_HOLD_MAX = _INDEX["hold_sum"], _INDEX["hold_min"], _INDEX["hold_max"]
+A_BUCKETS, A_BUCKET_SUMS, A_THREADS = (_INDEX["buckets"], _INDEX["bucket_sums"],
+                                       _INDEX["threads"])
+A_NOTIFIES, A_FAILURES, A_SEM_RELEASES = (_INDEX["notifies"], _INDEX["failures"],
+                                          _INDEX["sem_releases"])
+A_SETS, A_CLEARS, A_POLLS = _INDEX["sets"], _INDEX["clears"], _INDEX["polls"]
+_N_TAKEN = len(COUNTER_FIELDS)
+A_LAST = _N_TAKEN   # the Python counters list has one more slot: the last thread seen
 # Plain operation counts (summed across a summary's instances) and their detail keys.
 _COUNTS = ((A_ACQUIRES, "acquisitions"), (A_REENTRIES, "reentries"),
            (A_INNER_RELEASES, "inner_releases"), (A_NOTIFIES, "notifies"),
@@ -75,8 +88,10 @@ def update_aggregation(sinks: list) -> None:
 def _new_counters() -> list:
     # Bucket lists: None where the primitive has no holds (C bump); threads: None until a
     # second thread counts (A_LAST is the one thread until then).
-    return [0, 0, 0, 0, 0, 0, 0, [0] * _NBUCKETS, [0] * _NBUCKETS, None, 0, 0, 0, 0, 0, 0,
-            None]
+    a: list = [0] * (A_LAST + 1)
+    a[A_BUCKETS], a[A_BUCKET_SUMS] = [0] * _NBUCKETS, [0] * _NBUCKETS
+    a[A_THREADS] = a[A_LAST] = None
+    return a
 
 
 # Without the C extension, counting is Python code, and the drainer's take (which swaps
@@ -153,10 +168,13 @@ def py_take(prim: Any) -> tuple | None:
         prim._agg = None
     if a is None:
         return None
-    return (a[0], a[1], a[2], a[3], a[4], a[5] if a[2] else 0, a[6],
-            _ZEROS if a[7] is None else tuple(a[7]), _ZEROS if a[8] is None else tuple(a[8]),
-            (a[A_LAST],) if a[A_THREADS] is None else tuple(a[A_THREADS]),
-            *a[A_NOTIFIES:_N_TAKEN])
+    taken = a[:_N_TAKEN]
+    if not a[A_RELEASES]:
+        taken[A_HOLD_MIN] = 0
+    taken[A_BUCKETS] = _ZEROS if a[A_BUCKETS] is None else tuple(a[A_BUCKETS])
+    taken[A_BUCKET_SUMS] = _ZEROS if a[A_BUCKET_SUMS] is None else tuple(a[A_BUCKET_SUMS])
+    taken[A_THREADS] = (a[A_LAST],) if a[A_THREADS] is None else tuple(a[A_THREADS])
+    return tuple(taken)
 
 
 def _py_take_summaries(prims: list) -> list[tuple]:

@@ -212,7 +212,7 @@ parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
             return acquire_args_error(args, nargs, kwnames);
         }
     }
-    /* The fast path applies only to blocking=True, timeout=-1 (or not given). Any other
+    /* The fast path applies only to blocking=True, timeout=-1 or -1.0 (or not given). Any other
      * values go to the Python paths, which have a raw lock check them (its errors). */
     if (*blocking != Py_True)
         *defaults = 0;
@@ -223,7 +223,9 @@ parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
         *defaults = PyLong_AsLongAndOverflow(*timeout, &overflow) == -1 && !overflow;
         if (PyErr_Occurred())
             return -1;
-    } else
+    } else if (PyFloat_CheckExact(*timeout))   /* -1.0: no timeout, as -1 (the twins) */
+        *defaults = PyFloat_AS_DOUBLE(*timeout) == -1.0;
+    else
         *defaults = 0;
     return 0;
 }

@@ -1,4 +1,5 @@
-"""Lock and RLock: the stdlib's semantics on raw ``_thread`` locks, one record per operation.
+"""Lock and RLock: the stdlib's semantics on raw ``_thread`` locks, every operation seen (a
+record, or a count in the primitive's summary: _core/summaries.py).
 
 Hot path (``with lock:`` uncontended): thread state from a thread-local, a non-blocking raw
 acquire, one timestamp, one tuple appended to the record buffer. No stack capture, no
@@ -38,6 +39,8 @@ _aggregating = _sum.aggregating   # [bool]: count uncontended operations, see re
 _count = _sum.py_count            # the pure-Python paths' counting (see _core/summaries.py)
 _count_hold = _sum.py_count_hold
 _PURE = speedups is None
+_A_ACQUIRES, _A_REENTRIES, _A_INNER_RELEASES = (  # counter slots (_core/summaries.py)
+    _sum.A_ACQUIRES, _sum.A_REENTRIES, _sum.A_INNER_RELEASES)
 
 
 def _rebind(buf: Any) -> None:
@@ -51,6 +54,13 @@ _D_REENTER = D_REENTER
 _D_VIA_CONDITION = MappingProxyType({"via": "condition.wait"})
 _CONTENDED = (True,)  # release details: another thread was waiting (a contended hold)
 _MINUS_ONE = -1       # acquire()'s default timeout (the same int object as C's -1)
+
+
+def _default_timeout(timeout: Any) -> bool:
+    """The "no timeout" of the fast paths, as the C ones judge it: the int -1 or the float
+    -1.0 exactly (an int subclass, a bool or anything else goes the checked way)."""
+    return timeout is _MINUS_ONE or (
+        (timeout.__class__ is int or timeout.__class__ is float) and timeout == -1)
 
 
 def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, op: str,
@@ -151,7 +161,8 @@ class _PyLockFast:
             st = new_state()
         if st.guard:
             return self._lock.acquire(blocking, timeout)
-        if blocking is True and timeout == -1 and self._lock.acquire(False):
+        if blocking is True and (timeout is _MINUS_ONE or _default_timeout(timeout)) and \
+                self._lock.acquire(False):
             t = now_ns()
             held = st.held
             if held:
@@ -160,7 +171,7 @@ class _PyLockFast:
             self._owner = st
             self._acquired_ns = t
             if _aggregating[0]:
-                _count(self, st, 0)
+                _count(self, st, _A_ACQUIRES)
             else:
                 _append((seq(), LOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
                          D_FAST_ACQUIRE))
@@ -319,12 +330,13 @@ class _PyRLockFast:
         if self._owner is st:
             self._count += 1
             if not st.guard:
-                if blocking is True and timeout == -1 and _PURE and _aggregating[0]:
-                    _count(self, st, 1)
+                if blocking is True and _default_timeout(timeout) and _PURE and \
+                        _aggregating[0]:
+                    _count(self, st, _A_REENTRIES)
                     return True
                 t = now_ns()
                 _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
-                         _D_REENTER if blocking is True and timeout == -1 else
+                         _D_REENTER if blocking is True and _default_timeout(timeout) else
                          acquire_details(blocking, timeout, reentrant=True)))
             return True
         if st.guard:
@@ -333,7 +345,8 @@ class _PyRLockFast:
                 self._count = 1
                 return True
             return False
-        if blocking is True and timeout == -1 and self._block.acquire(False):
+        if blocking is True and (timeout is _MINUS_ONE or _default_timeout(timeout)) and \
+                self._block.acquire(False):
             t = now_ns()
             held = st.held
             if held:
@@ -343,7 +356,7 @@ class _PyRLockFast:
             self._count = 1
             self._acquired_ns = t
             if _PURE and _aggregating[0]:
-                _count(self, st, 0)
+                _count(self, st, _A_ACQUIRES)
             else:
                 _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
                          D_FAST_ACQUIRE))
@@ -380,7 +393,7 @@ class _PyRLockFast:
         t = now_ns()
         if count:
             if _aggregating[0]:
-                _count(self, st, 3)
+                _count(self, st, _A_INNER_RELEASES)
             else:
                 _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, None, None,
                          None))
