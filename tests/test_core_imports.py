@@ -19,7 +19,7 @@ LAYERS = [
     {"detect"},
     {"watchdog"},
     {"forking", "_native"},
-    {"recorder", "api"},
+    {"api"},
     {"__init__"},
 ]
 

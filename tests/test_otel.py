@@ -14,7 +14,7 @@ import pytest
 
 import tracethread
 from tracethread import testing
-from tracethread._core import recorder
+from tracethread._core import api, summaries
 from tracethread.exporters.otel import names as N
 
 from helpers import CONTENDED_PROGRAM, OTLPReceiver, finish, free_port, run_traced
@@ -119,7 +119,7 @@ def sdk(request):
         yield spans, reader, tp
     finally:
         tracethread.remove_sink(sink)
-        recorder.otel_hooks = None
+        api.set_context_hooks(None)
 
 
 def _metrics(reader):
@@ -259,7 +259,7 @@ def test_direct_spans_are_what_the_sdk_makes(sampler):
     finally:
         for _, sink in made.values():
             tracethread.remove_sink(sink)
-        recorder.otel_hooks = None
+        api.set_context_hooks(None)
 
     def fields(s):
         return (s.name, s.kind, s.parent.span_id if s.parent else None,
@@ -304,13 +304,13 @@ def test_text_that_is_not_utf8_costs_its_own_attribute_not_the_sink(sdk):
     # A name with a lone surrogate (a non-UTF-8 file name decoded by Python, say) cannot
     # be encoded: the sink goes on, and the other spans are exported.
     spans, reader, tp = sdk
-    errors = recorder.stats()["sink_errors"]
+    errors = api.recorder_stats()["sink_errors"]
     bad, good = tracethread.Lock(name="bad\udcff"), tracethread.Lock(name="good")
     for lock in (bad, good):
         _one_lock_wait(lock)
     tracethread.flush()
     got = spans.get_finished_spans()
-    assert recorder.stats()["sink_errors"] == errors
+    assert api.recorder_stats()["sink_errors"] == errors
     assert any(s.name == N.SPAN_LOCK_WAIT and s.attributes[N.LOCK_NAME] == "good"
                for s in got)
 
@@ -860,7 +860,7 @@ def test_summarized_holds_reach_the_histogram_exactly(sdk):
 
     spans, reader, tp = sdk
     sink = [s for s in tracethread.sinks() if type(s).__name__ == "OTelSink"][0]
-    assert sink.accepts_summaries and recorder.aggregating[0]  # the installed SDK merges
+    assert sink.accepts_summaries and summaries.aggregating[0]  # the installed SDK merges
     lock = tracethread.Lock(name="summarized")
     for _ in range(1000):
         with lock:
@@ -940,7 +940,7 @@ def test_force_flush_exports_what_was_recorded_so_far(otlp_receiver, monkeypatch
     finally:
         tracethread.remove_sink(exporting.sink)
         exporting.shutdown()
-        recorder.otel_hooks = None
+        api.set_context_hooks(None)
 
 
 def _spans_of_every_shape():
@@ -1149,7 +1149,7 @@ def _export_drops_of_locking(tp, bsp, way, n):
     sink = otel.OTelSink(tp, None, spans="all",
                          span_processors=[bsp] if way == "direct" else None)
     sink._queues = _sdk_private.batch_queues([bsp])   # processors known either way
-    before = recorder.stats()["export_dropped"]
+    before = api.recorder_stats()["export_dropped"]
     tracethread.add_sink(sink)
     try:
         lock = tracethread.Lock(name=f"spans-{way}")
@@ -1159,4 +1159,4 @@ def _export_drops_of_locking(tp, bsp, way, n):
         tracethread.flush()
     finally:
         tracethread.remove_sink(sink)
-    return recorder.stats()["export_dropped"] - before
+    return api.recorder_stats()["export_dropped"] - before

@@ -323,10 +323,8 @@ def test_the_lock_order_graph_stops_at_its_cap_and_the_report_says_so(tmp_path):
             pass
     """))
     report = tmp_path / "r.json"
-    from helpers import clean_env
-    proc = subprocess.run([sys.executable, "-m", "tracethread", "run", "--max-edges", "5",
-                           "--report", str(report), str(prog)], env=clean_env(),
-                          capture_output=True, text=True, timeout=60)
+    from helpers import tt
+    proc = tt("run", "--max-edges", "5", "--report", str(report), str(prog))
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
     graph = json.loads(report.read_text())["graph"]
@@ -335,9 +333,7 @@ def test_the_lock_order_graph_stops_at_its_cap_and_the_report_says_so(tmp_path):
     assert "lock-order graph truncated at 5 edges (7 acquires in a new order" in proc.stderr
     # and the report, read back, is valid input
     merged = tmp_path / "m.json"
-    proc = subprocess.run([sys.executable, "-m", "tracethread", "merge", "-o", str(merged),
-                           str(report)], env=clean_env(), capture_output=True, text=True,
-                          timeout=60)
+    proc = tt("merge", "-o", str(merged), str(report))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(merged.read_text())["graph"]["truncated"]["not_kept"] == 7
 
@@ -345,10 +341,8 @@ def test_the_lock_order_graph_stops_at_its_cap_and_the_report_says_so(tmp_path):
 def test_max_edges_is_checked():
     with __import__("pytest").raises(ValueError, match="max_edges"):
         tracethread.configure(max_edges=0)
-    from helpers import clean_env
-    proc = subprocess.run([sys.executable, "-m", "tracethread", "run", "--max-edges", "-3",
-                           "x.py"], env=clean_env(), capture_output=True, text=True,
-                          timeout=60)
+    from helpers import tt
+    proc = tt("run", "--max-edges", "-3", "x.py")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "--max-edges" in proc.stderr
 

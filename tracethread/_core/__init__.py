@@ -13,7 +13,7 @@ downward (tests/test_core_imports.py walks them), bottom to top:
     detect                                      lock-order and wait-for checks
     watchdog                                    hangs
     forking, _native                            fork hooks; the C module's wiring
-    recorder, api                               the old names; the API for the layers above
+    api                                         the API for the layers above
 """
 
 from .records import (  # noqa: F401 - re-exported

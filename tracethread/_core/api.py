@@ -6,7 +6,7 @@ module global of the core. What they used to poke at, and what replaced it:
 
 - ``detect.graph`` (the lock-order graph itself) -> ``graph_snapshot()``, ``graph_stats()``
 - ``watchdog.states`` (every thread's state) -> ``waiting_primitives()``
-- ``recorder.otel_hooks = ...`` -> ``set_context_hooks(...)``
+- ``recorder.otel_hooks = ...`` (the former module) -> ``set_context_hooks(...)``
 - ``findings.fatal_hooks.append(...)`` -> ``on_fatal(...)``
 - ``detect.context = ...`` -> ``set_test_context(...)``
 """

@@ -6,10 +6,11 @@ updating under it (the lock-order graph, the findings, the watchdog's registry) 
 half-done. So the core takes its own locks *before* the fork — the fork happens between
 two updates, never inside one — releases them in the parent, and re-initializes them in
 the child (``_at_fork_reinit``: the fork-safe way, as CPython's ``threading`` does for its
-own locks). The record stream's locks are re-made by ``recorder._after_fork_in_child``.
+own locks). The record stream's locks are re-made by ``stream._after_fork_in_child``, the
+summaries' by ``summaries._after_fork_in_child``.
 
-In the child, the other threads are gone: their states are dropped from the watchdog's
-registry (a thread blocked in the parent at the fork is not hung in the child), and the
+In the child, the other threads are gone: their states are dropped from the registry of
+live states (a thread blocked in the parent at the fork is not hung in the child), and the
 watchdog, whose thread did not survive, is started again if a hang timeout is set.
 
 The locks are taken in one order (graph, findings, watchdog) and none of them is ever held

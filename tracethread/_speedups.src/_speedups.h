@@ -179,7 +179,7 @@ extern PyObject *cfg_reenter_details;
 extern PyObject *cfg_on_acquire;          /* detect.on_acquire(st, prim, bounded) */
 extern PyObject *cfg_released_elsewhere;  /* detect.released_elsewhere(owner, prim, st) */
 extern PyObject *cfg_known;               /* set of (src_info, dst_info) already known */
-extern PyObject *cfg_capture_context;     /* recorder.capture_context */
+extern PyObject *cfg_capture_context;     /* stream.capture_context */
 
 /* Set by set_lock_classes(): the classes whose fast paths CondCore may call, and the raw
  * lock maker (rlock_for_condition, and acquire()'s argument errors). */
