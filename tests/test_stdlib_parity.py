@@ -23,7 +23,6 @@ subprocess (the choice is made at import).
 import math
 import os
 import re
-import subprocess
 import sys
 import threading
 import warnings
@@ -314,20 +313,6 @@ def test_bad_calls_end_as_in_the_stdlib(label):
     if std[0] == "raises":
         std = (std[0], std[1], _normalise(std[2]))
     assert ours == std, f"{label}: stdlib {std!r}, tracethread {ours!r}"
-
-
-@pytest.mark.skipif(speedups is None, reason="this run is itself the pure-Python run")
-def test_the_matrix_holds_on_the_pure_python_paths():
-    """The same matrix with the C fast paths off (chosen at import: a subprocess)."""
-    env = dict(os.environ, TRACETHREAD_PURE_PYTHON="1", PYTHONFAULTHANDLER="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(Path(__file__)), "-q", "-p", "no:cacheprovider",
-         "-o", "faulthandler_timeout=60"],
-        cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=300)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-8000:]
-    passed = re.search(r"(\d+) passed", out)
-    assert passed and int(passed.group(1)) > len(CASES), out[-3000:]   # every case ran
 
 
 @pytest.mark.skipif(sys.version_info < (3, 13), reason="3.13 deprecated RLock's arguments")

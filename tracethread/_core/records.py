@@ -38,6 +38,26 @@ THREAD_RUN_BEGIN = "thread.run.begin"
 THREAD_RUN_END = "thread.run.end"
 THREAD_JOIN = "thread.join"
 FINDING = "finding"
+# Which outcome of an operation is a look, ``blocked`` or a timeout: one rule for every
+# primitive (Lock, RLock, Semaphore, Condition, Event, Barrier, Thread.join), stated here
+# and in docs/records.md (tests/test_records_policy.py holds the code and the doc to it).
+OUTCOME_POLICY = MappingProxyType({
+    "look": "A call that cannot wait (`blocking=False`, or a timeout of 0 or less) is a "
+            "look: never `blocked`, never a timeout.",
+    "blocked": "`blocked` means the thread waited: a call that could wait and found what "
+               "it wanted at once is not `blocked`, except `Condition.wait` and "
+               "`Barrier.wait`, which always wait for another thread.",
+    "timeout": "A timeout (`timed_out`) is a bounded wait that was `blocked` and ended "
+               "without what it waited for.",
+})
+
+
+def may_wait(timeout: Any) -> bool:
+    """``OUTCOME_POLICY["look"]`` for a ``timeout`` argument (None: no timeout): can a call
+    with it wait at all? (Only for timeouts already accepted: a number or None.)"""
+    return timeout is None or timeout > 0
+
+
 # Not one operation but many: the operations that neither waited nor woke a thread, of the
 # primitives of one kind and name since the previous summary, counted instead of recorded
 # one by one (only for sinks that accept summaries; docs/records.md, "Summaries").

@@ -147,6 +147,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         self._waiters.append(waiter)
         saved_state = self._release_save()
         gotit = False
+        waits = True   # False for a timeout <= 0: one look, not a wait (OUTCOME_POLICY)
         st.waiting = self._info
         st.wait_since = now_ns()
         st.wait_bounded = timeout is not None
@@ -158,6 +159,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
                 if timeout > 0:
                     gotit = waiter.acquire(True, timeout)
                 else:
+                    waits = False
                     gotit = waiter.acquire(False)
             return gotit
         finally:
@@ -171,9 +173,10 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
                     pass
             if recording:
                 _append((
-                    seq(), CONDITION_WAIT, self._info, st, t0, t1, gotit, True, None, site,
+                    seq(), CONDITION_WAIT, self._info, st, t0, t1, gotit, waits, None,
+                    site if waits else None,
                     (as_timeout(timeout), now_ns(),
-                     _stream.capture_context())))
+                     _stream.capture_context() if waits else None)))
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
         """Wait until a condition evaluates to True (see ``threading.Condition``)."""

@@ -36,8 +36,8 @@ from .._core._accel import speedups
 _allocate_lock = _raw.allocate_lock
 _append = _stream.buffer.append
 _aggregating = _sum.aggregating   # [bool]: count uncontended operations, see recorder
-_count = _sum.py_count            # the pure-Python paths' counting (see _core/summaries.py)
-_count_hold = _sum.py_count_hold
+_bump = _sum.bump                 # count an operation in the summary (_core/summaries.py)
+_bump_hold = _sum.py_count_hold   # count an uncontended hold (the C paths count theirs)
 _PURE = speedups is None
 _A_ACQUIRES, _A_REENTRIES, _A_INNER_RELEASES = (  # counter slots (_core/summaries.py)
     _sum.A_ACQUIRES, _sum.A_REENTRIES, _sum.A_INNER_RELEASES)
@@ -81,9 +81,9 @@ def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, 
         _append((seq(), op, self._info, st, t0, t0, True, False, None, None,
                  via or acquire_details(blocking, timeout)))
         return True
-    if not blocking:
+    if not ordering:   # a try-acquire (or a timeout <= 0): a look (OUTCOME_POLICY)
         _append((seq(), op, self._info, st, t0, t0, False, False, None, None,
-                 via or D_TRY_ACQUIRE))
+                 via or (D_TRY_ACQUIRE if not blocking else acquire_details(blocking, timeout))))
         return False
     site = caller_site(2)
     waiting = self._waiting
@@ -137,7 +137,7 @@ def _released(prim: Any, st: Any, t: int, acquired: int, op: str) -> None:
         _append((seq(), op, prim._info, st, t, t, True, False, t - acquired, None,
                  (True, _stream.capture_context()) if prim._waiting else None))
     else:
-        _count_hold(prim, st, t - acquired)
+        _bump_hold(prim, st, t - acquired)
 
 
 class _PyLockFast:
@@ -171,7 +171,7 @@ class _PyLockFast:
             self._owner = st
             self._acquired_ns = t
             if _aggregating[0]:
-                _count(self, st, _A_ACQUIRES)
+                _bump(self, st, _A_ACQUIRES)
             else:
                 _append((seq(), LOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
                          D_FAST_ACQUIRE))
@@ -332,7 +332,7 @@ class _PyRLockFast:
             if not st.guard:
                 if blocking is True and _default_timeout(timeout) and _PURE and \
                         _aggregating[0]:
-                    _count(self, st, _A_REENTRIES)
+                    _bump(self, st, _A_REENTRIES)
                     return True
                 t = now_ns()
                 _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
@@ -356,7 +356,7 @@ class _PyRLockFast:
             self._count = 1
             self._acquired_ns = t
             if _PURE and _aggregating[0]:
-                _count(self, st, _A_ACQUIRES)
+                _bump(self, st, _A_ACQUIRES)
             else:
                 _append((seq(), RLOCK_ACQUIRE, self._info, st, t, t, True, False, None, None,
                          D_FAST_ACQUIRE))
@@ -393,7 +393,7 @@ class _PyRLockFast:
         t = now_ns()
         if count:
             if _aggregating[0]:
-                _count(self, st, _A_INNER_RELEASES)
+                _bump(self, st, _A_INNER_RELEASES)
             else:
                 _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, None, None,
                          None))

@@ -14,7 +14,7 @@ from .._core import _raw
 from .._core import detect as _detect
 from .._core import stream as _stream
 from .._core.records import (
-    THREAD_JOIN, THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_START, caller_site,
+    THREAD_JOIN, THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_START, caller_site, may_wait,
 )
 from ._base import (
     StdCompatMeta, as_timeout, current_state, is_foreign, make_info, now_ns, record, seq,
@@ -166,10 +166,14 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
         finally:
             st.blocked_on = None
             st.waiting = None
-        _stream.buffer.append((seq(), THREAD_JOIN, self._tt_info, st, t0, now_ns() if alive else t0,
-                            not self.is_alive(), alive, None, site,
-                            (as_timeout(timeout),
-                             _stream.capture_context() if alive else None)))
+        # join(0) (a timeout <= 0) is a look at the thread, never blocked (OUTCOME_POLICY);
+        # the join above took the timeout, so it compares with 0.
+        blocked = alive and may_wait(timeout)
+        _stream.buffer.append((seq(), THREAD_JOIN, self._tt_info, st, t0,
+                               now_ns() if alive else t0, not self.is_alive(), blocked,
+                               None, site if blocked else None,
+                               (as_timeout(timeout),
+                                _stream.capture_context() if blocked else None)))
 
 
 @dataclass(frozen=True)
