@@ -40,7 +40,7 @@ def start() -> None:
     stats = StatsSink()
     tracethread.add_sink(stats)
     tracethread.install(warn=False, **settings)
-    done = []
+    done: list[bool] = []
 
     def write(status: int | None) -> None:
         if done:
@@ -124,7 +124,7 @@ def cleanup(directory: str) -> None:
 
 
 def collect(directory: str) -> list[dict]:
-    out = []
+    out: list[dict] = []
     try:
         names = sorted(os.listdir(directory))
     except OSError:

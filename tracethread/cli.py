@@ -22,7 +22,7 @@ import math
 import os
 import sys
 import traceback
-from typing import Any, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from tracethread.exporters.report.files import check_output, write_json
 
@@ -46,7 +46,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one clear line, exit 2
+    def error(self, message: str) -> NoReturn:  # one clear line, exit 2
         self.exit(USAGE_ERROR, f"tracethread: error: {message}\n")
 
 
@@ -385,7 +385,9 @@ class _Session:
     def _write_outputs(self, report: dict) -> None:
         from tracethread.exporters.report import json_report, sarif
         opts = self.opts
-        outputs = [(opts.report, json_report.write, report), (opts.sarif, sarif.write, report)]
+        # (path (None: not asked for), writer(path, data), data)
+        outputs: list[tuple[str | None, Callable[[str, Any], object], Any]] = [
+            (opts.report, json_report.write, report), (opts.sarif, sarif.write, report)]
         if self.trace_sink is not None and opts.trace_file:
             outputs.append((opts.trace_file, lambda path, _: self.trace_sink.write(path), None))
         if opts.write_baseline:
@@ -413,6 +415,7 @@ class _Session:
         split across processes is found too."""
         from tracethread._child import cleanup, collect
         from tracethread.exporters.report.merge import merge
+        assert self.children is not None   # (_build calls this only then)
         children = collect(self.children)
         cleanup(self.children)
         report["subprocesses"] = [{"pid": c.get("pid"), "command": c.get("command"),
@@ -509,7 +512,11 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         identity=opts.identity, single_thread_cycles=not opts.no_single_thread_cycles,
         deadlock_confirm=opts.deadlock_confirm, max_edges=opts.max_edges,
         warn=False)  # the report at exit shows every finding
-    command = ([script] if script else ["-m", module]) + list(prog_args)
+    if script:
+        command = [script, *prog_args]
+    else:
+        assert module is not None   # (main() gives a script or -m module)
+        command = ["-m", module, *prog_args]
     children = None
     if opts.subprocesses:
         from tracethread._child import prepare
@@ -562,6 +569,7 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         sys.path[0] = os.path.dirname(os.path.abspath(script))
         own_file = os.path.abspath(script)
     else:
+        assert module is not None
         sys.argv = [module, *prog_args]
         sys.path[0] = os.getcwd()
         own_file = None
@@ -569,6 +577,7 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         if script is not None:
             runpy.run_path(script, run_name="__main__")
         else:
+            assert module is not None
             runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         code = exc.code

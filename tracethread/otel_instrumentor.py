@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Collection
 
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+# (the module starts with a file-wide "# type: ignore": to mypy it defines nothing)
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 
 class TracethreadInstrumentor(BaseInstrumentor):  # type: ignore[misc]

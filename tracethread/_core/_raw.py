@@ -29,5 +29,6 @@ StdTimer = _std.Timer
 StdLock = _std.Lock
 StdRLock = _std.RLock
 BrokenBarrierError = _std.BrokenBarrierError
-std_active = _std._active  # ident -> Thread, read-only use
+# ident -> Thread, read-only use (a private name, not in typeshed's threading)
+std_active = _std._active  # type: ignore[attr-defined]
 THREADING_FILE = _std.__file__

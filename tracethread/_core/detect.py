@@ -20,7 +20,7 @@ import functools
 import sys
 import time
 import weakref
-from typing import Any, Hashable
+from typing import TYPE_CHECKING, Any, Union
 
 from . import _raw
 from . import config as _config
@@ -29,8 +29,16 @@ from .errors import internal_error
 from .state import states
 from .lockorder import Cycle, LockOrderGraph
 
+if TYPE_CHECKING:
+    from .records import PrimitiveInfo, Site
+
+    # A node of the lock-order graph: a primitive's info (identity "instance"), or for
+    # identity "site" (kind, name), every instance of a name, or (kind, name, instance
+    # number), one of two instances of a name taken together.
+    Node = Union[tuple[str, str], tuple[str, str, int], PrimitiveInfo]
+
 _graph_lock = _raw.allocate_lock()
-_dead: collections.deque = collections.deque()   # nodes whose lock was collected
+_dead: collections.deque[Node] = collections.deque()   # nodes whose lock was collected
 # nodes with a finalizer registered -> ((kind, name), instance number) (None: an
 # instance node of identity "site")
 _tracked: dict = {}
@@ -42,7 +50,7 @@ known: set = set()
 context = ""
 
 
-def _name(node: Hashable) -> str:
+def _name(node: Node) -> str:
     """``Kind name``: what every instance of a name shares (signals go by it)."""
     if isinstance(node, tuple):
         return f"{node[0]} {node[1]}"
@@ -59,7 +67,8 @@ def _name(node: Hashable) -> str:
 _ordinals: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
 _last_ordinal: dict = {}   # (kind, name) -> the last number given
 _in_graph: dict = {}       # (kind, name) -> instance nodes of that name in the graph
-_site_of: dict = {}        # (kind, name) -> a creation site (identity "site": its nodes)
+# (kind, name) -> a creation site (identity "site": its nodes)
+_site_of: dict[tuple[str, str], Site | None] = {}
 
 
 def ordinal(info: Any) -> int:
@@ -79,7 +88,7 @@ def _next_ordinal(info: Any) -> int:
     return n
 
 
-def _label(node: Hashable, shared: Any = None) -> str:
+def _label(node: Node, shared: Any = None) -> str:
     """How a node is shown: ``Kind name``, and ``#n`` for one of several instances of the
     name in the graph (``shared``: the (kind, name) pairs that have several; by default
     those the graph has now), and for an instance node of identity "site"."""
@@ -94,7 +103,7 @@ def _label(node: Hashable, shared: Any = None) -> str:
     return f"{node.kind} {node.name}"
 
 
-def instance_of(node: Hashable) -> int | None:
+def instance_of(node: Node) -> int | None:
     """A node's instance number (None: a node standing for every instance of a name)."""
     if isinstance(node, tuple):
         return node[2] if len(node) > 2 else None
@@ -102,7 +111,7 @@ def instance_of(node: Hashable) -> int | None:
     return _ordinals.get(node) if t is None else t[1]
 
 
-def _key(node: Hashable) -> str:
+def _key(node: Node) -> str:
     """What identifies the node's lock across runs and edits (docs/report.md,
     "Fingerprints"): instances made by one statement share it."""
     if isinstance(node, tuple):
@@ -110,7 +119,7 @@ def _key(node: Hashable) -> str:
     return F.info_key(node)
 
 
-def _new_graph() -> LockOrderGraph:
+def _new_graph() -> LockOrderGraph[Node]:
     return LockOrderGraph(name_of=_name, key_of=_key, max_edges=_config.get().max_edges,
                           unbounded=known)
 
@@ -130,13 +139,13 @@ def info_of(prim: Any) -> Any:
     return info if info is not None else getattr(prim, "_self_info", None)
 
 
-def node_of(info: Any) -> Hashable:
+def node_of(info: Any) -> Node:
     if _config.get().identity == "site":
         return (info.kind, info.name)
     return info
 
 
-def _on_collected(node: Hashable) -> None:
+def _on_collected(node: Node) -> None:
     _dead.append(node)
 
 
@@ -221,7 +230,8 @@ def snapshot() -> GraphSnapshot:
     nodes: dict = {}
     for n in order:
         ref = _lock_ref(n)
-        site = None if ref.file is None else F.Frame(ref.file, ref.line, ref.function)
+        made = _site(n)   # (the file, line and function of ref)
+        site = None if made is None else F.Frame(made.file, made.line, made.function)
         nodes[n] = GraphNode(_label(n, shared), ref.name, ref.kind, _key(n), instance_of(n),
                              site, n in signal)
     out = tuple(GraphEdge(nodes[e.src].id, nodes[e.dst].id, e.thread, e.bounded, e.count,
@@ -307,7 +317,7 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
         return
     dst = node_of(info)
     by_site = cfg.identity == "site"
-    new_cycles: list[Cycle] = []
+    new_cycles: list[Cycle[Node]] = []
     stack = None
     held = list(st.held)
     with _graph_lock:
@@ -347,6 +357,7 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
                     continue
                 if by_site:
                     _site_of.setdefault((ninfo.kind, ninfo.name), ninfo.site)
+                    assert isinstance(node, tuple)   # (identity "site": nodes are tuples)
                     if len(node) == 2:
                         continue   # a node for every instance of a name: stays
                     _tracked[node] = None
@@ -407,7 +418,7 @@ def released_elsewhere(owner: Any, prim: Any, releaser: Any) -> None:
                            f"it ({releaser.name!r}): a signal, not a mutex")
 
 
-def _report_cycle(cycle: Cycle, st: Any) -> None:
+def _report_cycle(cycle: Cycle[Node], st: Any) -> None:
     cfg = _config.get()
     if cycle.single_thread and not cfg.single_thread_cycles:
         return
@@ -429,7 +440,7 @@ def _report_cycle(cycle: Cycle, st: Any) -> None:
     edges = tuple(F.EdgeRef(_label(e.src), _label(e.dst), e.thread, e.bounded,
                             tuple(F.Frame(*f) if not isinstance(f, F.Frame) else f
                                   for f in e.stack), e.context) for e in cycle.edges)
-    threads = {}
+    threads: dict[int, dict[str, Any]] = {}
     for e in cycle.edges:
         t = threads.setdefault(e.thread_ident, {"name": e.thread, "holds": [], "wants": []})
         t["holds"].append(_label(e.src))
@@ -443,16 +454,19 @@ def _report_cycle(cycle: Cycle, st: Any) -> None:
         F.publish(finding, st)
 
 
-def _lock_ref(node: Hashable, numbered: bool = False) -> F.LockRef:
+def _site(node: Node) -> Site | None:
+    """Where the node's lock was made (identity "site": the first of the name seen)."""
+    if isinstance(node, tuple):
+        return _site_of.get((node[0], node[1]))
+    return node.site
+
+
+def _lock_ref(node: Node, numbered: bool = False) -> F.LockRef:
     """``numbered``: the node is shown with its instance number (one of several)."""
     instance = instance_of(node) if numbered else None
-    if isinstance(node, tuple):
-        site = _site_of.get((node[0], node[1]))
-        return F.LockRef(node[1], node[0], site.file if site else None,
-                         site.line if site else None, site.function if site else None,
-                         instance)
-    site = node.site
-    return F.LockRef(node.name, node.kind, site.file if site else None,
+    site = _site(node)
+    kind, name = (node[0], node[1]) if isinstance(node, tuple) else (node.kind, node.name)
+    return F.LockRef(name, kind, site.file if site else None,
                      site.line if site else None, site.function if site else None, instance)
 
 

@@ -22,7 +22,7 @@ import time
 import tokenize
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from . import _raw
 from . import config as _config
@@ -260,7 +260,7 @@ def frames_of(frame: Any, limit: int = MAX_STACK) -> tuple[Frame, ...]:
         code = f.f_code
         line = f.f_lineno or 0
         key = (code, line)
-        fr = cache.get(key, False)
+        fr: Frame | None | Literal[False] = cache.get(key, False)
         if fr is False:
             fn = code.co_filename
             # The program's own frames: not tracethread's, not threading's bootstrap, not

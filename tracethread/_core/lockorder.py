@@ -42,13 +42,16 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Iterable
+from typing import Callable, Generic, Hashable, Iterable, TypeVar
+
+# The node type, chosen by the caller (see above).
+N = TypeVar("N", bound=Hashable)
 
 
 @dataclass(slots=True)
-class Edge:
-    src: Hashable
-    dst: Hashable
+class Edge(Generic[N]):
+    src: N
+    dst: N
     thread: str
     thread_ident: int
     held: tuple      # the other nodes held when the edge was first taken (src is implied)
@@ -59,25 +62,25 @@ class Edge:
 
 
 @dataclass
-class Cycle:
-    nodes: list              # [n0, n1, ..., n0 is implied]: n_i -> n_{i+1}
-    edges: list[Edge]
+class Cycle(Generic[N]):
+    nodes: list[N]           # [n0, n1, ..., n0 is implied]: n_i -> n_{i+1}
+    edges: list[Edge[N]]
     fingerprint: str
     single_thread: bool
-    guarded_by: frozenset    # gate nodes common to every edge (empty: not guarded)
+    guarded_by: frozenset[N]  # gate nodes common to every edge (empty: not guarded)
     bounded: bool            # some edge only ever taken with a timeout
     hits: int = 1
     extra: dict = field(default_factory=dict)
 
 
-class LockOrderGraph:
+class LockOrderGraph(Generic[N]):
     """Edges between lock nodes, with incremental cycle detection on new edges."""
 
     # Distinct stacks kept shared between edges; past this many, new ones are not shared.
     STACKS_MAX = 65_536
 
-    def __init__(self, name_of: Callable[[Hashable], str] = str,
-                 key_of: Callable[[Hashable], str] | None = None,
+    def __init__(self, name_of: Callable[[N], str] = str,
+                 key_of: Callable[[N], str] | None = None,
                  max_edges: int | None = None, unbounded: set | None = None) -> None:
         self.name_of = name_of
         self.key_of = key_of or name_of
@@ -87,16 +90,16 @@ class LockOrderGraph:
         # here (the C fast paths look an acquire's edge up in this set).
         self.unbounded = unbounded if unbounded is not None else set()
         self._stacks: dict[tuple, tuple] = {}
-        self.edges: dict[tuple[Hashable, Hashable], Edge] = {}
-        self.succ: dict[Hashable, set] = {}
-        self.pred: dict[Hashable, set] = {}
-        self.signal: set = set()         # nodes used as signals (left out of cycles)
+        self.edges: dict[tuple[N, N], Edge[N]] = {}
+        self.succ: dict[N, set[N]] = {}
+        self.pred: dict[N, set[N]] = {}
+        self.signal: set[N] = set()         # nodes used as signals (left out of cycles)
         self.signal_names: set = set()   # their names: a lock made where a signal was made
         #                                  (or given its name) is one too
-        self.cycles: dict[str, Cycle] = {}
+        self.cycles: dict[str, Cycle[N]] = {}
 
     # -- building -----------------------------------------------------------------------
-    def has_edge(self, src: Hashable, dst: Hashable) -> bool:
+    def has_edge(self, src: N, dst: N) -> bool:
         return (src, dst) in self.edges
 
     def full(self) -> bool:
@@ -107,9 +110,9 @@ class LockOrderGraph:
         """The cap, if new edges were left out because of it (None: nothing was)."""
         return self.max_edges if self.not_kept else None
 
-    def add_edge(self, src: Hashable, dst: Hashable, *, thread: str = "", thread_ident: int = 0,
-                 held: Iterable[Hashable] = (), stack: tuple = (), bounded: bool = False,
-                 context: str = "") -> list[Cycle]:
+    def add_edge(self, src: N, dst: N, *, thread: str = "", thread_ident: int = 0,
+                 held: Iterable[N] = (), stack: tuple = (), bounded: bool = False,
+                 context: str = "") -> list[Cycle[N]]:
         """Record that ``dst`` was acquired while ``src`` was held. Returns the cycles this
         edge closes that were not known before (empty for repeated edges)."""
         if src == dst:
@@ -147,7 +150,7 @@ class LockOrderGraph:
         self.pred.setdefault(dst, set()).add(src)
         return self._check(edge)
 
-    def mark_signal(self, node: Hashable) -> list[Cycle]:
+    def mark_signal(self, node: N) -> list[Cycle[N]]:
         """``node`` is a signal, not a mutex: it and every node of the same name (locks
         made at the same line play the same part) leave cycle detection, and the cycles
         already found through them are withdrawn (returned, for their findings to go)."""
@@ -165,7 +168,7 @@ class LockOrderGraph:
             del self.cycles[c.fingerprint]
         return gone
 
-    def drop_node(self, node: Hashable) -> None:
+    def drop_node(self, node: N) -> None:
         """Forget a node and its edges (its lock was garbage-collected)."""
         unbounded = self.unbounded
         for dst in self.succ.pop(node, ()):
@@ -179,7 +182,7 @@ class LockOrderGraph:
         self.signal.discard(node)
 
     # -- searching ----------------------------------------------------------------------
-    def _check(self, edge: Edge) -> list[Cycle]:
+    def _check(self, edge: Edge[N]) -> list[Cycle[N]]:
         if edge.src in self.signal or edge.dst in self.signal:
             return []
         path = self._path(edge.dst, edge.src)
@@ -205,11 +208,11 @@ class LockOrderGraph:
         self.cycles[fp] = cycle
         return [cycle]
 
-    def _path(self, start: Hashable, goal: Hashable) -> list | None:
+    def _path(self, start: N, goal: N) -> list[N] | None:
         """Shortest path start -> ... -> goal (as a node list ending with goal)."""
         if start == goal:
             return [goal]
-        parent: dict[Hashable, Hashable] = {start: start}
+        parent: dict[N, N] = {start: start}
         queue = deque([start])
         signal = self.signal
         while queue:
@@ -227,7 +230,7 @@ class LockOrderGraph:
                 queue.append(nxt)
         return None
 
-    def fingerprint(self, nodes: list) -> str:
+    def fingerprint(self, nodes: list[N]) -> str:
         keys = [self.key_of(n) for n in nodes]
         # The smallest rotation: the same cycle found from any edge of it gets the same
         # fingerprint, also when a key comes twice (two instances made by one statement);

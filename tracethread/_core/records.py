@@ -11,7 +11,7 @@ import os
 import sys
 import sysconfig
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import FrameType, MappingProxyType
 from typing import Any, Mapping
 from weakref import ref as _weakref
 
@@ -396,7 +396,7 @@ def caller_site_and_label(depth: int = 2) -> tuple[Site, str, Any] | None:
     """``caller_site``, its ``file:line`` label and a weak reference to the frame's code
     object, cached per code location."""
     try:
-        f = sys._getframe(depth)
+        f: FrameType | None = sys._getframe(depth)
     except ValueError:
         return None
     while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):

@@ -250,7 +250,9 @@ def discard() -> None:
 
 
 def _after_fork_in_child() -> None:
-    agg_lock._at_fork_reinit()   # bound by the primitives: re-initialized in place
+    # Bound by the primitives: re-initialized in place (the C RLock's private method, not
+    # in typeshed).
+    agg_lock._at_fork_reinit()  # type: ignore[attr-defined]
 
 
 if hasattr(os, "register_at_fork"):

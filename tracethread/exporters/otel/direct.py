@@ -58,8 +58,10 @@ class DirectSpans:
         self.processors = tuple(processors)
         self.ok = all(type(p) in (BatchSpanProcessor, SimpleSpanProcessor)
                       for p in self.processors)
-        self.sampler = getattr(provider, "sampler", None)
-        self.ids = getattr(provider, "id_generator", None)
+        # The provider's sampler and id generator, as it has them (None: it has none; then
+        # ``ok`` is False and ``emit`` is never called).
+        self.sampler: Any = getattr(provider, "sampler", None)
+        self.ids: Any = getattr(provider, "id_generator", None)
         self.ok = (self.ok and bool(self.processors) and self.sampler is not None and
                    self.ids is not None and hasattr(self.ids, "generate_span_id"))
         # The provider's limits (the SDK's own attribute; the environment's otherwise).

@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..._core import api as core
 from . import _sdk_private   # (no OpenTelemetry import at module level)
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricExporter
+
     from .sink import OTelSink
 
 
@@ -47,7 +49,7 @@ class MissingExtra(RuntimeError):
     pass
 
 
-def _need(extra: str, what: str):
+def _need(extra: str, what: str) -> NoReturn:
     raise MissingExtra(f"{what} needs an optional dependency: pip install 'tracethread[{extra}]'")
 
 
@@ -88,13 +90,15 @@ def _span_exporter(name: str) -> Any:
     proto = _otlp_protocol("TRACES")
     try:
         if proto == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GrpcSpanExporter,
+            )
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:
         _need("otlp-grpc" if proto == "grpc" else "otlp", f"OTLP ({proto}) export")
     if proto == "grpc":
-        return OTLPSpanExporter()
+        return GrpcSpanExporter()
     from .wire import FastOTLPSpanExporter   # the SDK's exporter, a faster encoder
     return FastOTLPSpanExporter(OTLPSpanExporter())
 
@@ -122,17 +126,20 @@ def _metric_reader(name: str, prometheus_port: int | None) -> Any:
                          "(otlp, prometheus, console, none)")
     proto = _otlp_protocol("METRICS")
     try:
+        exporter: type[MetricExporter]
         if proto == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-                OTLPMetricExporter,
+                OTLPMetricExporter as GrpcMetricExporter,
             )
+            exporter = GrpcMetricExporter
         else:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
                 OTLPMetricExporter,
             )
+            exporter = OTLPMetricExporter
     except ImportError:
         _need("otlp-grpc" if proto == "grpc" else "otlp", f"OTLP ({proto}) export")
-    return PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=interval)
+    return PeriodicExportingMetricReader(exporter(), export_interval_millis=interval)
 
 
 class Exporting:

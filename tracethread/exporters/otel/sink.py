@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from bisect import bisect_left as _bisect_left
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -32,6 +32,9 @@ from . import _sdk_private
 from . import names as N
 from . import wire as _enc
 from .direct import DirectSpans, count_full, record_attrs
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Meter
 
 _LOCK_ACQ = {core.LOCK_ACQUIRE, core.RLOCK_ACQUIRE, core.SEMAPHORE_ACQUIRE}
 _RELEASES = {core.LOCK_RELEASE, core.RLOCK_RELEASE}
@@ -77,7 +80,7 @@ class OTelSink:
         self.spans = spans
         self.min_ns = int(min_duration_s * 1e9)
         self._tp = tracer_provider
-        self._tracer = None
+        self._tracer: tuple[Any, Any] | None = None   # (provider, its tracer): tracer()
         # span_processors: those of tracer_provider, known to the caller (setup made them):
         # spans of that provider are then handed to them directly (DirectSpans).
         self._direct = None
@@ -95,8 +98,8 @@ class OTelSink:
         # Attribute bytes for spans made in wire format (_attr_bytes), bounded.
         self._attr_blobs: dict[tuple, tuple] = {}
         self._extra_bytes: dict = {}
-        self._pending = {}
-        self.meter = None
+        self._pending: dict[tuple, int] = {}   # (counter, attrs) -> this batch's sum
+        self.meter: Meter | None = None
         self._merge_holds = False
         self._mergeable: dict[Any, bool] = {}   # histogram -> values merged per batch
         self._values: dict[tuple, list] = {}     # (histogram, attrs) -> this batch's values
@@ -161,7 +164,7 @@ class OTelSink:
 
         waited: set[tuple] = set()  # bounded: names are capped, kinds are few
 
-        def waiters(options):
+        def waiters(options: Any) -> list[Observation]:
             counts: dict[tuple, int] = {}
             for info in core.waiting_primitives():
                 key = (self._metric_name(info.name, info.kind), info.kind)
@@ -214,7 +217,7 @@ class OTelSink:
     def handle(self, records: list) -> None:
         # Counters are summed per batch and handed to the SDK once per attribute set (the
         # SDK costs microseconds a call); histograms take every value.
-        self._pending: dict[tuple, int] = {}
+        self._pending = {}
         self._values = {}
         if self.spans != "none":
             self.tracer()   # once per batch: the provider in use (the application's, if set)
@@ -292,7 +295,7 @@ class OTelSink:
                 if r.timed_out:
                     self._count(self.c_timeouts, attrs_m)
             if r.blocked or self.spans == "all":
-                extra = {}
+                extra: dict[str, Any] | None = {}
                 if op == core.BARRIER_WAIT:
                     extra = {N.BARRIER_INDEX: r.details.get("index") if r.details.get(
                         "index") is not None else -1,
@@ -333,10 +336,11 @@ class OTelSink:
             self._span(op, r)
         if self.span_events and not r.blocked and self.spans != "all":
             key = (r.thread.ident, r.thread.native_id)
-            events = self._events.get(key)
-            if events is not None:
-                if len(events) < self.MAX_EVENTS_PER_RUN:
-                    events.append((op, r.end_ns, {N.LOCK_NAME: p.name, N.LOCK_KIND: p.kind}))
+            run_events = self._events.get(key)
+            if run_events is not None:
+                if len(run_events) < self.MAX_EVENTS_PER_RUN:
+                    run_events.append((op, r.end_ns,
+                                       {N.LOCK_NAME: p.name, N.LOCK_KIND: p.kind}))
                 else:
                     self._events_dropped[key] = self._events_dropped.get(key, 0) + 1
 
@@ -408,6 +412,7 @@ class OTelSink:
         if r.end_ns - start < self.min_ns and name != N.SPAN_THREAD_RUN:
             return
         ctx = parent if parent is not None else r.details.get("context")
+        assert self._tracer is not None
         provider, tracer = self._tracer   # looked up by handle(), once per batch
         direct = self._direct
         direct = direct if (direct is not None and direct.live and not events and
@@ -447,6 +452,7 @@ class OTelSink:
                     self._finding_events.setdefault(run_id, []).append(
                         (f.kind, f.message, r.end_ns))
         cycle = " -> ".join(lk.name for lk in f.locks)
+        assert self._tracer is not None
         span = self._tracer[1].start_span(   # (looked up by handle())
             N.SPAN_FINDING, attributes={N.FINDING_KIND: f.kind,
                                         N.FINDING_FINGERPRINT: f.fingerprint,
@@ -460,6 +466,7 @@ class OTelSink:
 
     def _end(self, span: Any, end_ns: int) -> None:
         """End an SDK span, counting it if tracethread's full batch queue will drop one."""
+        assert self._tracer is not None   # (looked up by handle(), before any span)
         if self._tracer[0] is self._tp and _queued(span):
             count_full(self._queues)
         span.end(end_time=end_ns + self._offset)

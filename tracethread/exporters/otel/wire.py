@@ -81,9 +81,12 @@ def _any_value(v: Any) -> bytes | None:
     if t is float:
         return b"\x21" + _D(v)
     if t is list or t is tuple:   # ArrayValue (resource attributes such as process args)
-        values = [_any_value(x) for x in v]
-        if any(x is None for x in values):
-            return None
+        values = []
+        for x in v:
+            value = _any_value(x)
+            if value is None:
+                return None
+            values.append(value)
         return _ld(b"\x2a", b"".join(_ld(b"\x0a", x) for x in values))
     return None
 
@@ -95,9 +98,12 @@ def _key_values(tag: bytes, attrs: Any, cache: dict | None) -> bytes | None:
         # Kept only for str, int and bool values, keyed with their type: equal keys are
         # then equal bytes (1 == 1.0 == True and 0.0 == -0.0, (1,) == (True,) are not).
         t = type(v)
-        key = (k, t, v) if cache is not None and (t is str or t is int or t is bool) \
-            else None
-        got = cache.get(key) if key is not None else None
+        key: tuple | None
+        if cache is not None and (t is str or t is int or t is bool):
+            key = (k, t, v)
+            got = cache.get(key)
+        else:
+            key = got = None
         if got is None:
             value = _any_value(v)
             if value is None or type(k) is not str:
@@ -108,6 +114,7 @@ def _key_values(tag: bytes, attrs: Any, cache: dict | None) -> bytes | None:
                 return None
             got = _ld(tag, _ld(b"\x0a", kb) + _ld(b"\x12", value))
             if key is not None:
+                assert cache is not None   # (a key is made only with a cache)
                 if len(cache) >= _MAX_CACHED:
                     cache.clear()
                 cache[key] = got

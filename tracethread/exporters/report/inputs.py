@@ -94,7 +94,8 @@ def _what(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return "a string" if len(value) > 40 else repr(value)
-    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
+    words: dict[type, str] = {dict: "an object", list: "a list"}
+    return words.get(type(value), type(value).__name__)
 
 
 def _fail(where: str, expected: str, value: Any) -> InputError:

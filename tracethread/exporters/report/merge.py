@@ -45,14 +45,16 @@ def _identify(graph_nodes: list) -> dict[str, tuple[str, int]]:
     out = {}
     for base, group in groups.items():
         numbered = sorted({n for n in map(_instance, group) if n is not None})
-        rank = {n: i for i, n in enumerate(numbered, 1)}
+        rank: dict[int | None, int] = {n: i for i, n in enumerate(numbered, 1)}
         for node in group:
             out[node["id"]] = (base, rank.get(_instance(node), 1))
     return out
 
 
 def merge(reports: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
-    graph = core.LockOrderGraph(name_of=lambda n: n[0], key_of=lambda n: n[0])
+    # nodes: (base, rank), as _identify gives them
+    graph: core.LockOrderGraph[tuple[str, int]] = core.LockOrderGraph(
+        name_of=lambda n: n[0], key_of=lambda n: n[0])
     nodes: dict[tuple, dict] = {}
     edges_in = []
     for run, (report, label) in enumerate(zip(reports, labels)):
