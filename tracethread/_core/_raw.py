@@ -9,6 +9,7 @@ locks onto traced ones.
 from __future__ import annotations
 
 import _thread
+from typing import Any
 import threading as _std
 
 allocate_lock = _thread.allocate_lock
@@ -20,7 +21,7 @@ local = _thread._local
 
 # The stdlib's own classes, captured before install() can replace the names.
 StdThread = _std.Thread
-StdCondition = _std.Condition
+StdCondition: Any = _std.Condition   # (used by its private members: _lock, _waiters)
 StdEvent = _std.Event
 StdSemaphore = _std.Semaphore
 StdBoundedSemaphore = _std.BoundedSemaphore

@@ -25,7 +25,7 @@ import itertools
 import os
 import sys
 import time
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from . import _raw
 from . import summaries as _summaries
@@ -42,7 +42,8 @@ DEFAULT_EXIT_TIMEOUT = 5.0
 
 buffer: collections.deque = collections.deque(maxlen=DEFAULT_BUFFER_SIZE)
 # One counter for every record; the C fast paths (if built) own it.
-next_seq = speedups.next_seq if speedups is not None else itertools.count(1).__next__
+next_seq: Callable[[], int] = (speedups.next_seq if speedups is not None
+                               else itertools.count(1).__next__)
 
 _drain_lock = _raw.allocate_lock()
 _sinks: list[Any] = []
@@ -331,6 +332,8 @@ if hasattr(os, "register_at_fork"):
 # ---------------------------------------------------------------------------------------
 # Appending one record from a Python path: the C helper if built, else the same in Python.
 
+record: Callable[[str, Any, ThreadState, int | None, Any, bool, int | None, Any, Any], None]
+now_ns: Callable[[], int]
 if speedups is not None:
     record = speedups.record   # appends through the C module's ``append`` (``_native``)
     now_ns = speedups.now_ns

@@ -26,7 +26,7 @@ import os
 import sys
 from bisect import bisect_left as _bisect_left
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Callable
 
 from . import _raw
 from . import records as _r
@@ -49,16 +49,26 @@ if speedups is not None and tuple(getattr(speedups, "COUNTER_FIELDS", ())) != CO
     raise ImportError("tracethread._speedups is out of date (its counter layout differs): "
                       "rebuild it")
 _INDEX = {name: i for i, name in enumerate(COUNTER_FIELDS)}
-A_ACQUIRES, A_REENTRIES = _INDEX["acquires"], _INDEX["reentries"]
-A_RELEASES, A_INNER_RELEASES = _INDEX["releases"], _INDEX["inner_releases"]
-A_HOLD_SUM, A_HOLD_MIN, A_HOLD_MAX = _INDEX["hold_sum"], _INDEX["hold_min"], _INDEX["hold_max"]
-A_BUCKETS, A_BUCKET_SUMS, A_THREADS = (_INDEX["buckets"], _INDEX["bucket_sums"],
-                                       _INDEX["threads"])
-A_NOTIFIES, A_FAILURES, A_SEM_RELEASES = (_INDEX["notifies"], _INDEX["failures"],
-                                          _INDEX["sem_releases"])
-A_SETS, A_CLEARS, A_POLLS = _INDEX["sets"], _INDEX["clears"], _INDEX["polls"]
+# (one annotated name a line: the primitives import them in an import cycle mypy must
+# resolve without inferring)
+A_ACQUIRES: int = _INDEX["acquires"]
+A_REENTRIES: int = _INDEX["reentries"]
+A_RELEASES: int = _INDEX["releases"]
+A_INNER_RELEASES: int = _INDEX["inner_releases"]
+A_HOLD_SUM: int = _INDEX["hold_sum"]
+A_HOLD_MIN: int = _INDEX["hold_min"]
+A_HOLD_MAX: int = _INDEX["hold_max"]
+A_BUCKETS: int = _INDEX["buckets"]
+A_BUCKET_SUMS: int = _INDEX["bucket_sums"]
+A_THREADS: int = _INDEX["threads"]
+A_NOTIFIES: int = _INDEX["notifies"]
+A_FAILURES: int = _INDEX["failures"]
+A_SEM_RELEASES: int = _INDEX["sem_releases"]
+A_SETS: int = _INDEX["sets"]
+A_CLEARS: int = _INDEX["clears"]
+A_POLLS: int = _INDEX["polls"]
 _N_TAKEN = len(COUNTER_FIELDS)
-A_LAST = _N_TAKEN   # the Python counters list has one more slot: the last thread seen
+A_LAST: int = _N_TAKEN   # the Python counters list has one more slot: the last thread seen
 # Plain operation counts (summed across a summary's instances) and their detail keys.
 _COUNTS = ((A_ACQUIRES, "acquisitions"), (A_REENTRIES, "reentries"),
            (A_INNER_RELEASES, "inner_releases"), (A_NOTIFIES, "notifies"),
@@ -67,7 +77,7 @@ _COUNTS = ((A_ACQUIRES, "acquisitions"), (A_REENTRIES, "reentries"),
 # Every detail key of a summary that counts operations (the plain counts and the releases).
 SUMMARY_OPERATION_KEYS = tuple(key for _, key in _COUNTS) + ("releases",)
 
-aggregating = [False]   # read by the primitives' Python paths
+aggregating: list[bool] = [False]   # read by the primitives' Python paths
 dirty: list = []        # primitives with counters to take (the C paths append here too)
 _NBUCKETS = len(_r.DURATION_BUCKETS) + 1
 _ZEROS = (0,) * _NBUCKETS
@@ -157,7 +167,8 @@ def py_count_hold(prim: Any, st: ThreadState, held_ns: int) -> None:
 
 
 # bump(prim, st, index): count one operation of `prim` by `st` in its summary.
-bump = speedups.bump if speedups is not None else py_count
+bump: Callable[[Any, ThreadState, int], None] = (
+    speedups.bump if speedups is not None else py_count)
 
 
 def py_take(prim: Any) -> tuple | None:

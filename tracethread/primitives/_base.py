@@ -8,7 +8,7 @@ import inspect
 import sys
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Iterable
 
 from .._core import _raw
 from .._core._accel import speedups
@@ -102,13 +102,13 @@ class StdCompatMeta(type):
     def __instancecheck__(cls, obj: Any) -> bool:
         if type.__instancecheck__(cls, obj):
             return True
-        twins = cls.__dict__.get("_std_twins")
+        twins: tuple[type, ...] = cls.__dict__.get("_std_twins", ())
         return bool(twins) and isinstance(obj, twins)
 
     def __subclasscheck__(cls, sub: type) -> bool:
         if type.__subclasscheck__(cls, sub):
             return True
-        twins = cls.__dict__.get("_std_twins")
+        twins: tuple[type, ...] = cls.__dict__.get("_std_twins", ())
         return bool(twins) and isinstance(sub, type) and issubclass(sub, twins)
 
     @property
@@ -169,8 +169,8 @@ def std_signature(std: Any, *, name: bool = True) -> inspect.Signature:
 # The signatures of the C lock types' methods (what 3.13's ``_thread.lock`` shows; 3.10 and
 # 3.11 show none): ``self`` positional-only, as for tracethread's C methods.
 _SELF = _P("self", _P.POSITIONAL_ONLY)
-NO_ARGS_SIGNATURE = inspect.Signature([_SELF])
-ACQUIRE_SIGNATURE = inspect.Signature([
+NO_ARGS_SIGNATURE: inspect.Signature = inspect.Signature([_SELF])
+ACQUIRE_SIGNATURE: inspect.Signature = inspect.Signature([
     _SELF, _P("blocking", _P.POSITIONAL_OR_KEYWORD, default=True),
     _P("timeout", _P.POSITIONAL_OR_KEYWORD, default=-1)])
 
@@ -289,5 +289,5 @@ class BarrierStatistics:
     broken: bool
 
 
-def thread_infos(states: list) -> tuple[ThreadInfo, ...]:
+def thread_infos(states: Iterable[Any]) -> tuple[ThreadInfo, ...]:
     return tuple(s.info() for s in list(states))

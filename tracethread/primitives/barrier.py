@@ -67,7 +67,8 @@ class Barrier(metaclass=StdCompatMeta):
         finally:
             if not st.guard:
                 record(BARRIER_WAIT, self._info, st, t0, passed,
-                       not (passed and index + 1 == self._parties), None, site,
+                       not (passed and index is not None and index + 1 == self._parties),
+                       None, site,
                        (index, self._parties, not passed,
                         as_timeout(timeout),
                         _stream.capture_context()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque as _deque
 from time import monotonic as _time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .._core import _raw
 from .._core import stream as _stream
@@ -41,6 +41,7 @@ class _PyCondFast:
     """Condition's enter/exit without the C extension (as the stdlib's)."""
 
     __slots__ = ()
+    _lock: Any   # (in the instance's __dict__ here; CondCore holds it in C)
 
     def __enter__(self) -> Any:
         return self._lock.__enter__()
@@ -50,7 +51,10 @@ class _PyCondFast:
 
 
 # With the extension, ``with condition:`` over tracethread's Lock/RLock is one C call.
-_CondBase: Any = speedups.CondCore if speedups is not None else _PyCondFast
+if TYPE_CHECKING:   # the twins: the type checker is shown the pure-Python one
+    _CondBase = _PyCondFast
+else:
+    _CondBase = speedups.CondCore if speedups is not None else _PyCondFast
 
 
 _PURE = speedups is None
@@ -72,6 +76,16 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         ("acquire", "release", "_agg") if _PURE else ())
 
     _std_twins = (_raw.StdCondition,)
+    _waiters: _deque[Any]   # the waiters' raw locks
+    if TYPE_CHECKING:   # set per instance (the lock's) or per class below (the defaults)
+        acquire: Callable[..., bool]
+        release: Callable[..., None]
+        _is_owned: Callable[..., bool]
+        _release_save: Callable[..., Any]
+        _acquire_restore: Callable[..., None]
+        _tt_take: Callable[..., Any]
+        notify: Callable[..., None]
+        notify_all: Callable[..., None]
     _tt_signature = std_signature(_raw.StdCondition)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -273,12 +287,12 @@ if speedups is None:
                       (Condition._notify_all_py, "notify_all")):
         _f.__name__, _f.__qualname__ = _name, f"Condition.{_name}"
     del _f, _name
-    Condition.notify = Condition._notify_py              # type: ignore[attr-defined]
-    Condition.notify_all = Condition._notify_all_py      # type: ignore[attr-defined]
-    Condition._release_save = Condition._default_release_save     # type: ignore
-    Condition._acquire_restore = Condition._default_acquire_restore  # type: ignore
-    Condition._is_owned = Condition._default_is_owned    # type: ignore[method-assign]
-    Condition._tt_take = _sum.py_take                    # type: ignore[attr-defined]
+    Condition.notify = Condition._notify_py
+    Condition.notify_all = Condition._notify_all_py
+    Condition._release_save = Condition._default_release_save
+    Condition._acquire_restore = Condition._default_acquire_restore
+    Condition._is_owned = Condition._default_is_owned
+    Condition._tt_take = _sum.py_take
 else:
     # Nobody waiting and summaries on: counted in C; anything else calls the methods above.
     # Python functions around the C ones keep the stdlib's signatures (self, n=1).
@@ -295,6 +309,6 @@ else:
 
     notify.__qualname__ = "Condition.notify"
     notify_all.__qualname__ = "Condition.notify_all"
-    Condition.notify = notify                            # type: ignore[attr-defined]
-    Condition.notify_all = notify_all                    # type: ignore[attr-defined]
+    Condition.notify = notify
+    Condition.notify_all = notify_all
 Condition.__module__ = "tracethread"

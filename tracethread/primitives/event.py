@@ -34,6 +34,7 @@ class Event(metaclass=StdCompatMeta):
         return object.__new__(cls)
 
     def __init__(self, *, name: str | None = None) -> None:
+        # the stdlib's Condition, used by its private members (_lock, _waiters) as Event does
         self._cond = _raw.StdCondition(_raw.allocate_lock())
         self._mutex = self._cond._lock
         self._flag = False

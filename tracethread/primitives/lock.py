@@ -15,11 +15,11 @@ import _thread
 import sys
 import warnings
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._core import stream as _stream
 from .._core import summaries as _sum
-from .._core.records import D_REENTER, PrimitiveInfo
+from .._core.records import D_REENTER, PrimitiveInfo, ThreadState
 from .._core.records import (
     LOCK_ACQUIRE, LOCK_RELEASE, RLOCK_ACQUIRE, RLOCK_RELEASE, caller_site,
 )
@@ -151,6 +151,16 @@ class _PyLockFast:
 
     __slots__ = ("_lock", "_info", "_owner", "_acquired_ns", "_waiting", "_agg",
                  "__weakref__")
+    _lock: Any   # a raw _thread lock
+    _info: PrimitiveInfo
+    _owner: ThreadState | None
+    _acquired_ns: int
+    _waiting: list[ThreadState] | None
+    _agg: list | None
+
+    if TYPE_CHECKING:   # Lock's (the C type calls it too)
+        def _acquire_slow(self, st: ThreadState, blocking: Any, timeout: Any, op: str,
+                          via: Any = None) -> bool: ...
 
     _tt_take = _sum.py_take
 
@@ -215,7 +225,12 @@ _RLOCK_ARGUMENTS_DEPRECATED = (
     "Passing arguments to RLock is deprecated and will be removed in 3.15"
     if sys.version_info >= (3, 13) else None)
 
-_LockBase: Any = speedups.LockCore if speedups is not None else _PyLockFast
+# The C type and the pure-Python class are twins (docs/architecture.md): the type checker
+# is shown the pure one, which spells out the attributes both have.
+if TYPE_CHECKING:
+    _LockBase = _PyLockFast
+else:
+    _LockBase = speedups.LockCore if speedups is not None else _PyLockFast
 if speedups is not None:
     # A C method's errors name its class by ``__qualname__`` (``LockCore.release() takes
     # no arguments (1 given)``): name the class users meet, as the stdlib's messages name
@@ -252,7 +267,7 @@ class Lock(_LockBase, metaclass=StdCompatMeta):
         self._info = make_info("Lock", name)
         self._owner = None
         self._acquired_ns = 0
-        self._waiting: list = []
+        self._waiting = []
         if _PURE:
             self._agg = None
 
@@ -312,12 +327,24 @@ class _PyRLockFast:
 
     __slots__ = ("_block", "_info", "_owner", "_count", "_acquired_ns", "_waiting", "_agg",
                  "__weakref__")
+    _block: Any   # a raw _thread lock
+    _info: PrimitiveInfo
+    _owner: ThreadState | None
+    _count: int
+    _acquired_ns: int
+    _waiting: list[ThreadState] | None
+    _agg: list | None
+
+    if TYPE_CHECKING:   # RLock's (the C type calls it too)
+        def _acquire_slow(self, st: ThreadState, blocking: Any, timeout: Any,
+                          via: Any) -> bool: ...
 
     _tt_take = _sum.py_take
 
     def _acquire_py(self, blocking: Any = True, timeout: Any = -1) -> bool:
         """acquire(blocking, timeout), the arguments bound: ``__enter__``, and the C paths'
         call for anything but the uncontended default case."""
+        st: ThreadState
         try:
             st = tls.st
         except AttributeError:
@@ -377,6 +404,7 @@ class _PyRLockFast:
     acquire.__signature__ = ACQUIRE_SIGNATURE  # type: ignore[attr-defined]
 
     def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
+        st: ThreadState
         try:
             st = tls.st
         except AttributeError:
@@ -420,7 +448,10 @@ class _PyRLockFast:
         return self._owner is st
 
 
-_RLockBase: Any = speedups.RLockCore if speedups is not None else _PyRLockFast
+if TYPE_CHECKING:
+    _RLockBase = _PyRLockFast
+else:
+    _RLockBase = speedups.RLockCore if speedups is not None else _PyRLockFast
 
 
 class RLock(_RLockBase, metaclass=StdCompatMeta):
@@ -450,7 +481,7 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
         self._owner = None
         self._count = 0
         self._acquired_ns = 0
-        self._waiting: list = []
+        self._waiting = []
         if _PURE:
             self._agg = None
 

@@ -75,7 +75,7 @@ class Semaphore(metaclass=StdCompatMeta):
 
     def __init__(self, value: int = 1, *, name: str | None = None) -> None:
         if is_foreign(Semaphore, self):  # the stdlib's BoundedSemaphore, after install()
-            _raw.StdSemaphore.__init__(self, value)
+            _raw.StdSemaphore.__init__(self, value)  # type: ignore[arg-type]  # (a stdlib self)
             return
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
@@ -253,7 +253,8 @@ class BoundedSemaphore(Semaphore):
 
     def __init__(self, value: int = 1, *, name: str | None = None) -> None:
         if is_foreign(BoundedSemaphore, self):  # threading.BoundedSemaphore.__init__(self)
-            _raw.StdBoundedSemaphore.__init__(self, value)  # from a stdlib subclass
+            # from a stdlib subclass (self is the stdlib's object)
+            _raw.StdBoundedSemaphore.__init__(self, value)  # type: ignore[arg-type]
             return
         Semaphore.__init__(self, value, name=name)
 

@@ -8,7 +8,7 @@ start, run begin/end (with the exception type, if run raised) and join.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .._core import _raw
 from .._core import detect as _detect
@@ -22,7 +22,9 @@ from ._base import (
 )
 from .event import Event
 
-_StdThread = _raw.StdThread
+# The stdlib's Thread, subclassed through its private protocol (_bootstrap_inner, _started,
+# _name, _initialized, _daemonic), which its type stubs do not describe.
+_StdThread: Any = _raw.StdThread
 _D_NO_EXC = (None,)
 
 
@@ -31,6 +33,8 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
 
     _std_twins = (_StdThread,)
     _tt_signature = std_signature(_StdThread, name=False)   # its own name=, as the stdlib's
+    if TYPE_CHECKING:
+        run: Callable[[], None]   # the stdlib's method, wrapped per instance when it runs
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Thread and use_raw():
@@ -133,7 +137,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
                         None, None,
                         _D_NO_EXC if exc_name is None else (exc_name,)))
 
-        self.run = traced_run  # type: ignore[method-assign]
+        self.run = traced_run
         try:
             super()._bootstrap_inner()
         finally:
