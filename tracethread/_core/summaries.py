@@ -169,6 +169,10 @@ def py_count_hold(prim: Any, st: ThreadState, held_ns: int) -> None:
 # bump(prim, st, index): count one operation of `prim` by `st` in its summary.
 bump: Callable[[Any, ThreadState, int], None] = (
     speedups.bump if speedups is not None else py_count)
+# bump_hold(lock, st, held_ns): count an uncontended hold of a lock that ended (a release
+# nobody waited for) in its summary.
+bump_hold: Callable[[Any, ThreadState, int], None] = (
+    speedups.bump_hold if speedups is not None else py_count_hold)
 
 
 def py_take(prim: Any) -> tuple | None:

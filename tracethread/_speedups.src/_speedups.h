@@ -336,6 +336,7 @@ void lock_counts(LockCore *l, long long c[N_COUNTERS]);
 PyObject *take_tuple(const long long *c, const long long *buckets, const long long *sums,
                      Seen *seen);
 PyObject *py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *py_bump_hold(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *take_summaries(PyObject *module, PyObject *prims);
 
 /* info.c */

@@ -256,6 +256,8 @@ static PyMethodDef module_methods[] = {
      "take_summaries(prims): take and add up their counters per (kind, name)."},
     {"bump", (PyCFunction)(void (*)(void))py_bump, METH_FASTCALL,
      "bump(prim, st, index): count one operation in prim's summary (atomic)."},
+    {"bump_hold", (PyCFunction)(void (*)(void))py_bump_hold, METH_FASTCALL,
+     "bump_hold(lock, st, held_ns): count an uncontended hold of a C lock (atomic)."},
     {"set_aggregation", set_aggregation, METH_VARARGS,
      "set_aggregation(on, dirty, bounds): summaries of uncontended operations on or off."},
     {"next_seq", next_seq, METH_NOARGS, "The next record sequence number."},

@@ -293,6 +293,23 @@ py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         Py_RETURN_NONE;
     }
+    if (PyObject_TypeCheck(prim, LockCore_Type) || PyObject_TypeCheck(prim, RLockCore_Type)) {
+        /* (the Python paths of the C locks: a Condition's wait over an RLock) */
+        LockCore *l = (LockCore *)prim;
+        if (index == A_ACQUIRES)
+            l->acquires++;
+        else if (index == A_REENTRIES)
+            l->reentries++;
+        else if (index == A_INNER_RELEASES)
+            l->inner_releases++;
+        else {
+            PyErr_SetString(PyExc_ValueError, "bump(): not a lock's counter");
+            return NULL;
+        }
+        if (agg_touch(l, st) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
     PyObject *a = PyObject_GetAttr(prim, str_agg);
     if (a == NULL)
         return NULL;
@@ -339,6 +356,33 @@ py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyList_SetItem(a, index, v);   /* steals v, releases old */
     Py_DECREF(a);
+    Py_RETURN_NONE;
+}
+
+/* bump_hold(lock, st, held_ns): count an uncontended hold of a C lock that ended on a
+ * Python path (an RLock's release inside Condition.wait), as its C release would. */
+PyObject *
+py_bump_hold(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "bump_hold() takes exactly 3 arguments");
+        return NULL;
+    }
+    PyObject *prim = args[0];
+    if (!PyObject_TypeCheck(prim, LockCore_Type) && !PyObject_TypeCheck(prim, RLockCore_Type)) {
+        PyErr_SetString(PyExc_TypeError, "bump_hold(): not a C lock");
+        return NULL;
+    }
+    long long held = PyLong_AsLongLong(args[2]);
+    if (held == -1 && PyErr_Occurred())
+        return NULL;
+    if (cfg_dirty == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "bump_hold(): aggregation was never set up");
+        return NULL;
+    }
+    agg_hold((LockCore *)prim, held < 0 ? 0 : held);
+    if (agg_touch((LockCore *)prim, args[1]) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 

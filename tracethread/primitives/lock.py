@@ -37,7 +37,7 @@ _allocate_lock = _raw.allocate_lock
 _append = _stream.buffer.append
 _aggregating = _sum.aggregating   # [bool]: count uncontended operations, see recorder
 _bump = _sum.bump                 # count an operation in the summary (_core/summaries.py)
-_bump_hold = _sum.py_count_hold   # count an uncontended hold (the C paths count theirs)
+_bump_hold = _sum.bump_hold        # count an uncontended hold ended
 _PURE = speedups is None
 _A_ACQUIRES, _A_REENTRIES, _A_INNER_RELEASES = (  # counter slots (_core/summaries.py)
     _sum.A_ACQUIRES, _sum.A_REENTRIES, _sum.A_INNER_RELEASES)
@@ -526,8 +526,14 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
         self._block.release()
         if not st.guard:
             _leave_held(owner, self, st)
-            _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False, t - acquired,
-                     None, MappingProxyType({"via": "condition.wait", "count": count})))
+            # As any release (and a Lock's inside Condition.wait): a record when somebody
+            # waited or every operation is wanted, else counted in the summary.
+            if self._waiting or not _aggregating[0]:
+                _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False,
+                         t - acquired, None,
+                         MappingProxyType({"via": "condition.wait", "count": count})))
+            else:
+                _bump_hold(self, st, t - acquired)
         return count, owner
 
     def _acquire_restore(self, state: tuple[int, Any]) -> None:
@@ -535,6 +541,15 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
         st = tls.st if hasattr(tls, "st") else new_state()
         if st.guard:
             self._block.acquire()
+        elif _aggregating[0] and self._block.acquire(False):
+            # Uncontended: counted, as any uncontended acquire (and a Lock's inside
+            # Condition.wait) is while summaries are on.
+            t = now_ns()
+            if st.held:
+                _detect.on_acquire(st, self, False)
+            st.held.append(self)
+            self._acquired_ns = t
+            _bump(self, st, _A_ACQUIRES)
         else:
             self._acquire_slow(st, True, -1, _D_VIA_CONDITION)
         self._owner = owner
