@@ -158,6 +158,10 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--otlp", metavar="ENDPOINT", default=_env("OTLP"),
                    help="export spans and metrics over OTLP to ENDPOINT (sets "
                         "OTEL_EXPORTER_OTLP_ENDPOINT; OTEL_* variables are honoured too)")
+    p.add_argument("--export-timeout", metavar="SECONDS", type=_seconds, default=None,
+                   help="at the program's end, wait at most this long for the OpenTelemetry "
+                        "export to finish (default 5; env TRACETHREAD_EXPORT_TIMEOUT, else "
+                        "OTEL_EXPORTER_OTLP_TIMEOUT)")
     p.add_argument("--prometheus-port", metavar="PORT", type=_port,
                    default=_env("PROMETHEUS_PORT"),
                    help="serve metrics for Prometheus on 127.0.0.1:PORT "
@@ -378,6 +382,8 @@ class _Session:
                                    self.exit_status if ended_by is None else ended_by,
                                    tracethread.recorder_stats())
         report["ended_by_tracethread"] = ended_by is not None
+        if self.exporting is not None:
+            report["export"] = self.exporting.delivery.summary()
         if self.children:
             _contained("collect the subprocesses' reports", self._add_children, report)
         return report
@@ -469,6 +475,10 @@ def _before_the_program(opts: argparse.Namespace, script: str | None) -> str | N
         if os.path.isdir(script) and not os.path.isfile(os.path.join(script,
                                                                      "__main__.py")):
             return f"can't find '__main__' module in {script!r} (a directory)"
+    from tracethread.exporters.otel.environment import endpoint_problems
+    problems = endpoint_problems(os.environ, opts.otlp, opts.prometheus_port)
+    if problems:
+        return problems[0]
     for option, path in (("--report", opts.report), ("--sarif", opts.sarif),
                          ("--trace-file", opts.trace_file),
                          ("--write-baseline", opts.write_baseline)):
@@ -543,7 +553,8 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
                 session.exporting = otel.setup(otlp_endpoint=opts.otlp,
                                                prometheus_port=opts.prometheus_port,
                                                spans=opts.spans,
-                                               min_duration_s=opts.span_min_duration)
+                                               min_duration_s=opts.span_min_duration,
+                                               export_timeout_s=opts.export_timeout)
             except ImportError as exc:
                 error = f"OpenTelemetry export unavailable: {exc}"
             except (otel.MissingExtra, ValueError, OSError) as exc:

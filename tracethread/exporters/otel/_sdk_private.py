@@ -158,3 +158,10 @@ def set_meter_resource(provider: Any, resource: Any) -> None:
     config = getattr(provider, "_sdk_config", None)
     if config is not None and hasattr(config, "resource"):
         config.resource = resource
+
+
+def metric_exporter_preferences(exporter: Any) -> tuple[Any, Any]:
+    """An SDK ``MetricExporter``'s (preferred temporality, preferred aggregation), as its
+    constructor took them (None, None where not found: the SDK's defaults)."""
+    return (getattr(exporter, "_preferred_temporality", None),
+            getattr(exporter, "_preferred_aggregation", None))

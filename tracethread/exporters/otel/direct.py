@@ -93,11 +93,13 @@ class DirectSpans:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
+        from .delivery import unwrap
         from .wire import FastOTLPSpanExporter
         self.parent_based = self.sampler is sampling.DEFAULT_ON
         for p in self.processors:
             exporter = getattr(p, "span_exporter", None) if type(p) is BatchSpanProcessor \
                 else None
+            exporter = unwrap(exporter)   # (the wrapper counting what it delivers)
             if not (isinstance(exporter, FastOTLPSpanExporter) and exporter.sends_encoded):
                 return False
         return ((self.parent_based or self.sampler is sampling.ALWAYS_ON) and

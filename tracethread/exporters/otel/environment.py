@@ -17,6 +17,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..._core import api as core
 from . import _sdk_private   # (no OpenTelemetry import at module level)
+from .delivery import (
+    DEFAULT_EXPORT_TIMEOUT, Delivery, bounded_shutdown, counting_metric_exporter,
+    counting_span_exporter, export_timeout,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricExporter
@@ -43,6 +47,55 @@ def wanted_exporters(env: Mapping[str, str], otlp_endpoint: str | None = None,
         return [n.strip() for n in (value or "").split(",") if n.strip() not in ("", "none")]
 
     return names(traces), names(metrics)
+
+
+_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                       "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+
+
+def endpoint_problem(value: str, what: str) -> str | None:
+    """Why ``value`` is not an OTLP endpoint the exporters can use (None: it is one): an
+    ``http://`` or ``https://`` URL with a host and, if given, a valid port."""
+    from urllib.parse import urlsplit
+    shown = core.literal(repr(value))
+    example = "http://127.0.0.1:4318"
+    if not value.strip() or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        return f"{what} {shown} is not a URL (e.g. {example})"
+    try:
+        parts = urlsplit(value)
+        port = parts.port   # (ValueError for a port that is not a number in range)
+    except ValueError as exc:
+        return f"{what} {shown}: {exc}"
+    if parts.scheme not in ("http", "https"):
+        hint = f"http://{value}" if "://" not in value else example
+        return f"{what} {shown} is not an http:// or https:// URL (did you mean {hint}?)"
+    if not parts.hostname:
+        return f"{what} {shown} has no host (e.g. {example})"
+    if port == 0:
+        return f"{what} {shown}: port 0 is not a port to send to"
+    return None
+
+
+def endpoint_problems(env: Mapping[str, str], otlp_endpoint: str | None = None,
+                      prometheus_port: int | None = None) -> list[str]:
+    """Every endpoint setting that would make OTLP export fail (checked before the program
+    runs, so a typo is one line and exit 2, not a run that exports nothing)."""
+    traces, metrics = wanted_exporters(env, otlp_endpoint, prometheus_port)
+    if "otlp" not in traces and "otlp" not in metrics:
+        return []
+    out = []
+    if otlp_endpoint is not None:
+        problem = endpoint_problem(otlp_endpoint, "--otlp")
+        if problem:
+            out.append(problem)
+    for var in _ENDPOINT_VARIABLES:
+        value = env.get(var)
+        if value is not None and not (otlp_endpoint is not None and
+                                      var == "OTEL_EXPORTER_OTLP_ENDPOINT"):
+            problem = endpoint_problem(value, var)
+            if problem:
+                out.append(problem)
+    return out
 
 
 class MissingExtra(RuntimeError):
@@ -103,13 +156,14 @@ def _span_exporter(name: str) -> Any:
     return FastOTLPSpanExporter(OTLPSpanExporter())
 
 
-def _metric_reader(name: str, prometheus_port: int | None) -> Any:
+def _metric_reader(name: str, prometheus_port: int | None, delivery: Delivery) -> Any:
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     interval = int(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "5000"))
     if name == "console":
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-        return PeriodicExportingMetricReader(ConsoleMetricExporter(),
-                                             export_interval_millis=interval)
+        return PeriodicExportingMetricReader(
+            counting_metric_exporter(ConsoleMetricExporter(), delivery),
+            export_interval_millis=interval)
     if name == "prometheus":
         try:
             import prometheus_client
@@ -139,16 +193,23 @@ def _metric_reader(name: str, prometheus_port: int | None) -> Any:
             exporter = OTLPMetricExporter
     except ImportError:
         _need("otlp-grpc" if proto == "grpc" else "otlp", f"OTLP ({proto}) export")
-    return PeriodicExportingMetricReader(exporter(), export_interval_millis=interval)
+    return PeriodicExportingMetricReader(counting_metric_exporter(exporter(), delivery),
+                                         export_interval_millis=interval)
 
 
 class Exporting:
-    """The providers tracethread made, and the sink feeding them."""
+    """The providers tracethread made, the sink feeding them, and what their exporters
+    delivered (``delivery``)."""
 
-    def __init__(self, sink: OTelSink, tracer_provider: Any, meter_provider: Any) -> None:
+    def __init__(self, sink: OTelSink, tracer_provider: Any, meter_provider: Any,
+                 delivery: Delivery | None = None, queues: list | None = None,
+                 bound_s: float = DEFAULT_EXPORT_TIMEOUT) -> None:
         self.sink = sink
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
+        self.delivery = delivery if delivery is not None else Delivery(None)
+        self.queues = queues or []
+        self.bound_s = bound_s
 
     def force_flush(self, timeout_millis: int = 30_000) -> None:
         """Hand every record so far to the sink, and export what the providers hold."""
@@ -159,40 +220,48 @@ class Exporting:
                     p.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
+        """Export what is left, waiting at most ``bound_s`` for the collector; one line on
+        stderr if anything was not delivered (``delivery.summary()`` has the counts)."""
         core.flush()
-        with core.guarded():
-            for p in (self.tracer_provider, self.meter_provider):
-                if p is not None:
-                    try:
-                        p.shutdown()
-                    except Exception:  # noqa: BLE001 - exit must go on
-                        pass
+        bounded_shutdown((self.tracer_provider, self.meter_provider), self.delivery,
+                         self.queues, self.bound_s)
 
 
 def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
-          spans: str = "blocked", min_duration_s: float = 0.0) -> Exporting | None:
+          spans: str = "blocked", min_duration_s: float = 0.0,
+          export_timeout_s: float | None = None) -> Exporting | None:
     """Start exporting as the OTEL_* environment (and the CLI shortcuts) say; None when
     nothing asks for it (tracethread needs no server) or OTEL_SDK_DISABLED=true."""
-    from .sink import OTelSink, enable_context_capture
     env = os.environ
     trace_names, reader_names = wanted_exporters(env, otlp_endpoint, prometheus_port)
     if not trace_names and not reader_names:
         return None
+    # (a bad value: ValueError, before anything starts)
+    bound_s = export_timeout(env) if export_timeout_s is None else export_timeout_s
     if otlp_endpoint:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint  # what the OTLP exporters read
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    delivery = Delivery(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None)
     with core.guarded():
+        # Imported guarded: what OpenTelemetry's modules make at import (module-level
+        # locks) is the stdlib's own, never traced.
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from .sink import OTelSink, enable_context_capture
+        delivery.capture_logs()   # (the exporters' retry lines become one line at exit)
         resource = Resource.create(_default_resource_attributes(env))
         tp = None
+        # No atexit shutdown of the SDK's own (up to 30 s with a collector down): the
+        # CLI's end calls Exporting.shutdown, bounded.
         if trace_names:
-            tp = TracerProvider(resource=resource)
-            processors = [BatchSpanProcessor(_span_exporter(n)) for n in trace_names]
+            tp = TracerProvider(resource=resource, shutdown_on_exit=False)
+            processors = [BatchSpanProcessor(counting_span_exporter(_span_exporter(n), delivery))
+                          for n in trace_names]
             for sp in processors:
                 tp.add_span_processor(sp)
-        readers = [_metric_reader(n, prometheus_port) for n in reader_names]
+        readers = [_metric_reader(n, prometheus_port, delivery) for n in reader_names]
         extra: dict[str, Any] = {}
         if not env.get("OTEL_METRICS_EXEMPLAR_FILTER"):
             # Exemplars of lock waits cost ~20 % of every histogram record on the export
@@ -203,13 +272,15 @@ def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
             except ImportError:  # an SDK from before exemplars (< 1.26)
                 pass
         mp = MeterProvider(resource=resource, metric_readers=readers,
-                           **extra) if readers else None
+                           shutdown_on_exit=False, **extra) if readers else None
         enable_context_capture()
         sink = OTelSink(tp, mp, spans=spans if tp is not None else "none",
                         min_duration_s=min_duration_s,
                         span_processors=processors if tp is not None else None)
     core.add_sink(sink)
-    exporting = Exporting(sink, tp, mp)
+    exporting = Exporting(sink, tp, mp, delivery,
+                          _sdk_private.batch_queues(processors) if tp is not None else [],
+                          bound_s)
     if hasattr(os, "register_at_fork") and "service.instance.id" in \
             _default_resource_attributes(env):
         ref = weakref.ref(exporting)

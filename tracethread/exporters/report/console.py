@@ -72,6 +72,12 @@ class ReportView:
         if rec.get("export_dropped"):
             summary += (f"; {rec['export_dropped']} spans dropped by the exporter's full "
                         "queue (OTEL_BSP_MAX_QUEUE_SIZE)")
+        export = self.report.get("export")
+        if isinstance(export, dict) and export.get("error"):
+            summary += (f"; OpenTelemetry export failed ({core.literal(export['error'])}): "
+                        f"{export.get('spans_not_delivered', 0)} spans, "
+                        f"{export.get('metric_points_not_delivered', 0)} metric points "
+                        "not delivered")
         if rec.get("internal_errors"):
             summary += (f"; {rec['internal_errors']} errors of tracethread's own were "
                         "contained (see stderr): findings may be incomplete")
