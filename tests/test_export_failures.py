@@ -192,3 +192,57 @@ def test_a_bad_export_timeout_is_a_usage_error(tmp_path):
     assert "TRACETHREAD_EXPORT_TIMEOUT='soon' is not a number of seconds" in err
 
 
+
+
+APP_WITH_ITS_OWN_SPANS = """
+    import threading
+    from opentelemetry import trace
+    from tracethread.testing import wait_until_blocked
+
+    tracer = trace.get_tracer("the.app")     # no SDK configured by the app
+    lock = threading.Lock()
+
+    def worker():
+        with lock:                           # waits for the main thread: a lock.wait span
+            pass
+
+    with tracer.start_as_current_span("request"):
+        with lock:
+            t = threading.Thread(target=worker, name="worker")
+            t.start()
+            wait_until_blocked(lock)
+        t.join()
+    print("done")
+"""
+
+
+def _spans(rx):
+    return [s for req in rx.traces() for rs in req.resource_spans for ss in rs.scope_spans
+            for s in ss.spans]
+
+
+@pytest.mark.parametrize("how", ["--otlp", "OTEL_TRACES_EXPORTER"])
+def test_the_apps_own_spans_and_tracethreads_nest_in_one_trace(tmp_path, how):
+    """As under opentelemetry-instrument: the app's ``request`` span (made with the API
+    alone) is exported, and the worker's lock.wait span is its child (the context is
+    carried into the thread the request started)."""
+    with OTLPReceiver() as rx:
+        if how == "--otlp":
+            proc = run_traced(["-q", "--otlp", rx.endpoint], APP_WITH_ITS_OWN_SPANS, tmp_path)
+        else:
+            proc = run_traced(["-q"], APP_WITH_ITS_OWN_SPANS, tmp_path,
+                              env={"OTEL_TRACES_EXPORTER": "otlp",
+                                   "OTEL_METRICS_EXPORTER": "none",
+                                   "OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint})
+        out, err = finish(proc, 90)
+        assert proc.returncode == 0 and out == "done\n", err
+        spans = _spans(rx)
+    by_id = {s.span_id: s for s in spans}
+    (request,) = [s for s in spans if s.name == "request"]
+    (wait,) = [s for s in spans if s.name == "lock.wait"]
+    assert wait.trace_id == request.trace_id
+    chain, s = [], wait
+    while s.parent_span_id:
+        s = by_id[s.parent_span_id]
+        chain.append(s.name)
+    assert chain == ["request"], chain   # the wait's parent, and the trace's root

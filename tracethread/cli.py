@@ -554,7 +554,8 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
                                                prometheus_port=opts.prometheus_port,
                                                spans=opts.spans,
                                                min_duration_s=opts.span_min_duration,
-                                               export_timeout_s=opts.export_timeout)
+                                               export_timeout_s=opts.export_timeout,
+                                               set_global=True)
             except ImportError as exc:
                 error = f"OpenTelemetry export unavailable: {exc}"
             except (otel.MissingExtra, ValueError, OSError) as exc:

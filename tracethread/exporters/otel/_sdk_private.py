@@ -165,3 +165,13 @@ def metric_exporter_preferences(exporter: Any) -> tuple[Any, Any]:
     constructor took them (None, None where not found: the SDK's defaults)."""
     return (getattr(exporter, "_preferred_temporality", None),
             getattr(exporter, "_preferred_aggregation", None))
+
+
+def global_meter_provider_set() -> bool:
+    """Has a global MeterProvider been set (the metrics API's private record of it; True
+    when it cannot be told, so an application's provider is never overridden)?"""
+    try:
+        from opentelemetry.metrics import _internal
+    except ImportError:
+        return True
+    return getattr(_internal, "_METER_PROVIDER", True) is not None

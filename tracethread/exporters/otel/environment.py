@@ -229,9 +229,16 @@ class Exporting:
 
 def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
           spans: str = "blocked", min_duration_s: float = 0.0,
-          export_timeout_s: float | None = None) -> Exporting | None:
+          export_timeout_s: float | None = None,
+          set_global: bool = False) -> Exporting | None:
     """Start exporting as the OTEL_* environment (and the CLI shortcuts) say; None when
-    nothing asks for it (tracethread needs no server) or OTEL_SDK_DISABLED=true."""
+    nothing asks for it (tracethread needs no server) or OTEL_SDK_DISABLED=true.
+
+    ``set_global`` (``tracethread run``): where the application has not set them, the
+    providers made here become the global tracer and meter providers, as
+    ``opentelemetry-instrument`` makes its own: an application that calls
+    ``trace.get_tracer(...)`` without configuring an SDK has its spans exported, and
+    tracethread's spans nest under them in one trace."""
     env = os.environ
     trace_names, reader_names = wanted_exporters(env, otlp_endpoint, prometheus_port)
     if not trace_names and not reader_names:
@@ -277,6 +284,9 @@ def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
         sink = OTelSink(tp, mp, spans=spans if tp is not None else "none",
                         min_duration_s=min_duration_s,
                         span_processors=processors if tp is not None else None)
+    if set_global:
+        with core.guarded():
+            _set_global_providers(tp, mp)
     core.add_sink(sink)
     exporting = Exporting(sink, tp, mp, delivery,
                           _sdk_private.batch_queues(processors) if tp is not None else [],
@@ -286,6 +296,18 @@ def setup(otlp_endpoint: str | None = None, prometheus_port: int | None = None,
         ref = weakref.ref(exporting)
         os.register_at_fork(after_in_child=lambda: _new_instance_in_child(ref))
     return exporting
+
+
+def _set_global_providers(tp: Any, mp: Any) -> None:
+    """Make ``tp``/``mp`` the global providers where none is set yet. Later, the API keeps
+    the first provider set (an application's own ``set_tracer_provider`` then logs the
+    API's "Overriding of current TracerProvider is not allowed"), as under
+    ``opentelemetry-instrument``."""
+    from opentelemetry import metrics, trace
+    if tp is not None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(tp)
+    if mp is not None and not _sdk_private.global_meter_provider_set():
+        metrics.set_meter_provider(mp)
 
 
 def _new_instance_in_child(ref: Any) -> None:
