@@ -6,6 +6,7 @@ The two outputs must be equal line for line."""
 import json
 import os
 import sys
+import time
 import threading as _std_threading
 
 import tracethread as tt
@@ -56,6 +57,15 @@ def line(r):
                       ensure_ascii=False)
 
 
+def _join(t):
+    """Join ``t`` once it has finished (so the join never waits: whether it would have is
+    scheduling, not the implementation)."""
+    deadline = time.monotonic() + 10
+    while t.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    t.join()
+
+
 def contended(make):
     """A second thread blocks on ``prim`` (made by ``make``) until the main thread lets go."""
     prim = make()
@@ -64,7 +74,7 @@ def contended(make):
     t.start()
     wait_until_blocked(prim, 1)
     prim.release()
-    t.join()
+    _join(t)
 
 
 def condition_round(lock_factory, name):
@@ -83,7 +93,7 @@ def condition_round(lock_factory, name):
     with cond:
         ready.append(1)
         cond.notify()
-    t.join()
+    _join(t)
     with cond:
         cond.notify()          # wakes nobody
         cond.wait(0)           # times out at once

@@ -22,6 +22,7 @@ if speedups is not None:
                        fast_details=_r.D_FAST_ACQUIRE, reenter_details=_r.D_REENTER,
                        on_acquire=_detect.on_acquire,
                        released_elsewhere=_detect.released_elsewhere, known=_detect.known,
-                       capture_context=lambda: _stream.capture_context())
+                       capture_context=lambda: _stream.capture_context(),
+                       caller_site=_r.caller_site)
     speedups.set_thread_state_type(ThreadState)
     _stream.on_buffer_change(lambda buf: speedups.set_append(buf.append))

@@ -34,6 +34,8 @@ from .records import (
     ALL_OPS, DURATION_BUCKETS, PrimitiveInfo, Record, Site, ThreadInfo,
 )
 from .findings import flush_stdio
+from ._raw import allocate_lock as raw_lock
+from ._raw import start_new_thread as start_raw_thread
 # The operation names (``Record.op``): sinks compare with these, never with literals.
 from .records import (
     BARRIER_ABORT, BARRIER_RESET, BARRIER_WAIT, CONDITION_NOTIFY, CONDITION_NOTIFY_ALL,
@@ -50,7 +52,7 @@ __all__ = [
     "exit_timeout", "findings", "flush", "graph_snapshot", "graph_stats", "guarded",
     "internal_error", "is_guarded", "literal", "on_fatal", "recorder_stats", "remove_sink",
     "set_context_hooks", "set_test_context", "sinks", "waiting_primitives", "withdrawn",
-    "flush_stdio",
+    "flush_stdio", "raw_lock", "start_raw_thread",
     "BARRIER_ABORT", "BARRIER_RESET", "BARRIER_WAIT", "CONDITION_NOTIFY",
     "CONDITION_NOTIFY_ALL", "CONDITION_WAIT", "EVENT_CLEAR", "EVENT_SET", "EVENT_WAIT",
     "FINDING", "LOCK_ACQUIRE", "LOCK_RELEASE", "RLOCK_ACQUIRE", "RLOCK_RELEASE",

@@ -180,6 +180,7 @@ extern PyObject *cfg_on_acquire;          /* detect.on_acquire(st, prim, bounded
 extern PyObject *cfg_released_elsewhere;  /* detect.released_elsewhere(owner, prim, st) */
 extern PyObject *cfg_known;               /* set of (src_info, dst_info) already known */
 extern PyObject *cfg_capture_context;     /* stream.capture_context */
+extern PyObject *cfg_caller_site;         /* records.caller_site */
 
 /* Set by set_lock_classes(): the classes whose fast paths CondCore may call, and the raw
  * lock maker (rlock_for_condition, and acquire()'s argument errors). */
@@ -304,7 +305,7 @@ raw_release(PyObject *raw)
 /* record.c */
 PyObject *thread_state(void);
 int emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_ns,
-         PyObject *details);
+         PyObject *site, PyObject *details);
 PyObject *next_seq(PyObject *module, PyObject *Py_UNUSED(ignored));
 PyObject *py_now_ns(PyObject *module, PyObject *Py_UNUSED(ignored));
 PyObject *py_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

@@ -252,6 +252,21 @@ release_details(LockCore *self)
     return d;
 }
 
+/* The call site of a contended release (its lock.hold span's code.* attributes), None for
+ * any other release (new reference, or NULL with an exception set). */
+static PyObject *
+contended_site(PyObject *details)
+{
+    if (details == Py_None || cfg_caller_site == NULL)
+        return Py_NewRef(Py_None);
+    PyObject *depth = PyLong_FromLong(1);   /* (the walk skips tracethread's frames) */
+    if (depth == NULL)
+        return NULL;
+    PyObject *site = PyObject_CallOneArg(cfg_caller_site, depth);
+    Py_DECREF(depth);
+    return site;
+}
+
 PyObject *
 lock_acquire_impl(LockCore *self, PyObject *blocking, PyObject *timeout, int defaults)
 {
@@ -280,7 +295,7 @@ lock_acquire_impl(LockCore *self, PyObject *blocking, PyObject *timeout, int def
                 self->acquires++;
                 e = agg_touch(self, st);
             } else {
-                e = emit(cfg_lock_acquire, self->info, st, t, -1, cfg_fast_details);
+                e = emit(cfg_lock_acquire, self->info, st, t, -1, NULL, cfg_fast_details);
             }
             if (e < 0)
                 goto done;
@@ -362,7 +377,10 @@ lock_release_impl(LockCore *self)
         agg_hold(self, t - acquired);
         e = agg_touch(self, st);
     } else {
-        e = emit(cfg_lock_release, self->info, st, t, t - acquired, details);
+        PyObject *site = contended_site(details);
+        e = site == NULL ? -1 : emit(cfg_lock_release, self->info, st, t, t - acquired, site,
+                                     details);
+        Py_XDECREF(site);
     }
     Py_DECREF(details);
     if (e < 0)
@@ -457,7 +475,8 @@ rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int d
                 self->reentries++;
                 e = agg_touch(self, st);
             } else {
-                e = emit(cfg_rlock_acquire, self->info, st, now_ns(), -1, cfg_reenter_details);
+                e = emit(cfg_rlock_acquire, self->info, st, now_ns(), -1, NULL,
+                         cfg_reenter_details);
             }
             if (e < 0)
                 goto done;
@@ -483,7 +502,7 @@ rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int d
                 self->acquires++;
                 e = agg_touch(self, st);
             } else {
-                e = emit(cfg_rlock_acquire, self->info, st, t, -1, cfg_fast_details);
+                e = emit(cfg_rlock_acquire, self->info, st, t, -1, NULL, cfg_fast_details);
             }
             if (e < 0)
                 goto done;
@@ -576,7 +595,10 @@ rlock_release_impl(RLockCore *self)
             agg_hold(self, held);
         e = agg_touch(self, st);
     } else {
-        e = emit(cfg_rlock_release, self->info, st, t, held, details);
+        PyObject *site = contended_site(details);
+        e = site == NULL ? -1 : emit(cfg_rlock_release, self->info, st, t, held, site,
+                                     details);
+        Py_XDECREF(site);
     }
     Py_DECREF(details);
     if (e < 0)

@@ -24,6 +24,7 @@ PyObject *cfg_on_acquire = NULL;
 PyObject *cfg_released_elsewhere = NULL;
 PyObject *cfg_known = NULL;
 PyObject *cfg_capture_context = NULL;
+PyObject *cfg_caller_site = NULL;
 
 /* Set by set_lock_classes(). */
 PyObject *cfg_lock_cls = NULL, *cfg_rlock_cls = NULL, *cfg_allocate_lock = NULL;
@@ -67,11 +68,11 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"tls", "new_state", "append", "lock_acquire", "lock_release",
                              "rlock_acquire", "rlock_release", "fast_details",
                              "reenter_details", "on_acquire", "released_elsewhere", "known",
-                             "capture_context", NULL};
-    PyObject *tls, *new_state, *append, *la, *lr, *ra, *rr, *fd, *rd, *oa, *re, *kn, *cc;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOOOOOO:configure", kwlist, &tls,
+                             "capture_context", "caller_site", NULL};
+    PyObject *tls, *new_state, *append, *la, *lr, *ra, *rr, *fd, *rd, *oa, *re, *kn, *cc, *cs;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOOOOOOO:configure", kwlist, &tls,
                                      &new_state, &append, &la, &lr, &ra, &rr, &fd, &rd,
-                                     &oa, &re, &kn, &cc))
+                                     &oa, &re, &kn, &cc, &cs))
         return NULL;
     if (!PySet_Check(kn)) {
         PyErr_SetString(PyExc_TypeError, "known must be a set");
@@ -91,6 +92,7 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     SET(cfg_released_elsewhere, re);
     SET(cfg_known, kn);
     SET(cfg_capture_context, cc);
+    SET(cfg_caller_site, cs);
 #undef SET
     Py_RETURN_NONE;
 }

@@ -46,7 +46,7 @@ thread_state(void)
 /* Append (seq, op, info, st, t, t, True, False, held, None, details). held < 0: None. */
 int
 emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_ns,
-     PyObject *details)
+     PyObject *site, PyObject *details)
 {
     PyObject *t = PyLong_FromLongLong(tns);
     if (t == NULL)
@@ -82,7 +82,9 @@ emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_n
     Py_INCREF(Py_False); PyTuple_SET_ITEM(tuple, 7, Py_False);
     if (held == NULL) { Py_INCREF(Py_None); held = Py_None; }
     PyTuple_SET_ITEM(tuple, 8, held);
-    Py_INCREF(Py_None); PyTuple_SET_ITEM(tuple, 9, Py_None);
+    if (site == NULL)
+        site = Py_None;
+    Py_INCREF(site); PyTuple_SET_ITEM(tuple, 9, site);
     Py_INCREF(details); PyTuple_SET_ITEM(tuple, 10, details);
     /* Nothing a record holds refers back to it, so it can never be part of a cycle: keep
      * it away from the garbage collector, which would otherwise walk the whole buffer. */

@@ -86,6 +86,7 @@ def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, 
                  via or (D_TRY_ACQUIRE if not blocking else acquire_details(blocking, timeout))))
         return False
     site = caller_site(2)
+    holder = self._owner   # who holds it as this thread starts to wait (None: released)
     waiting = self._waiting
     if waiting is None:   # made on the first wait (a Condition's RLock starts without)
         waiting = self._waiting = []
@@ -112,7 +113,8 @@ def _acquire_waiting(self: Any, raw: Any, st: Any, blocking: Any, timeout: Any, 
         self._owner = st
         self._acquired_ns = t1
     _append((seq(), op, self._info, st, t0, t1, ok, True, None, site,
-             via or acquire_details(blocking, timeout, context=_stream.capture_context())))
+             via or acquire_details(blocking, timeout, context=_stream.capture_context(),
+                                    holder=None if holder is None else holder.name)))
     return ok
 
 
@@ -133,9 +135,11 @@ def _leave_held(owner: Any, prim: Any, releaser: Any) -> None:
 def _released(prim: Any, st: Any, t: int, acquired: int, op: str) -> None:
     """The pure-Python paths' record of a release that freed the lock: a record when
     somebody waited (a contended hold) or every operation is wanted, else the summary."""
-    if prim._waiting or not _aggregating[0]:
-        _append((seq(), op, prim._info, st, t, t, True, False, t - acquired, None,
-                 (True, _stream.capture_context()) if prim._waiting else None))
+    if prim._waiting:   # a contended hold: where it ended (its span's code.* attributes)
+        _append((seq(), op, prim._info, st, t, t, True, False, t - acquired,
+                 caller_site(2), (True, _stream.capture_context())))
+    elif not _aggregating[0]:
+        _append((seq(), op, prim._info, st, t, t, True, False, t - acquired, None, None))
     else:
         _bump_hold(prim, st, t - acquired)
 
@@ -530,7 +534,7 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
             # waited or every operation is wanted, else counted in the summary.
             if self._waiting or not _aggregating[0]:
                 _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False,
-                         t - acquired, None,
+                         t - acquired, caller_site(2) if self._waiting else None,
                          MappingProxyType({"via": "condition.wait", "count": count})))
             else:
                 _bump_hold(self, st, t - acquired)

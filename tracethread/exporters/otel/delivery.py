@@ -29,7 +29,6 @@ import sys
 import time
 from typing import Any, Sequence
 
-from ..._core import _raw
 from ..._core import api as core
 from . import _sdk_private
 
@@ -99,7 +98,7 @@ class Delivery:
 
     def __init__(self, endpoint: str | None) -> None:
         self.endpoint = endpoint
-        self._lock = _raw.allocate_lock()
+        self._lock = core.raw_lock()
         self.spans_delivered = self.spans_failed = 0
         self.points_delivered = self.points_failed = 0
         self.spans_in_flight = self.points_in_flight = 0
@@ -297,7 +296,7 @@ def bounded_shutdown(providers: Sequence[Any], delivery: Delivery, queues: list,
     for p in providers:
         if p is None:
             continue
-        done = _raw.allocate_lock()
+        done = core.raw_lock()
         done.acquire()
 
         def work(p: Any = p, done: Any = done) -> None:
@@ -309,7 +308,7 @@ def bounded_shutdown(providers: Sequence[Any], delivery: Delivery, queues: list,
             finally:
                 done.release()
 
-        _raw.start_new_thread(work, ())
+        core.start_raw_thread(work, ())
         waits.append(done)
     finished = True
     for done in waits:

@@ -278,7 +278,9 @@ class OTelSink:
                 if r.timed_out:
                     self._count(self.c_timeouts, attrs_m)
             if r.blocked or self.spans == "all":
-                self._span(_WAIT_SPANS[op], r)
+                holder = r.details.get("holder")
+                self._span(_WAIT_SPANS[op], r,
+                           extra={N.HOLDER_THREAD: holder} if holder is not None else None)
         elif op in _RELEASES:
             if r.held_ns is not None:
                 if attrs_m is not None:
