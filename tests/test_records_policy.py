@@ -9,6 +9,7 @@ import pytest
 
 import tracethread as tt
 from tracethread._core.records import OUTCOME_POLICY
+from test_summaries import SummarySink
 from tracethread.testing import capture, wait_until_blocked
 
 
@@ -151,18 +152,6 @@ def test_a_blocked_waiter_is_not_a_look():
     assert r.blocked is True and r.ok is True and r.timed_out is False
 
 
-class _Summarising:
-    """A sink that takes summaries (as the report's statistics sink does) and keeps all."""
-
-    accepts_summaries = True
-
-    def __init__(self):
-        self.got = []
-
-    def handle(self, records):
-        self.got += records
-
-
 @pytest.mark.parametrize("make_lock", [tt.Lock, tt.RLock], ids=["Lock", "RLock"])
 def test_a_condition_wait_is_recorded_alike_over_a_lock_and_an_rlock(make_lock):
     """The lock's release and re-acquire inside an uncontended ``wait`` follow the rule of
@@ -170,7 +159,7 @@ def test_a_condition_wait_is_recorded_alike_over_a_lock_and_an_rlock(make_lock):
     record only when somebody waited (before: 3 records per wait over an RLock, 1 over a
     Lock)."""
     cond = tt.Condition(make_lock(name="the lock"), name="the condition")
-    sink = _Summarising()
+    sink = SummarySink()
     tt.add_sink(sink)
     try:
         with cond:
@@ -178,10 +167,10 @@ def test_a_condition_wait_is_recorded_alike_over_a_lock_and_an_rlock(make_lock):
         tt.flush()
     finally:
         tt.remove_sink(sink)
-    ops = [r.op for r in sink.got if r.op != "summary"]
+    ops = [r.op for r in sink.records if r.op != "summary"]
     assert ops == ["condition.wait"]
     # (one summary per drain: the drainer may have run in between)
-    summaries = [r.details for r in sink.got
+    summaries = [r.details for r in sink.records
                  if r.op == "summary" and r.primitive.name == "the lock"]
     # the with, and the wait's re-acquire; the wait's release, and the with's
     assert sum(d["acquisitions"] for d in summaries) == 2
