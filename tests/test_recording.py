@@ -83,8 +83,12 @@ def test_contended_acquire_records_the_wait_and_the_call_site():
     assert rec.ok and rec.blocked
     assert rec.site.file.endswith(HERE) and rec.site.line == _line_of("marker: contended-acq")
     assert rec.site.function == "waiter"
-    main_release = [r for r in cap.of(lock) if r.op == "lock.release"][0]
+    # (by thread, not by position: the waiter may record its acquire and release before
+    # the main thread has recorded the release that let it in; seq is the records' order)
+    (main_release,) = [r for r in cap.of(lock) if r.op == "lock.release" and
+                       r.thread.ident == threading.get_ident()]
     assert rec.start_ns <= main_release.end_ns <= rec.end_ns
+    assert main_release.details["contended"] is True
 
 
 def test_timed_acquire_that_times_out():

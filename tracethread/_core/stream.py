@@ -5,8 +5,14 @@ Design
 * Hot paths append one plain tuple per operation to ``buffer`` (a ``deque`` with a
   ``maxlen``: ``append`` is atomic under the GIL and never blocks). Each tuple starts with
   a global sequence number from ``itertools.count`` (atomic in C), so records have a total
-  order across threads and a drain can tell exactly how many were overwritten before it got
-  to them: the gaps in the sequence are the drops, counted in ``stats()['dropped']``.
+  order across threads and a drain can tell how many were overwritten before it got to
+  them: the gaps in the sequence are the drops, counted in ``stats()['dropped']``.
+* A number is taken a moment before its record is appended, and the interpreter may switch
+  threads in between: a gap is either a record overwritten (only possible when the buffer
+  was full) or one still in flight. A drain that found the buffer full counts the numbers
+  below the oldest record left in it as dropped; any other gap is waited for (held back,
+  ``GAP_WAIT_S`` at most) and counted only if it never lands. ``flush()`` waits for the
+  gaps below what it found, so a busy program's new gaps do not hold it.
 * Draining (``flush()``, the background drainer thread while sinks exist, and ``atexit``)
   turns tuples into ``Record`` objects and hands them to the sinks in batches. Draining is
   serialised by a raw lock and runs with the draining thread's ``guard`` set, so whatever a
@@ -39,6 +45,7 @@ DEFAULT_BUFFER_SIZE = 65_536
 DRAIN_INTERVAL_S = 0.05
 DRAIN_CHUNK = 256   # records handed to the sinks at a time
 DEFAULT_EXIT_TIMEOUT = 5.0
+GAP_WAIT_S = 1.0    # how long a missing number may be in flight before it counts as lost
 
 buffer: collections.deque = collections.deque(maxlen=DEFAULT_BUFFER_SIZE)
 # One counter for every record; the C fast paths (if built) own it.
@@ -48,7 +55,9 @@ next_seq: Callable[[], int] = (speedups.next_seq if speedups is not None
 _drain_lock = _raw.allocate_lock()
 _sinks: list[Any] = []
 _delivered = 0          # highest sequence number delivered (or skipped as dropped)
-_gap = 0                # first missing number seen by the previous drain
+_gap = 0                # first missing number the drains are waiting for
+_gap_since = 0.0        # monotonic time it was first seen
+_seen = 0               # highest sequence number drained so far
 _pending: list = []     # records held back behind a gap
 _failed_sinks: set[int] = set()
 _drainer_wake = _raw.allocate_lock()
@@ -71,9 +80,10 @@ class Sink(Protocol):
 def add_sink(sink: Sink) -> None:
     """Attach a sink. It receives the records of operations from now on."""
     global _atexit_registered, _delivered
+    if _sinks:
+        _settle()   # records made before the sink existed are not for it
     with _drain_lock:
-        # Records made before the sink existed are not for it.
-        _drain_locked(force=True)
+        _drain_locked()
         if not _sinks:
             # Numbers used while nobody listened are not losses: start counting from here
             # (this number itself is never given to a record).
@@ -89,8 +99,9 @@ def add_sink(sink: Sink) -> None:
 
 def remove_sink(sink: Sink) -> None:
     """Detach a sink after delivering it everything recorded so far."""
+    _settle()
     with _drain_lock:
-        _drain_locked(force=True)
+        _drain_locked()
         try:
             _sinks.remove(sink)
         except ValueError:
@@ -126,18 +137,35 @@ def flush(timeout: float | None = None) -> None:
             return
         _drain_lock.release()
     try:
-        with _drain_lock:
-            _drain_locked()
-        if _pending:
-            time.sleep(0.001)  # let a record whose number was just taken land
-            with _drain_lock:
-                _drain_locked(force=True)
+        _settle()
     finally:
         if timeout is not None:
             _deadline = 0.0
             if _late[0]:
                 _say_undelivered(_late[0], timeout)
                 _late[0] = 0
+
+
+def _settle() -> None:
+    """Drain; then, while a number below the highest one found is missing (its record
+    still in flight: taken, not yet appended), drain again until it lands, for
+    ``GAP_WAIT_S`` at most (less past an exit deadline); what is still missing then is
+    counted as dropped. Records made after the first drain do not hold it."""
+    with _drain_lock:
+        _drain_locked()
+        target = _seen
+    if not _pending:
+        return
+    end = time.monotonic() + GAP_WAIT_S
+    if _deadline:
+        end = min(end, _deadline)
+    while _pending and _delivered < target and time.monotonic() < end:
+        time.sleep(0.0005)   # the GIL to the thread whose record is in flight
+        with _drain_lock:
+            _drain_locked()
+    if _pending and _delivered < target:
+        with _drain_lock:
+            _drain_locked(force_upto=target)
 
 
 def _flush_at_exit() -> None:
@@ -153,16 +181,21 @@ def _say_undelivered(n: int, timeout: float) -> None:
         pass
 
 
-def _drain_locked(force: bool = False) -> None:
+def _drain_locked(force_upto: int = 0) -> None:
     """Deliver buffered records to the sinks in sequence order.
 
     A sequence number is taken a moment before its record is appended, so a drain can find
-    a gap that another thread is about to fill. Records after a gap are held back until
-    the next drain; a gap still open then was overwritten in the ring buffer: counted as
-    dropped, and delivery moves past it. Sinks thus see every record in order, once."""
-    global _delivered, _gap
-    popleft = buffer.popleft
+    a gap that another thread is about to fill. When the buffer was full, the numbers below
+    the oldest record left in it were overwritten: dropped. Records after any other gap are
+    held back until it fills, and it counts as dropped only when it is ``GAP_WAIT_S`` old,
+    when the held-back records would outgrow the buffer, or when it starts at or below
+    ``force_upto``. Sinks thus see every record in order, once."""
+    global _delivered, _gap, _gap_since, _seen
+    buf = buffer
+    full = len(buf) >= (buf.maxlen or 0)   # it may have overwritten records
+    popleft = buf.popleft
     raws = _pending[:]
+    held = len(raws)
     _pending.clear()
     while True:
         try:
@@ -171,8 +204,12 @@ def _drain_locked(force: bool = False) -> None:
             break
     if not raws and not dirty:
         return
+    # Numbers below the oldest record the full buffer kept were overwritten.
+    floor = min(map(_first, raws[held:])) if full and len(raws) > held else 0
     raws.sort(key=_first)
     _counters["records"] += len(raws)
+    if raws and raws[-1][0] > _seen:
+        _seen = raws[-1][0]
     if not _sinks:  # nobody to deliver to: only keep the numbering in step
         if raws:
             _delivered = max(_delivered, raws[-1][0])
@@ -185,10 +222,13 @@ def _drain_locked(force: bool = False) -> None:
             continue   # landed after a drain counted it dropped: dropped it stays
         if n > _delivered + 1:
             first_missing = _delivered + 1
-            if not force and _gap != first_missing:
-                _gap = first_missing  # maybe still in flight: wait for the next drain
-                _pending.extend(raws[i:])
-                break
+            if first_missing >= floor and first_missing > force_upto:
+                now = time.monotonic()
+                if _gap != first_missing:
+                    _gap, _gap_since = first_missing, now
+                if now - _gap_since < GAP_WAIT_S and len(raws) - i <= (buf.maxlen or 0):
+                    _pending.extend(raws[i:])   # in flight: wait for it
+                    break
             _counters["dropped"] += n - first_missing
         _delivered = n
         out.append(raw)
@@ -264,11 +304,13 @@ def set_buffer_size(size: int) -> None:
     global buffer
     if size < 1:
         raise ValueError("buffer size must be at least 1")
+    _settle()
     with _drain_lock:
-        _drain_locked(force=True)
+        _drain_locked()
         old = buffer
         buffer = collections.deque(maxlen=size)
         _publish_buffer(buffer)
+        _pending.extend(old)   # appended since the drain: delivered by the next one
         old.clear()
 
 

@@ -21,6 +21,21 @@ _WAITS = {core.LOCK_ACQUIRE: "lock.wait", core.RLOCK_ACQUIRE: "lock.wait",
           core.EVENT_WAIT: "event.wait", core.BARRIER_WAIT: "barrier.wait",
           core.THREAD_JOIN: "thread.join"}
 
+_HANDED_OFF = {core.LOCK_ACQUIRE, core.RLOCK_ACQUIRE}   # waits a release ends
+_OPEN_WAITS_PER_LOCK = 8
+_MAX_LOCKS = 4096   # locks remembered for flow arrows (primitives come and go)
+
+
+def _bounded(table: dict, key: int, kind: type) -> Any:
+    """``table[key]`` (a new ``kind()`` if absent), the table emptied first when it is
+    full: memory stays bounded however many locks a program makes."""
+    got = table.get(key)
+    if got is None:
+        if len(table) >= _MAX_LOCKS:
+            table.clear()
+        got = table[key] = kind()
+    return got
+
 
 class ChromeTraceSink:
     def __init__(self, max_events: int = 1_000_000) -> None:
@@ -29,7 +44,10 @@ class ChromeTraceSink:
         self.overflow = 0
         self.threads: dict[int, str] = {}       # tid -> name
         self._tids: dict[tuple, int] = {}       # (ident, native_id) -> small tid
+        # For the flow arrows, whichever record comes first (a release's record can follow
+        # the record of the wait it ended: records are in the order they were made):
         self._last_release: dict[int, tuple] = {}  # lock id -> (ts_us, tid)
+        self._open_waits: dict[int, list] = {}     # lock id -> [(start, end, tid)] unmatched
         self._flow = 0
         self._hold = 0
         self.pid = os.getpid()
@@ -74,12 +92,11 @@ class ChromeTraceSink:
                                     "site": str(r.site) if r.site else None}})
                 rel = self._last_release.get(p.id)
                 if rel is not None and rel[1] != tid and start <= rel[0] <= end:
-                    self._flow += 1
-                    self._add({"name": "handoff", "ph": "s", "id": self._flow, "ts": rel[0],
-                               "tid": rel[1], "cat": "handoff"})
-                    self._add({"name": "handoff", "ph": "f", "bp": "e", "id": self._flow,
-                               "ts": max(end - 0.0005, start), "tid": tid,
-                               "cat": "handoff"})
+                    self._handoff(rel[0], rel[1], start, end, tid)
+                elif op in _HANDED_OFF:   # its release may come later
+                    waits = _bounded(self._open_waits, p.id, list)
+                    waits.append((start, end, tid))
+                    del waits[:-_OPEN_WAITS_PER_LOCK]
             elif op in (core.LOCK_RELEASE, core.RLOCK_RELEASE) and r.held_ns is not None:
                 end = self._us(r.end_ns)
                 start = self._us(r.end_ns - r.held_ns)
@@ -91,7 +108,23 @@ class ChromeTraceSink:
                            "cat": "hold"})
                 self._add({"name": f"release {p.name}", "ph": "X", "ts": end, "dur": 0.001,
                            "tid": tid, "cat": "release"})
+                _bounded(self._last_release, p.id, tuple)
                 self._last_release[p.id] = (end, tid)
+                waits = self._open_waits.get(p.id)
+                for i, (w_start, w_end, w_tid) in enumerate(waits or ()):
+                    if w_tid != tid and w_start <= end <= w_end:
+                        self._handoff(end, tid, w_start, w_end, w_tid)
+                        del waits[i]   # type: ignore[union-attr]
+                        break
+
+    def _handoff(self, rel_ts: float, rel_tid: int, start: float, end: float,
+                 tid: int) -> None:
+        """A flow arrow from a release to the wait on the same lock it ended."""
+        self._flow += 1
+        self._add({"name": "handoff", "ph": "s", "id": self._flow, "ts": rel_ts,
+                   "tid": rel_tid, "cat": "handoff"})
+        self._add({"name": "handoff", "ph": "f", "bp": "e", "id": self._flow,
+                   "ts": max(end - 0.0005, start), "tid": tid, "cat": "handoff"})
 
     def document(self) -> dict[str, Any]:
         meta = [{"name": "process_name", "ph": "M", "pid": self.pid, "tid": 0,
