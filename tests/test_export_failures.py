@@ -29,11 +29,11 @@ BOUND = 2.0
 SLACK = 8.0
 
 
-def _run(tmp_path, endpoint, *extra):
+def _run(tmp_path, endpoint, *extra, env=None):
     report = tmp_path / "report.json"
     t0 = time.monotonic()
     proc = run_traced(["-q", "--otlp", endpoint, "--export-timeout", str(BOUND),
-                       "--report", str(report), *extra], THREE_RUN_SPANS, tmp_path)
+                       "--report", str(report), *extra], THREE_RUN_SPANS, tmp_path, env=env)
     out, err = finish(proc, 90)
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, err
@@ -45,15 +45,21 @@ def _export_lines(err):
     return [line for line in err.splitlines() if line.strip()]
 
 
-def test_a_refused_port_costs_at_most_the_bound_and_one_line(tmp_path):
-    export, err, elapsed = _run(tmp_path, f"http://127.0.0.1:{free_port()}")
+@pytest.mark.parametrize("protocol,cause", [
+    ("http/protobuf", "connection refused"),
+    ("grpc", "connection refused (gRPC UNAVAILABLE)")])
+def test_a_refused_port_costs_at_most_the_bound_and_one_line(tmp_path, protocol, cause):
+    if protocol == "grpc":
+        pytest.importorskip("grpc", reason="the otlp-grpc extra is not installed")
+    export, err, elapsed = _run(tmp_path, f"http://127.0.0.1:{free_port()}",
+                                env={"OTEL_EXPORTER_OTLP_PROTOCOL": protocol})
     assert elapsed < BOUND + SLACK, f"exit took {elapsed:.1f} s"
     lines = _export_lines(err)
     assert 1 <= len(lines) <= 5, err
-    assert "failed: connection refused" in lines[-1], err
+    assert f"failed: {cause};" in lines[-1], err
     assert "3 spans" in lines[-1], err
     assert "Transient error" not in err and "Traceback" not in err
-    assert export["ok"] is False and export["error"] == "connection refused"
+    assert export["ok"] is False and export["error"] == cause
     assert export["spans_delivered"] == 0
     assert export["spans_not_delivered"] == 3
     assert export["metric_points_not_delivered"] > 0
@@ -137,6 +143,69 @@ def test_spans_a_collector_refused_are_counted_exactly(tmp_path):
     assert export["spans_not_delivered"] == sent == export["spans_failed"]
     assert export["error"] == "HTTP 400", export
     assert "HTTP 400" in err
+
+
+def test_the_cause_of_a_failed_export_in_a_few_words():
+    from tracethread.exporters.otel.delivery import short_reason
+    # The OTLP exporters' own log lines (SDK 1.45), HTTP and gRPC.
+    assert short_reason(
+        "Failed to export span batch due to timeout, max retries or shutdown encountered."
+        " [Errno 111] Connection refused") == "connection refused"
+    assert short_reason("Failed to export span batch code: 503, reason: busy") == "HTTP 503"
+    grpc_refused = (
+        "Failed to export traces to 127.0.0.1:51691, error code: StatusCode.UNAVAILABLE, "
+        "error details: failed to connect to all addresses; last error: UNKNOWN: "
+        "ipv4:127.0.0.1:51691: Failed to connect to remote host: Connection refused")
+    assert short_reason(grpc_refused) == "connection refused (gRPC UNAVAILABLE)"
+    assert short_reason(grpc_refused.replace("UNAVAILABLE", "DEADLINE_EXCEEDED").replace(
+        "Connection refused", "Deadline Exceeded")) == "timed out (gRPC DEADLINE_EXCEEDED)"
+    # A collector's own words are shown, escaped: never a terminal control sequence.
+    assert short_reason(
+        "Failed to export traces to c:4317, error code: StatusCode.INVALID_ARGUMENT, "
+        "error details: bad \x1b[2Jspan\nbatch") == "gRPC INVALID_ARGUMENT: bad \\x1b[2Jspan batch"
+
+
+def _grpc_server(code, details):
+    """A real gRPC server of the OTLP collector services that answers every export with
+    ``code``; the spans it was sent are counted in ``got``."""
+    grpc = pytest.importorskip("grpc", reason="the otlp-grpc extra is not installed")
+    from concurrent import futures
+
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as mgrpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as tgrpc
+    got = {"spans": 0}
+
+    class Traces(tgrpc.TraceServiceServicer):
+        def Export(self, request, context):  # noqa: N802
+            got["spans"] += sum(len(ss.spans) for rs in request.resource_spans
+                                for ss in rs.scope_spans)
+            context.abort(getattr(grpc.StatusCode, code), details)
+
+    class Metrics(mgrpc.MetricsServiceServicer):
+        def Export(self, request, context):  # noqa: N802
+            context.abort(getattr(grpc.StatusCode, code), details)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    tgrpc.add_TraceServiceServicer_to_server(Traces(), server)
+    mgrpc.add_MetricsServiceServicer_to_server(Metrics(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port, got
+
+
+
+def test_spans_a_grpc_collector_refused_are_counted_exactly(tmp_path):
+    # INVALID_ARGUMENT is not retried: each batch fails once, its spans counted failed.
+    server, port, got = _grpc_server("INVALID_ARGUMENT", "no thanks\x1b[31m")
+    try:
+        export, err, _ = _run(tmp_path, f"http://127.0.0.1:{port}",
+                              env={"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    finally:
+        server.stop(grace=None).wait(10)
+    assert got["spans"] == 3
+    assert export["spans_not_delivered"] == export["spans_failed"] == 3, export
+    assert export["error"] == "gRPC INVALID_ARGUMENT: no thanks\\x1b[31m", export
+    assert "gRPC INVALID_ARGUMENT: no thanks\\x1b[31m" in err and "\x1b" not in err
 
 
 def test_a_working_collector_is_reported_as_such(tmp_path):

@@ -632,6 +632,29 @@ def test_trace_file_is_well_formed(tmp_path):
     assert waits and waits[0]["dur"] >= 200_000  # µs: the 0.3 s hold
 
 
+@pytest.mark.parametrize("release_first", [True, False])
+def test_trace_file_draws_the_handoff_whichever_record_comes_first(release_first):
+    # Records are in the order they were made: the release that let a waiter in can be
+    # recorded after the waiter's acquire (it was, in CI, and the arrow was missing).
+    from tracethread._core.records import (
+        LOCK_ACQUIRE, LOCK_RELEASE, PrimitiveInfo, ThreadState, materialize,
+    )
+    from tracethread.exporters.chrome_trace import ChromeTraceSink
+    sink = ChromeTraceSink()
+    t0 = sink._t0
+    lock = PrimitiveInfo("Lock", "handed", None)
+    holder, waiter = ThreadState(1, 101, "holder"), ThreadState(2, 102, "waiter")
+    release = (1, LOCK_RELEASE, lock, holder, t0 + 5_000, t0 + 5_000, True, False, 4_000,
+               None, (True, None))
+    wait = (2, LOCK_ACQUIRE, lock, waiter, t0 + 2_000, t0 + 6_000, True, True, None, None,
+            None)
+    for raw in ([release, wait] if release_first else [wait, release]):
+        sink.handle([materialize(raw)])
+    flows = [ev for ev in sink.events if ev["cat"] == "handoff"]
+    assert [(ev["ph"], ev["tid"]) for ev in flows] == [("s", 101), ("f", 102)]
+    assert flows[0]["ts"] == 5.0 and 2.0 <= flows[1]["ts"] <= 6.0
+
+
 def test_registered_as_an_opentelemetry_instrumentor():
     import importlib.metadata as md
     from opentelemetry.sdk.trace import TracerProvider
@@ -745,6 +768,78 @@ def test_uncontended_operations_as_span_events(sdk):
     assert run.events[0].name == "lock.acquire"
     assert run.events[0].attributes[N.LOCK_NAME] == "quiet"
     assert run.attributes[N.EVENTS_DROPPED] == 400 - sink.MAX_EVENTS_PER_RUN
+
+
+def _events_sink(spans_mode):
+    """The fixture's sink, re-added taking every operation as ``--spans MODE`` makes it."""
+    sink = [s for s in tracethread.sinks() if type(s).__name__ == "OTelSink"][0]
+    tracethread.remove_sink(sink)
+    if spans_mode == "events":
+        sink.span_events = True
+    else:
+        sink.spans = spans_mode
+    tracethread.add_sink(sink)
+    return sink
+
+
+def test_span_events_of_threads_without_a_traced_run_go_on_a_partial_run_span(sdk):
+    # The main thread and a thread started by _thread have no traced thread.run span: their
+    # uncontended operations used to be dropped under --spans events.
+    import _thread
+    spans, reader, tp = sdk
+    sink = _events_sink("events")
+    lock = tracethread.Lock(name="main's")
+    with lock:
+        pass
+    done = tracethread.Event()   # (its set() is the raw thread's own operation too)
+
+    def raw():
+        with tracethread.Lock(name="raw's"):
+            pass
+        done.set()
+    _thread.start_new_thread(raw, ())
+    assert done.wait(TIMEOUT)
+    tracethread.flush()
+    sink.close()
+    runs = {s.attributes[N.THREAD_NAME]: s for s in spans.get_finished_spans()
+            if s.name == N.SPAN_THREAD_RUN and s.attributes.get(N.RUN_PARTIAL)}
+    main = runs[threading.main_thread().name]
+    assert [(e.name, e.attributes[N.LOCK_NAME]) for e in main.events][:2] == [
+        ("lock.acquire", "main's"), ("lock.release", "main's")]
+    (other,) = [s for name, s in runs.items() if name != threading.main_thread().name]
+    assert [(e.name, e.attributes[N.LOCK_NAME]) for e in other.events][:2] == [
+        ("lock.acquire", "raw's"), ("lock.release", "raw's")]
+    assert other.start_time <= other.events[-1].timestamp == other.end_time
+    assert main.parent is None and other.parent is None
+
+
+def test_spans_all_names_each_span_by_what_happened(sdk):
+    # Every operation a span: an acquire that did not wait is an acquire (it was called
+    # lock.wait), an RLock's inner release is a release (it had no span), a wait a wait.
+    spans, reader, tp = sdk
+    _events_sink("all")
+    lock, rlock = tracethread.Lock(name="L"), tracethread.RLock(name="R")
+    with lock:
+        pass
+    with rlock:
+        with rlock:
+            pass
+    lock.acquire()
+    t = tracethread.Thread(target=lambda: (lock.acquire(), lock.release()), name="waiter")
+    t.start()
+    testing.wait_until_blocked(lock, 1)
+    lock.release()
+    t.join(TIMEOUT)
+    tracethread.flush()
+    got = [(s.name, s.attributes[N.LOCK_NAME], s.attributes.get(N.THREAD_NAME))
+           for s in sorted(spans.get_finished_spans(), key=lambda s: s.end_time)
+           if s.attributes.get(N.LOCK_NAME) in ("L", "R")]
+    main = threading.main_thread().name
+    assert got[:6] == [("lock.acquire", "L", main), ("lock.hold", "L", main),
+                       ("rlock.acquire", "R", main), ("rlock.acquire", "R", main),
+                       ("rlock.release", "R", main), ("lock.hold", "R", main)]
+    assert ("lock.wait", "L", "waiter") in got
+    assert [n for n, lk, th in got if th == "waiter"].count("lock.acquire") == 0
 
 
 COEXIST_PROGRAM = """

@@ -39,5 +39,7 @@ class TracethreadInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             tracethread.uninstall()
         if type(self)._sink is not None:
             tracethread.remove_sink(type(self)._sink)
+            with tracethread.guarded():
+                type(self)._sink.close()
             type(self)._sink = None
         core.set_context_hooks(None)

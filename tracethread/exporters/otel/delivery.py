@@ -55,21 +55,36 @@ def export_timeout(env: Any = None) -> float:
 
 def short_reason(text: str) -> str:
     """The cause in a failed export's log line, in a few words: "connection refused",
-    "timed out", "HTTP 503", or the line itself (shortened)."""
+    "timed out", "HTTP 503", "gRPC INVALID_ARGUMENT: <details>", or the line itself
+    (shortened). What came from the network is shown escaped, never as control codes."""
+    m = re.search(r"StatusCode\.([A-Z_]+)", text)
+    if m:   # the gRPC exporter: "error code: StatusCode.X, error details: ..."
+        code = m.group(1)
+        d = re.search(r"[Ee]rror details: (.*)$", text, re.S)
+        details = d.group(1).strip() if d else ""
+        if "connection refused" in details.lower():
+            return f"connection refused (gRPC {code})"
+        if code == "DEADLINE_EXCEEDED":
+            return f"timed out (gRPC {code})"
+        return f"gRPC {code}: {_shortened(details, 120)}" if details else f"gRPC {code}"
     m = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
     if m:
-        return m.group(1).strip().rstrip(".").lower()
+        return _shortened(m.group(1).strip().rstrip(".").lower(), 120)
     low = text.lower()
     if "timed out" in low or "timeout" in low and "retries or shutdown" not in low:
         return "timed out (no answer)"
     m = re.search(r"code: (\d{3})", text) or re.search(r"status(?: code)?[:= ]+(\d{3})", text)
     if m:
         return f"HTTP {m.group(1)}"
-    m = re.search(r"StatusCode\.([A-Z_]+)", text)
-    if m:
-        return f"gRPC {m.group(1)}"
+    return _shortened(text, 160)
+
+
+def _shortened(text: str, most: int) -> str:
+    """One line of at most ``most`` characters, whitespace runs as one space, anything
+    unprintable escaped (``\\x1b``)."""
     text = " ".join(text.split())
-    return text if len(text) <= 160 else text[:157] + "..."
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 class _Capture(logging.Handler):

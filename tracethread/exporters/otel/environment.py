@@ -223,6 +223,8 @@ class Exporting:
         """Export what is left, waiting at most ``bound_s`` for the collector; one line on
         stderr if anything was not delivered (``delivery.summary()`` has the counts)."""
         core.flush()
+        with core.guarded():
+            self.sink.close()
         bounded_shutdown((self.tracer_provider, self.meter_provider), self.delivery,
                          self.queues, self.bound_s)
 

@@ -38,6 +38,9 @@ FINDING_KIND = "tracethread.finding.kind"
 FINDING_FINGERPRINT = "tracethread.finding.fingerprint"
 FINDING_CYCLE = "tracethread.finding.cycle"
 EVENTS_DROPPED = "tracethread.events_dropped"  # run-span events over the per-run cap
+# On a thread.run span made for a thread whose run tracethread did not see begin (the main
+# thread, threads started before install() or by _thread): it covers what was seen.
+RUN_PARTIAL = "tracethread.run.partial"
 FINDING_MESSAGE = "message"  # on a finding event (an exception-like message)
 
 # Metric attributes (bounded: never thread ids)

@@ -62,6 +62,7 @@ class OTelSink:
     """Turns records into spans and metrics through the given (or global) providers."""
 
     MAX_EVENTS_PER_RUN = 128
+    MAX_PARTIAL_RUNS = 256   # threads without a traced run, holding events at once
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None,
                  spans: str = "blocked", min_duration_s: float = 0.0,
@@ -72,6 +73,10 @@ class OTelSink:
         self.span_events = span_events
         self._events: dict[tuple, list] = {}     # (ident, native_id) -> [(name, t, attrs)]
         self._events_dropped: dict[tuple, int] = {}
+        # Threads whose run was not seen to begin (the main thread, threads started before
+        # install() or by _thread): (ident, native_id) -> [thread, first ns, last ns]; their
+        # events go on a partial thread.run span made at close() (or when the key is reused).
+        self._partial: dict[tuple, list] = {}
         self._finding_events: dict[int, list] = {}  # running thread's id -> [(kind, msg, t)]
         if spans == "events":  # blocked operations as spans, the rest as run-span events
             spans, self.span_events = "blocked", True
@@ -277,10 +282,12 @@ class OTelSink:
                     self._observe(self.h_wait, attrs_m, r.duration_ns / 1e9)
                 if r.timed_out:
                     self._count(self.c_timeouts, attrs_m)
-            if r.blocked or self.spans == "all":
+            if r.blocked:
                 holder = r.details.get("holder")
                 self._span(_WAIT_SPANS[op], r,
                            extra={N.HOLDER_THREAD: holder} if holder is not None else None)
+            elif self.spans == "all":   # named by what happened: an acquire, no wait
+                self._span(op, r)
         elif op in _RELEASES:
             if r.held_ns is not None:
                 if attrs_m is not None:
@@ -288,6 +295,8 @@ class OTelSink:
                 if r.details.get("contended") or self.spans == "all":
                     self._span(N.SPAN_LOCK_HOLD, r, start_ns=r.end_ns - r.held_ns,
                                extra={N.CONTENDED: bool(r.details.get("contended"))})
+            elif self.spans == "all":   # an RLock's inner release: it stays held
+                self._span(op, r)
         elif op in (core.CONDITION_WAIT, core.EVENT_WAIT, core.BARRIER_WAIT, core.THREAD_JOIN):
             if attrs_m is not None and r.blocked:
                 h = self.h_barrier if op == core.BARRIER_WAIT else (
@@ -312,7 +321,10 @@ class OTelSink:
         elif op == core.THREAD_RUN_BEGIN:
             self._runs[p.id] = r
             if self.span_events:
-                self._events[(r.thread.ident, r.thread.native_id)] = []
+                key = (r.thread.ident, r.thread.native_id)
+                if key in self._partial:   # the ident of a thread now gone, reused
+                    self._partial_run(key)
+                self._events[key] = []
             return
         elif op == core.THREAD_RUN_END:
             begin = self._runs.pop(p.id, None)
@@ -339,12 +351,49 @@ class OTelSink:
         if self.span_events and not r.blocked and self.spans != "all":
             key = (r.thread.ident, r.thread.native_id)
             run_events = self._events.get(key)
-            if run_events is not None:
-                if len(run_events) < self.MAX_EVENTS_PER_RUN:
-                    run_events.append((op, r.end_ns,
-                                       {N.LOCK_NAME: p.name, N.LOCK_KIND: p.kind}))
-                else:
-                    self._events_dropped[key] = self._events_dropped.get(key, 0) + 1
+            if run_events is None:   # no traced run: a partial one, from this operation
+                if len(self._partial) >= self.MAX_PARTIAL_RUNS:
+                    self._partial_run(next(iter(self._partial)))   # the oldest, now
+                run_events = self._events[key] = []
+                self._partial[key] = [r.thread, r.end_ns, r.end_ns]
+            else:
+                partial = self._partial.get(key)
+                if partial is not None:
+                    partial[2] = r.end_ns
+            if len(run_events) < self.MAX_EVENTS_PER_RUN:
+                run_events.append((op, r.end_ns, {N.LOCK_NAME: p.name, N.LOCK_KIND: p.kind}))
+            else:
+                self._events_dropped[key] = self._events_dropped.get(key, 0) + 1
+
+    def close(self) -> None:
+        """Make the spans still open in the sink: with ``spans="events"``, the partial
+        ``thread.run`` span of each thread whose run tracethread did not see begin (the main
+        thread, threads started before ``install()`` or by ``_thread``). Call it after
+        the last ``tracethread.flush()`` and before the providers shut down (``tracethread
+        run`` and the instrumentor do)."""
+        if self._partial:
+            if self.spans != "none":
+                self.tracer()
+            for key in list(self._partial):
+                self._partial_run(key)
+
+    def _partial_run(self, key: tuple) -> None:
+        """The ``thread.run`` span of a thread whose run was not seen to begin: from its
+        first operation seen to its last, with their events, marked partial."""
+        thread, first, last = self._partial.pop(key)
+        events = self._events.pop(key, None) or []
+        dropped = self._events_dropped.pop(key, 0)
+        if self.spans == "none" or self._tracer is None:
+            return
+        attrs: dict[str, Any] = {N.THREAD_ID: thread.ident, N.THREAD_NAME: thread.name,
+                                 N.OPERATION: N.SPAN_THREAD_RUN, N.RUN_PARTIAL: True}
+        if dropped:
+            attrs[N.EVENTS_DROPPED] = dropped
+        span = self._tracer[1].start_span(N.SPAN_THREAD_RUN, context=otel_context.Context(),
+                                          attributes=attrs, start_time=first + self._offset)
+        for ev_name, t, ev_attrs in events:
+            span.add_event(ev_name, ev_attrs, timestamp=t + self._offset)
+        self._end(span, last)
 
     def _summary(self, d: Any, attrs_m: Any) -> None:
         """Uncontended operations counted in the core: acquisitions, and the holds'
