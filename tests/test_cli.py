@@ -155,8 +155,10 @@ def test_a_real_deadlock_ends_the_run_promptly(script, tmp_path):
 
 def test_a_hang_ends_the_run_under_fail_on_hang(script):
     path = script("""
-        import threading
-        threading.Event().wait()    # nobody will ever set it
+        import threading, time
+        e = threading.Event()
+        threading.Thread(target=e.wait, name="waits", daemon=True).start()
+        time.sleep(30)    # awake (not all threads are asleep), and nobody sets `e`
     """)
     t0 = time.monotonic()
     proc = tt("run", "--fail-on", "hang", "--hang-timeout", "1", path, timeout=60)

@@ -140,7 +140,8 @@ def test_a_reader_writer_lock_whose_last_reader_unlocks(tmp_path):
     def r2():
         rw.read_acquire(); r2_in.set(); r1_out.wait()
         testing.wait_until_blocked(rw.read, 1)       # r1 is waiting: the cycle is closed
-        rw.read_release(); log.append("r2 out")
+        log.append("r2 out"); rw.read_release()   # (logged first: the writer goes on the
+                                                  # moment r2 is out)
     def writer():
         r1_out.wait()
         rw.write_acquire(); log.append("written"); rw.write_release()

@@ -359,6 +359,7 @@ class _Session:
             # must not write the parent's outputs, print a second report or change its own
             # exit status. Its findings are not reported (docs/report.md).
             return None
+        _contained("look at the hangs", core.hangs_over)
         report = _contained("build the report", self._build, ended_by)
         if report is None:
             report = _fallback_report(self.command, ended_by)

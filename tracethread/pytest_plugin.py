@@ -74,6 +74,22 @@ class _Gate:
         # goes on, nothing hangs.
         tracethread.install(on_deadlock="raise", hang_timeout=hang or None)
         self.failing: list = []
+        from tracethread._core import api as core
+        core.set_live_writer(self._say_live)
+
+    def _say_live(self, text: str) -> None:
+        """A hang or deadlock, the moment it is found: on the terminal, past pytest's
+        output capture (as pytest-timeout shows a timeout's stacks), while the test is
+        still running."""
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        tw = self.config.get_terminal_writer()
+        if capman is None:
+            tw.write(text)
+            return
+        with capman.global_and_fixture_disabled():
+            tw.line()
+            tw.write(text)
+            tw.flush()
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> Any:
@@ -89,6 +105,7 @@ class _Gate:
         from tracethread._core import api as core
         from tracethread.exporters.report import json_report
         tracethread.flush(core.exit_timeout())
+        core.hangs_over()
         return json_report.build(self.stats, ["pytest", *self.config.invocation_params.args],
                                  exitstatus, tracethread.recorder_stats())
 
@@ -149,3 +166,5 @@ def pytest_unconfigure(config: Any) -> None:
         import tracethread
         if tracethread.is_installed():
             tracethread.uninstall()
+        from tracethread._core import api as core
+        core.set_live_writer(None)

@@ -33,3 +33,9 @@ BrokenBarrierError = _std.BrokenBarrierError
 # ident -> Thread, read-only use (a private name, not in typeshed's threading)
 std_active = _std._active  # type: ignore[attr-defined]
 THREADING_FILE = _std.__file__
+
+
+def main_ident() -> int:
+    """The main thread's ident (``threading.main_thread()``, stdlib's: after a fork, the
+    thread that forked)."""
+    return _std.main_thread().ident or 0

@@ -19,6 +19,7 @@ from . import detect as _detect
 from . import findings as _findings
 from . import state as _state
 from . import stream as _stream
+from . import watchdog as _watchdog
 from .detect import GraphSnapshot, GraphNode, GraphEdge
 from .findings import (
     DeadlockError, EdgeRef, Finding, Frame, LockRef, PotentialDeadlockWarning, ThreadRef,
@@ -51,7 +52,8 @@ __all__ = [
     "Site", "ThreadInfo", "ThreadRef", "add_sink", "capture_context", "count_export_dropped",
     "exit_timeout", "findings", "flush", "graph_snapshot", "graph_stats", "guarded",
     "internal_error", "is_guarded", "literal", "on_fatal", "recorder_stats", "remove_sink",
-    "set_context_hooks", "set_test_context", "sinks", "waiting_primitives", "withdrawn",
+    "hangs_over", "set_context_hooks", "set_live_writer", "set_test_context", "sinks",
+    "waiting_primitives", "withdrawn",
     "flush_stdio", "raw_lock", "start_raw_thread",
     "BARRIER_ABORT", "BARRIER_RESET", "BARRIER_WAIT", "CONDITION_NOTIFY",
     "CONDITION_NOTIFY_ALL", "CONDITION_WAIT", "EVENT_CLEAR", "EVENT_SET", "EVENT_WAIT",
@@ -94,6 +96,18 @@ def set_context_hooks(hooks: tuple[Callable[[], Any], Callable[[Any], Any],
 def on_fatal(callback: Callable[[int], Any]) -> None:
     """Call ``callback(status)`` before the tracer ends the process (policy "exit")."""
     _findings.fatal_hooks.append(callback)
+
+
+def hangs_over() -> None:
+    """Say now of each hang reported whose wait has ended since (before a final report:
+    its finding's ``recovered_after_s``)."""
+    _watchdog.hangs_over()
+
+
+def set_live_writer(writer: Callable[[str], None] | None) -> None:
+    """Where deadlock and hang reports are written the moment they are found (text
+    ending in a newline, from any thread): ``writer``, or stderr when None."""
+    _findings.live_writer[0] = writer if writer is not None else _findings._to_stderr
 
 
 def set_test_context(text: str) -> None:

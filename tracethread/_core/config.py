@@ -18,8 +18,9 @@ class Config:
     hang_timeout: float | None = None  # seconds; None or 0: no watchdog
     single_thread_cycles: bool = True  # a cycle seen in one thread is still a finding
     identity: str = "instance"        # instance | site (merge locks made at one line)
-    warn: bool = True                 # announce at once: a PotentialDeadlockWarning per new
-    #                                   cycle, a stderr report per deadlock or hang
+    warn: bool = True                 # a PotentialDeadlockWarning per new cycle, at once
+    live: bool = True                 # a deadlock or hang is written to stderr the moment
+    #                                   it is found (findings.live_writer), in every mode
     on_hang: str = "report"           # report | exit (end the process, status 3)
     deadlock_confirm: float = 0.5     # seconds a wait-for cycle that a thread outside it
     #                                   could still break (through a Lock, which any thread

@@ -523,6 +523,13 @@ def _chain(st: Any, prim: Any) -> list | None:
     return path if cur is st else None
 
 
+def in_wait_cycle(st: Any) -> bool:
+    """Is ``st`` blocked (without a timeout) in a wait-for cycle: the deadlock
+    ``before_block`` reports?"""
+    prim = st.blocked_on
+    return prim is not None and _chain(st, prim) is not None
+
+
 def _others_asleep(path: list) -> bool:
     """Is every live thread outside the cycle blocked without a timeout in a traced wait,
     so that none of them can release a Lock of it? Threads the tracer has no state for

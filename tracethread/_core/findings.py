@@ -22,7 +22,7 @@ import time
 import tokenize
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from . import _raw
 from . import config as _config
@@ -100,6 +100,7 @@ class Finding:
     guarded_by: tuple[str, ...] = ()
     count: int = 1
     time_ns: int = field(default_factory=time.monotonic_ns)
+    recovered_after_s: float | None = None   # a hang whose wait ended after all
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,6 +177,12 @@ def add(finding: Finding) -> bool:
 _withdrawn: list = []   # [(Finding, reason)]: findings taken back, newest last (bounded)
 
 
+def stored(finding: Finding) -> Finding | None:
+    """The finding kept for ``finding``'s kind and fingerprint (the first one seen)."""
+    with _lock:
+        return _findings.get((finding.kind, finding.fingerprint))
+
+
 def withdraw(kind: str, fingerprint: str, reason: str) -> Finding | None:
     """Take back a finding that later evidence disproved (a lock of a cycle turned out to
     be a signal). It leaves ``findings()`` and is listed by ``withdrawn()``."""
@@ -205,14 +212,28 @@ def publish(finding: Finding, st: Any) -> None:
         record(FINDING, info, st, None, False, False, None, None, (finding,))
         if finding.kind == "potential-deadlock" and _config.get().warn:
             warnings.warn(finding.message, PotentialDeadlockWarning, stacklevel=4)
-        elif finding.kind in ("deadlock", "hang") and _config.get().warn:
-            try:
-                sys.stderr.write(render_text(finding))
-                sys.stderr.flush()
-            except Exception:  # noqa: BLE001 - stderr may be gone
-                pass
+        elif finding.kind in ("deadlock", "hang") and _config.get().live:
+            say(render_text(finding))
     finally:
         st.guard = prev
+
+
+def _to_stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+# Where a finding is said the moment it is found (``say``): stderr, or what replaced it
+# (the pytest plugin writes past its output capture, to the terminal).
+live_writer: list[Callable[[str], None]] = [_to_stderr]
+
+
+def say(text: str) -> None:
+    """Write ``text`` (lines ending in newlines) where live reports go; never raises."""
+    try:
+        live_writer[0](text)
+    except Exception:  # noqa: BLE001 - stderr may be gone, the terminal closed
+        pass
 
 
 # Control characters (C0, DEL, C1) and the Unicode line/paragraph separators: a name,

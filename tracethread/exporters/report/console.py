@@ -35,37 +35,94 @@ def _site(site: dict | None) -> str:
     return "" if not site else f"{core.literal(site['file'])}:{site['line']}"
 
 
+def _middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, cut in the middle (a lock's name ends in
+    its line number: both ends matter)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+# (header, width, value of a row): the default columns, then those --wide adds.
+_COLUMNS = [
+    ("kind", 9, lambda r: core.literal(r["kind"])),
+    ("acquired", 8, lambda r: str(r["acquisitions"])),
+    ("contended", 9, lambda r: str(r["contentions"])),
+    ("waited", 8, lambda r: _dur(r["wait_seconds_total"])),
+    ("wait max", 8, lambda r: _dur(r["wait_seconds_max"])),
+    ("hold max", 8, lambda r: _dur(r["hold_seconds_max"])),
+]
+_WIDE_COLUMNS = [
+    ("ops", 7, lambda r: str(r["operations"])),
+    ("waits", 7, lambda r: str(r["waits"])),
+    ("timeouts", 8, lambda r: str(r["timeouts"])),
+    ("threads", 7, lambda r: str(r["threads"])),
+]
+_NAME_MIN = 12   # below this, rows are written one per line instead of as a table
+
+
+def _eventful(row: dict) -> bool:
+    """Did the primitive make anyone wait (contended, waited on, timed out)?"""
+    return bool(row["contentions"] or row["wait_seconds_total"] or row["timeouts"])
+
+
 class ReportView:
     """The most contended primitives, then each finding: the cycle as a chain, a scenario
-    per thread (holds X, wants Y), and the program's own frames."""
+    per thread (holds X, wants Y), and the program's own frames.
+
+    The table fits the console's width (80 columns and up): by default it shows only the
+    primitives somebody waited on, with the columns above, names cut in the middle;
+    ``wide`` adds the other columns and every primitive. Narrower than a table can be, it
+    becomes one line per primitive: a column is never cut off."""
 
     def __init__(self, report: dict[str, Any], limit: int = 20,
                  title: str = "tracethread: lock contention", baselined: set | None = None,
-                 stack_frames: int = 4) -> None:
+                 stack_frames: int = 4, wide: bool = False) -> None:
         self.report = report
         self.limit = limit
         self.title = title
         self.baselined = baselined or set()
         self.stack_frames = stack_frames
+        self.wide = wide
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         locks = self.report.get("locks", [])
-        table = Table(title=_text(self.title), title_justify="left", expand=False)
-        table.add_column("primitive", overflow="fold", min_width=24)
-        table.add_column("kind", no_wrap=True)
-        for col in ("ops", "acquired", "contended", "waits", "timeouts", "wait total",
-                    "wait max", "hold max", "threads"):
-            table.add_column(col, justify="right", no_wrap=True)
-        for row in locks[: self.limit]:
-            table.add_row(_text(row["name"]), _text(row["kind"]), str(row["operations"]),
-                          str(row["acquisitions"]), str(row["contentions"]),
-                          str(row["waits"]), str(row["timeouts"]),
-                          _dur(row["wait_seconds_total"]), _dur(row["wait_seconds_max"]),
-                          _dur(row["hold_seconds_max"]), str(row["threads"]))
-        yield table
+        rows = locks if self.wide else [r for r in locks if _eventful(r)]
+        shown = rows[: self.limit]
+        columns = _COLUMNS + (_WIDE_COLUMNS if self.wide else [])
+        # Each column takes its width and a space either side; the name takes the rest.
+        name_width = options.max_width - sum(w + 2 for _, w, _ in columns) - 1
+        yield _text(self.title, style="bold")
+        if shown and name_width >= _NAME_MIN:
+            table = Table(box=None, pad_edge=False, expand=False, padding=(0, 1),
+                          header_style="bold")
+            table.add_column("primitive", no_wrap=True, width=min(
+                name_width, max(len("primitive"),
+                                max(len(core.literal(r["name"])) for r in shown))))
+            for header, width, _ in columns:
+                table.add_column(header, justify="left" if header == "kind" else "right",
+                                 no_wrap=True, min_width=width)
+            for row in shown:
+                table.add_row(Text(_middle(core.literal(row["name"]), name_width)),
+                              *(Text(_middle(value(row), width))
+                                for _, width, value in columns))
+            yield table
+        else:   # too narrow for a table: one primitive per line, nothing cut
+            for row in shown:
+                yield _text(f"{row['name']} ({row['kind']}): " + ", ".join(
+                    f"{header} {value(row)}" for header, _, value in columns[1:]))
         rec = self.report.get("recorder", {})
-        summary = (f"{rec.get('records', 0)} records on {len(locks)} primitives "
-                   f"(top {min(self.limit, len(locks))} shown)")
+        if self.wide:
+            summary = (f"{rec.get('records', 0)} records on {len(locks)} primitives "
+                       f"(top {len(shown)} shown)")
+        else:
+            summary = (f"{rec.get('records', 0)} records on {len(locks)} primitives; "
+                       f"{len(rows)} made a thread wait"
+                       + (f" (top {len(shown)} shown)" if len(shown) < len(rows) else "")
+                       + "; --wide shows every primitive and column")
         if rec.get("dropped"):
             summary += (f"; {rec['dropped']} records dropped (the program outran the recorder; "
                         "the counts above are lower bounds)")
@@ -100,6 +157,8 @@ class ReportView:
         head = f"{f['kind']}: {f['message']}"
         if f.get("count", 1) > 1:
             head += f" (seen {f['count']}×)"
+        if f.get("recovered_after_s") is not None:
+            head += f" (it went on after at most {f['recovered_after_s']:.1f} s)"
         if base:
             head += " [in baseline]"
         yield Text("")

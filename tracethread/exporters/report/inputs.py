@@ -63,7 +63,7 @@ EDGE = {"from": str, "to": str, "thread": str, "?bounded": bool, "?context": str
 FINDING = {"kind": OneOf(*FINDING_KINDS), "message": str, "fingerprint": str,
            "?count": INT, "?single_thread": bool, "?bounded": bool, "?guarded_by": [str],
            "locks": [LOCK_REF], "?threads": [THREAD_REF], "?edges": [EDGE],
-           "?only_when_combined": bool}
+           "?only_when_combined": bool, "?recovered_after_s": Num()}
 LOCK_ROW = {"name": str, "kind": str, "?site": SITE, "?instances": INT,
             "operations": INT, "acquisitions": INT, "contentions": INT, "?failures": INT,
             "waits": INT, "timeouts": INT, "wait_seconds_total": Num(),

@@ -29,6 +29,7 @@ def finding_dict(f: core.Finding) -> dict[str, Any]:
         "kind": f.kind, "message": f.message, "fingerprint": f.fingerprint,
         "count": f.count, "single_thread": f.single_thread, "bounded": f.bounded,
         "guarded_by": list(f.guarded_by),
+        **({} if f.recovered_after_s is None else {"recovered_after_s": f.recovered_after_s}),
         "locks": [dict({"name": lk.name, "kind": lk.kind,
                         "site": _site(lk.file, lk.line, lk.function)},
                        **({} if lk.instance is None else {"instance": lk.instance}))

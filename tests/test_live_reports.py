@@ -1,0 +1,213 @@
+"""Reports said when they happen (issue 19): a hang is on stderr while the program still
+runs, and so is the end of it; "all threads are asleep" is a deadlock found at once, not
+after the hang timeout; a program that waits for a Timer is not one. Programs run in a
+subprocess with a timeout and faulthandler."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+from helpers import clean_env, finish, run_traced
+
+# No assertion on how long detection took (machines are shared and noisy): the programs
+# below would run for the hang timeout (30 s) or forever without the rule under test,
+# so finishing well within that bound shows which rule fired.
+BOUND_S = 25
+
+
+def _run(tmp_path, code, *args):
+    t0 = time.monotonic()
+    proc = run_traced(["-q", *args], code, tmp_path)
+    out, err = finish(proc, 60)
+    return proc.returncode, out, err, time.monotonic() - t0
+
+
+ASLEEP_EVENTS = """
+    import threading
+    a, b = threading.Event(), threading.Event()
+    def one():
+        a.wait()
+        b.set()
+    def two():
+        b.wait()
+        a.set()
+    ts = [threading.Thread(target=f, name=f.__name__) for f in (one, two)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    print("never")
+"""
+
+ASLEEP_CONDITION = """
+    import threading
+    cond = threading.Condition()
+    ready = []
+    def consumer(name):
+        with cond:
+            while not ready:
+                cond.wait()    # the producer below never comes: nobody will notify
+    ts = [threading.Thread(target=consumer, args=(n,), name=n) for n in ("c1", "c2")]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    print("never")
+"""
+
+
+def test_all_threads_asleep_on_events_is_a_deadlock_found_at_once(tmp_path):
+    status, out, err, took = _run(tmp_path, ASLEEP_EVENTS, "--report",
+                                  str(tmp_path / "r.json"))
+    assert status == 3, err
+    assert "never" not in out
+    assert took < BOUND_S, f"took {took:.1f} s: the hang timeout (30 s), not the rule"
+    assert "tracethread: deadlock: all threads are asleep" in err
+    assert "'one' waits for Event" in err and "'two' waits for Event" in err
+    assert "hang:" not in err
+    (f,) = json.loads((tmp_path / "r.json").read_text())["findings"]
+    assert f["kind"] == "deadlock" and f["message"].startswith("all threads are asleep")
+    assert {t["name"] for t in f["threads"]} == {"one", "two", "MainThread"}
+
+
+def test_all_threads_asleep_on_a_condition_is_a_deadlock_found_at_once(tmp_path):
+    status, out, err, took = _run(tmp_path, ASLEEP_CONDITION)
+    assert status == 3, err
+    assert took < BOUND_S, f"took {took:.1f} s"
+    assert "all threads are asleep" in err and "'c1' waits for Condition" in err
+
+
+def test_a_program_waiting_for_its_timer_is_not_asleep(tmp_path):
+    # The Timer's thread waits with a timeout: it will wake and set the event.
+    status, out, err, _ = _run(tmp_path, """
+        import threading
+        done = threading.Event()
+        threading.Timer(1.0, done.set).start()
+        done.wait()
+        print("the timer set it")
+    """, "--report", str(tmp_path / "r.json"))
+    assert status == 0, err
+    assert out == "the timer set it\n"
+    assert json.loads((tmp_path / "r.json").read_text())["findings"] == []
+
+
+def test_a_program_exiting_with_threads_that_never_end_is_ended(tmp_path):
+    # Python would wait for the non-daemon thread forever; the report policy keeps the
+    # program running while it can run, but at exit nothing can ever end that wait.
+    status, out, err, took = _run(tmp_path, """
+        import threading
+        threading.Thread(target=threading.Event().wait, name="forever").start()
+        print("main is done")
+    """, "--on-deadlock", "report")
+    assert status == 3, err
+    assert out == "main is done\n"
+    assert took < BOUND_S
+    assert "all threads are asleep" in err and "waits for the other threads, at exit" in err
+    assert "threads that can never end: ending it (exit status 3)" in err
+
+
+HANGS_UNTIL_TOLD = """
+    import sys, threading
+    go = threading.Event()
+    def worker():
+        go.wait()                  # a hang: nobody sets `go` until the test says so
+        print("worker went on", flush=True)
+    t = threading.Thread(target=worker, name="worker")
+    t.start()
+    sys.stdin.readline()           # awake, in I/O: not all threads are asleep
+    go.set()
+    t.join()
+"""
+
+
+def test_a_hang_is_reported_while_the_program_runs_and_so_is_its_end(tmp_path):
+    prog = tmp_path / "prog.py"
+    prog.write_text(textwrap.dedent(HANGS_UNTIL_TOLD))
+    report = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracethread", "run", "-q", "--hang-timeout", "1",
+         "--report", str(report), str(prog)],
+        env=clean_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        os.set_blocking(proc.stderr.fileno(), True)
+        first = proc.stderr.readline()       # blocks until tracethread says something
+        assert first.startswith("tracethread: hang: thread 'worker' has been waiting on "
+                                "Event"), first
+        assert proc.poll() is None            # said while the program still runs
+        out, err = proc.communicate("go\n", timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out == "worker went on\n"
+    assert "tracethread: hang over: thread 'worker' went on after at most" in err
+    (f,) = json.loads(report.read_text())["findings"]
+    assert f["kind"] == "hang" and f["recovered_after_s"] >= 1.0
+
+
+def test_the_pytest_plugin_shows_a_hang_while_the_test_runs(pytester):
+    # pytest captures a test's output and shows it only when the test fails; a hang
+    # report is for now, so it goes past the capture, to the terminal.
+    pytester.makepyfile(test_slow="""
+        import threading, time
+        def test_waits_a_while():
+            go = threading.Event()
+            t = threading.Thread(target=go.wait, name="slowpoke")
+            t.start()
+            time.sleep(2.5)        # awake: only a hang, no deadlock
+            go.set()
+            t.join()
+    """)
+    result = pytester.runpytest_subprocess("--tracethread", "--tracethread-hang-timeout",
+                                           "1", "--tracethread-fail-on", "none", "-p",
+                                           "no:cacheprovider", timeout=120)
+    result.assert_outcomes(passed=1)
+    out = result.stdout.str()
+    assert "tracethread: hang: thread 'slowpoke' has been waiting on Event" in out
+    assert "hang over: thread 'slowpoke' went on after at most" in out
+
+
+LOCK_DEADLOCK = """
+    import threading
+    a, b = threading.Lock(), threading.Lock()
+    both = threading.Barrier(2)
+    def one():
+        with a:
+            both.wait()
+            with b: pass
+    def two():
+        with b:
+            both.wait()
+            with a: pass
+    ts = [threading.Thread(target=f, name=f.__name__) for f in (one, two)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+"""
+
+
+def test_ctrl_c_on_a_reported_deadlock_does_not_hang_the_exit(tmp_path):
+    # --on-deadlock report keeps the program waiting, as it would without tracethread.
+    # Ctrl-C then ends the main thread, and Python's exit would join the deadlocked
+    # threads forever (it did, for 10 minutes): the exit sees that and ends the process.
+    import signal
+    prog = tmp_path / "prog.py"
+    prog.write_text(textwrap.dedent(LOCK_DEADLOCK))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracethread", "run", "-q", "--on-deadlock", "report",
+         str(prog)], env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        first = proc.stderr.readline()       # the deadlock, said when it was found
+        assert first.startswith("tracethread: deadlock: deadlock between 2 threads"), first
+        assert proc.poll() is None            # the report policy: still waiting
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, err
+    assert "KeyboardInterrupt" in err
+    assert "waits for threads that can never end: ending it (exit status 3)" in err
+    assert "all threads are asleep" not in err   # the same deadlock, not said twice
