@@ -290,3 +290,79 @@ def test_runs_without_opentelemetry_unless_export_is_asked_for(script, tmp_path)
     assert proc.stderr.splitlines() == [
         "tracethread: error: OpenTelemetry export unavailable: "
         "simulated broken opentelemetry"]
+
+
+def test_help_lists_every_command_in_plain_text_within_80_columns():
+    for args in (["--help"], ["run", "--help"], ["report", "--help"], ["merge", "--help"]):
+        proc = tt(*args, env={"COLUMNS": "80"})
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines and max(len(line) for line in lines) <= 80, (args, proc.stdout)
+        assert "``" not in proc.stdout and ":func:" not in proc.stdout, args
+    top = tt("--help").stdout
+    for command in ("run [options] script.py", "report FILE.json", "merge REPORT.json"):
+        assert command in top
+
+
+def test_version():
+    import tracethread
+    proc = tt("--version")
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.startswith(f"tracethread {tracethread.__version__} (Python ")
+
+
+# Locks made at one long line of a deeply nested path, contended: the table's worst case.
+WIDE_NAMES = """
+    import threading, time
+    class AccountLedgerWithAVeryLongName:
+        def __init__(self):
+            self.balance_lock_for_the_ledger_with_a_long_name = threading.Lock()
+    ledgers = [AccountLedgerWithAVeryLongName() for _ in range(2)]
+    def worker(lock):
+        for _ in range(3):
+            with lock:
+                time.sleep(0.01)
+    ts = [threading.Thread(target=worker, args=(lg.balance_lock_for_the_ledger_with_a_long_name,))
+          for lg in ledgers for _ in range(2)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+"""
+
+
+@pytest.mark.parametrize("columns", [80, 100, 120])
+def test_the_contention_table_fits_the_terminal(script, tmp_path, columns):
+    # At 80 and 100 columns the name column used to be zero characters wide, and at 120
+    # the last two columns were cut off without a word.
+    deep = tmp_path / "a_rather_deep" / "package_directory" / "with_modules"
+    deep.mkdir(parents=True)
+    path = deep / "ledger_module_with_a_long_name.py"
+    path.write_text(textwrap.dedent(WIDE_NAMES))
+    proc = tt("run", str(path), env={"COLUMNS": str(columns)}, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert max(len(line) for line in lines) <= columns, proc.stderr
+    header = next(line for line in lines if line.startswith("primitive"))
+    assert header.split() == ["primitive", "kind", "acquired", "contended", "waited",
+                              "wait", "max", "hold", "max"]
+    rows = [line for line in lines if " Lock " in line and "…" in line or
+            "ledger_module_with_a_long_name.py:5" in line]
+    assert rows, proc.stderr
+    for row in rows:   # the name keeps both ends: where it starts and its line number
+        name = row.split()[0]
+        assert name.endswith(".py:5") and name.startswith("a_"), row
+
+
+def test_wide_shows_every_primitive_and_column(script):
+    path = script("""
+        import threading
+        quiet = threading.Lock()
+        with quiet:
+            pass
+    """)
+    narrow = tt("run", path, env={"COLUMNS": "80"}).stderr
+    assert "made a thread wait" in narrow and "--wide shows every primitive" in narrow
+    wide = tt("run", "--wide", path, env={"COLUMNS": "160"}).stderr
+    header = next(line for line in wide.splitlines() if line.startswith("primitive"))
+    for column in ("ops", "waits", "timeouts", "threads"):
+        assert column in header.split()
+    assert any(line.split()[1:2] == ["Lock"] for line in wide.splitlines())

@@ -1,17 +1,6 @@
-"""``python -m tracethread`` — run a program traced, report, and gate CI on deadlocks.
+"""The ``tracethread`` command: run a program traced, report, and gate CI on deadlocks.
 
-    tracethread run [options] script.py [args...]
-    tracethread run [options] -m module [args...]
-    tracethread report FILE.json
-
-The program runs as ``python script.py`` would: a fresh ``__main__``, ``sys.argv`` and
-``sys.path[0]`` as the interpreter sets them, its exit status and traceback passed
-through, atexit handlers and non-daemon threads honoured. Tracing is installed before the
-program's first import; the report is printed on stderr at exit, after the program's own
-atexit handlers and once its non-daemon threads have finished.
-
-Exit status: the program's own, except 2 for a usage error (before the program starts)
-and 3 when the gate fails (``--fail-on``) or a deadlock/hang ends the run.
+``HELP`` below is what ``tracethread --help`` prints (plain text, within 80 columns).
 """
 
 from __future__ import annotations
@@ -28,6 +17,34 @@ from tracethread.exporters.report.files import check_output, write_json
 
 USAGE_ERROR = 2
 EXIT_GATE = 3
+
+HELP = """\
+usage: tracethread COMMAND [options] ...
+
+Run a Python program on a traced threading module: contention, lock-order
+inversions (potential deadlocks), deadlocks and hangs, reported as they happen
+and at exit.
+
+commands:
+  run [options] script.py [args...]   run a program traced (also: run -m module)
+  report FILE.json [--wide]           show a saved JSON report again
+  merge REPORT.json... [-o OUT.json]  combine runs' lock-order graphs (test
+                                      shards, processes) and report the cycles
+                                      that appear only when they are combined
+
+options:
+  -h, --help     this help; 'tracethread COMMAND --help' for a command's options
+  --version      the version of tracethread
+
+The program runs as 'python script.py' would: a fresh __main__, sys.argv and
+sys.path[0] as the interpreter sets them, its exit status and traceback passed
+through, atexit handlers and non-daemon threads honoured. The report is written
+on stderr at exit.
+
+Exit status: the program's own, except 2 for a usage error (before the program
+starts) and 3 when the gate fails (--fail-on) or a deadlock or hang ends the
+run (docs/cli.md).
+"""
 FAIL_KINDS = {
     "potential": {"potential-deadlock"},
     "deadlock": {"deadlock"},
@@ -98,11 +115,11 @@ def _run_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="tracethread run", formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="tracethread run [options] (script.py | -m module) [args...]",
-        description="Run a program with every threading primitive traced; report "
+        description="Run a program with every threading primitive traced; report\n"
                     "contention and deadlock findings on stderr at exit.",
-        epilog="Every option can also be set by its environment variable; a command-line "
-               "option wins.\nExit status: the program's own; 2 usage error; 3 gate failed "
-               "or a deadlock/hang ended the run.")
+        epilog="Every option can also be set by its environment variable; a command-line\n"
+               "option wins.\nExit status: the program's own; 2 usage error; 3 gate "
+               "failed or a\ndeadlock/hang ended the run.")
     p.add_argument("--report", metavar="FILE", default=_env("REPORT"),
                    help="write the JSON report (env TRACETHREAD_REPORT)")
     p.add_argument("--sarif", metavar="FILE", default=_env("SARIF"),
@@ -178,6 +195,9 @@ def _run_parser() -> argparse.ArgumentParser:
                         "TRACETHREAD_SPAN_MIN_DURATION)")
     p.add_argument("--top", type=int, default=int(_env("TOP", "20") or 20),
                    help="rows in the contention table (default 20; env TRACETHREAD_TOP)")
+    p.add_argument("--wide", action="store_true",
+                   help="every primitive and every column in the contention table "
+                        "(default: those somebody waited on, in 80 columns)")
     return p
 
 
@@ -222,7 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "(see tracethread --help)\n")
         return USAGE_ERROR
     if args[0] in ("-h", "--help"):
-        print(__doc__)
+        sys.stdout.write(HELP)
+        return 0
+    if args[0] in ("-V", "--version"):
+        from tracethread import __version__
+        sys.stdout.write(f"tracethread {__version__} (Python "
+                         f"{'.'.join(map(str, sys.version_info[:3]))})\n")
         return 0
     command, rest = args[0], args[1:]
     if command == "run":
@@ -267,6 +292,8 @@ def _report_command(rest: list[str]) -> int:
     p = _Parser(prog="tracethread report", description="Render a saved JSON report.")
     p.add_argument("file")
     p.add_argument("--top", type=int, default=20)
+    p.add_argument("--wide", action="store_true",
+                   help="every primitive and every column in the contention table")
     opts = p.parse_args(rest)
     from tracethread.exporters.report.inputs import InputError, load_report
     try:
@@ -275,7 +302,7 @@ def _report_command(rest: list[str]) -> int:
         sys.stderr.write(f"tracethread: error: {exc}\n")
         return USAGE_ERROR
     from tracethread.exporters.report.console import ReportView, make_console
-    make_console(sys.stdout).print(ReportView(report, limit=opts.top))
+    make_console(sys.stdout).print(ReportView(report, limit=opts.top, wide=opts.wide))
     return 0
 
 
@@ -411,7 +438,8 @@ class _Session:
     def _render(self, report: dict) -> None:
         from tracethread.exporters.report.console import ReportView, make_console
         make_console(sys.stderr).print(
-            ReportView(report, limit=self.opts.top, baselined=set(self.baseline)))
+            ReportView(report, limit=self.opts.top, baselined=set(self.baseline),
+                       wide=self.opts.wide))
 
     @staticmethod
     def _with_process(f: dict, child: dict) -> dict:
