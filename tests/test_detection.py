@@ -492,7 +492,8 @@ def test_cli_run_reports_an_inversion_that_did_not_deadlock():
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "done (no deadlock this time)" in proc.stdout
     assert "potential-deadlock: lock-order inversion" in proc.stderr
-    assert "thread 'transfer' holds Lock examples/inversion.py:9" in proc.stderr
+    assert ("thread 'transfer' holds Lock accounts_lock (examples/inversion.py:9)"
+            in proc.stderr)   # named as the code names it, the site beside
 
 
 def test_condition_wait_takes_a_recursive_rlock_off_the_held_list_while_waiting():

@@ -271,7 +271,7 @@ elif how == "ba":
     transfer(b, a, 5)
 """
 
-ACCOUNT = re.compile(r"Lock bank\.py:9 #(\d)")
+ACCOUNT = re.compile(r"Lock Account\.lock \(bank\.py:9\) #(\d)")   # named as the code names it
 
 
 def bank_report(tmp_path, identity, how):

@@ -20,7 +20,7 @@ from . import findings as _findings
 from . import state as _state
 from . import stream as _stream
 from . import watchdog as _watchdog
-from .detect import GraphSnapshot, GraphNode, GraphEdge
+from .detect import GraphSnapshot, GraphNode, GraphEdge, code_name
 from .findings import (
     DeadlockError, EdgeRef, Finding, Frame, LockRef, PotentialDeadlockWarning, ThreadRef,
     findings, literal, withdrawn,
@@ -50,7 +50,7 @@ __all__ = [
     "GraphEdge", "GraphNode", "GraphSnapshot", "LockOrderGraph", "LockRef",
     "PotentialDeadlockWarning", "PrimitiveInfo", "Record", "SUMMARY_OPERATION_KEYS", "Sink",
     "Site", "ThreadInfo", "ThreadRef", "add_sink", "capture_context", "count_export_dropped",
-    "exit_timeout", "findings", "flush", "graph_snapshot", "graph_stats", "guarded",
+    "code_name", "exit_timeout", "findings", "flush", "graph_snapshot", "graph_stats", "guarded",
     "internal_error", "is_guarded", "literal", "on_fatal", "recorder_stats", "remove_sink",
     "hangs_over", "set_context_hooks", "set_live_writer", "set_test_context", "sinks",
     "waiting_primitives", "withdrawn",

@@ -88,19 +88,44 @@ def _next_ordinal(info: Any) -> int:
     return n
 
 
-def _label(node: Node, shared: Any = None) -> str:
-    """How a node is shown: ``Kind name``, and ``#n`` for one of several instances of the
-    name in the graph (``shared``: the (kind, name) pairs that have several; by default
-    those the graph has now), and for an instance node of identity "site"."""
+def code_name(kind: str, name: str, site: Any) -> str | None:
+    """The name the code gives a primitive whose name was made from its creation site
+    (``Account.lock``: ``findings.assigned_name``), else None."""
+    if site is not None and kind != "Thread" and name == f"{site.file}:{site.line}":
+        return F.assigned_name(site)
+    return None
+
+
+def shown(kind: str, name: str, site: Any) -> str:
+    """``Kind name``; a name made from the creation site with the name the code gives the
+    primitive there, when its line says (``Lock Account.lock (bank.py:24)``)."""
+    label = code_name(kind, name, site)
+    return f"{kind} {label} ({name})" if label else f"{kind} {name}"
+
+
+def _label(node: Node, shared: Any = None, named: bool = True) -> str:
+    """How a node is shown: ``shown()`` (``named``; else ``Kind name``: the graph's node
+    ids, which merging matches across runs), and ``#n`` for one of several instances of
+    the name in the graph (``shared``: the (kind, name) pairs that have several; by
+    default those the graph has now), and for an instance node of identity "site"."""
     if isinstance(node, tuple):
+        text = (shown(node[0], node[1], _site_of.get((node[0], node[1]))) if named
+                else f"{node[0]} {node[1]}")
         if len(node) > 2:
-            return f"{node[0]} {node[1]} #{node[2]}"
-        return f"{node[0]} {node[1]}"
+            return f"{text} #{node[2]}"
+        return text
+    text = shown(node.kind, node.name, node.site) if named else f"{node.kind} {node.name}"
+    if _numbered(node, shared):
+        return f"{text} #{ordinal(node)}"
+    return text
+
+
+def _numbered(node: Node, shared: Any = None) -> bool:
+    if isinstance(node, tuple):
+        return len(node) > 2
     t = _tracked.get(node)
     group = (node.kind, node.name) if t is None else t[0]
-    if (group in shared) if shared is not None else (_in_graph.get(group, 0) > 1):
-        return f"{node.kind} {node.name} #{ordinal(node)}"
-    return f"{node.kind} {node.name}"
+    return (group in shared) if shared is not None else (_in_graph.get(group, 0) > 1)
 
 
 def instance_of(node: Node) -> int | None:
@@ -188,6 +213,7 @@ class GraphNode:
     instance: int | None   # None: a node standing for every instance of a name
     site: Any              # a ``Site``-like (file, line, function) or None
     signal: bool           # released by another thread: left out of cycles
+    label: str | None = None   # the name the code gives it (``code_name``), if any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,8 +258,8 @@ def snapshot() -> GraphSnapshot:
         ref = _lock_ref(n)
         made = _site(n)   # (the file, line and function of ref)
         site = None if made is None else F.Frame(made.file, made.line, made.function)
-        nodes[n] = GraphNode(_label(n, shared), ref.name, ref.kind, _key(n), instance_of(n),
-                             site, n in signal)
+        nodes[n] = GraphNode(_label(n, shared, named=False), ref.name, ref.kind, _key(n),
+                             instance_of(n), site, n in signal, ref.label)
     out = tuple(GraphEdge(nodes[e.src].id, nodes[e.dst].id, e.thread, e.bounded, e.count,
                           e.context, tuple(f if isinstance(f, F.Frame) else F.Frame(*f)
                                            for f in e.stack)) for e in edges)
@@ -436,7 +462,7 @@ def _report_cycle(cycle: Cycle[Node], st: Any) -> None:
         msg = f"lock-order inversion {chain}, seen {where}"
         if cycle.bounded:
             msg += "; some acquires have timeouts, so it can stall but not hang forever"
-    locks = tuple(_lock_ref(n, label != _name(n)) for n, label in zip(cycle.nodes, names))
+    locks = tuple(_lock_ref(n, _numbered(n)) for n in cycle.nodes)
     edges = tuple(F.EdgeRef(_label(e.src), _label(e.dst), e.thread, e.bounded,
                             tuple(F.Frame(*f) if not isinstance(f, F.Frame) else f
                                   for f in e.stack), e.context) for e in cycle.edges)
@@ -467,7 +493,8 @@ def _lock_ref(node: Node, numbered: bool = False) -> F.LockRef:
     site = _site(node)
     kind, name = (node[0], node[1]) if isinstance(node, tuple) else (node.kind, node.name)
     return F.LockRef(name, kind, site.file if site else None,
-                     site.line if site else None, site.function if site else None, instance)
+                     site.line if site else None, site.function if site else None, instance,
+                     code_name(kind, name, site))
 
 
 # ---------------------------------------------------------------------------------------
@@ -634,14 +661,16 @@ def _describe(obj: Any, instance: bool = True) -> str:
 
 
 def describe_info(info: Any, instance: bool = True) -> str:
-    """``_describe`` of a ``PrimitiveInfo`` (the watchdog's, for hang messages)."""
+    """``_describe`` of a ``PrimitiveInfo`` (the watchdog's, for hang messages):
+    ``shown()``, with ``#n`` telling apart the instances of one name."""
+    default = info.site is not None and info.name == f"{info.site.file}:{info.site.line}"
+    text = shown(info.kind, info.name, info.site)
     if instance and info.kind != "Thread" and (
-            (info.site is not None and info.name == f"{info.site.file}:{info.site.line}")
-            or _in_graph.get((info.kind, info.name), 0) > 1):
+            default or _in_graph.get((info.kind, info.name), 0) > 1):
         with _graph_lock:
             n = ordinal(info)
-        return f"{info.kind} {info.name} #{n}"
-    return f"{info.kind} {info.name}"
+        return f"{text} #{n}"
+    return text
 
 
 def _key_of(obj: Any) -> str:

@@ -65,6 +65,7 @@ class LockRef:
     line: int | None
     function: str | None
     instance: int | None = None   # ``#n`` of one of several instances of the name
+    label: str | None = None      # the name the code gives it (``assigned_name``)
 
 
 @dataclass(frozen=True)
@@ -474,6 +475,53 @@ def _source(path: str) -> tuple | None:
             _source_cache.clear()
         entry = _source_cache[path] = (lines, tree, {})
     return entry
+
+
+def assigned_name(site: Any) -> str | None:
+    """The name the code gives a primitive made at ``site``, read from the statement
+    there: ``self.lock = Lock()`` in ``Account.__init__`` is ``Account.lock``,
+    ``self.not_empty = Condition(...)`` in ``Queue.__init__`` is ``Queue.not_empty``,
+    ``lock = Lock()`` is ``lock``; None when the line does not say (no source, a call
+    inside an expression, several calls on the line, ``a, b = Lock(), Lock()``). Found
+    once per site, when a report names the lock: never on the hot path."""
+    if site is None:
+        return None
+    path = site.path or site.file
+    entry = _source(path)
+    if entry is None or entry[1] is None:
+        return None
+    lines, tree, memo = entry
+    key = ("assigned", site.line)
+    if key not in memo:
+        memo[key] = _assigned(tree, site.line, site.qualname or site.function)
+    return memo[key]
+
+
+def _assigned(tree: Any, line: int, qualname: str) -> str | None:
+    calls_here = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.lineno == line]
+    if len(calls_here) != 1:
+        return None   # none, or several on the line: which one made it is not known
+    call = calls_here[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and node.value is call and len(node.targets) == 1:
+            target = node.targets[0]
+        elif isinstance(node, ast.AnnAssign) and node.value is call:
+            target = node.target
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            return target.id
+        if isinstance(target, ast.Attribute):
+            if isinstance(target.value, ast.Name) and target.value.id in ("self", "cls"):
+                parts = qualname.split(".")
+                owner = parts[-2] if len(parts) >= 2 and parts[-2] != "<locals>" else None
+                return f"{owner}.{target.attr}" if owner else target.attr
+            try:
+                return ast.unparse(target)
+            except Exception:  # noqa: BLE001 - a shape unparse does not know
+                return None
+        return None
+    return None
 
 
 def _statement(path: str, line: int) -> tuple:

@@ -29,7 +29,7 @@ from typing import Any
 from . import _raw
 from . import config as _config
 from . import findings as F
-from .detect import describe_info, in_wait_cycle
+from .detect import code_name, describe_info, in_wait_cycle
 from .state import current_state, states
 
 ASLEEP_CONFIRM_S = 0.5
@@ -104,7 +104,8 @@ def scan(me: Any = None, now_ns: int | None = None) -> list[F.Finding]:
         fp = F.fingerprint("hang", F.info_key(info))
         lock = F.LockRef(info.name, info.kind, info.site.file if info.site else None,
                          info.site.line if info.site else None,
-                         info.site.function if info.site else None)
+                         info.site.function if info.site else None, None,
+                         code_name(info.kind, info.name, info.site))
         ordered = tuple(sorted(everyone, key=lambda t: t.ident != st.ident))
         finding = F.Finding(kind="hang", message=msg, fingerprint=fp, locks=(lock,),
                             threads=ordered)
@@ -232,7 +233,8 @@ def _asleep_finding(waits: tuple) -> F.Finding:
            + "; ".join(f"{t.name!r} waits for {t.waits_for}" for t in threads) + ")")
     locks = tuple(F.LockRef(i.name, i.kind, i.site.file if i.site else None,
                             i.site.line if i.site else None,
-                            i.site.function if i.site else None) for i in infos)
+                            i.site.function if i.site else None, None,
+                            code_name(i.kind, i.name, i.site)) for i in infos)
     fp = F.fingerprint("deadlock", "asleep", *sorted(F.info_key(i) for i in infos))
     return F.Finding(kind="deadlock", message=msg, fingerprint=fp, locks=locks,
                      threads=tuple(threads))

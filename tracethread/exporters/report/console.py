@@ -64,6 +64,27 @@ _WIDE_COLUMNS = [
 _NAME_MIN = 12   # below this, rows are written one per line instead of as a table
 
 
+def _named(row: dict) -> str:
+    """A lock row's or reference's name: as the code names it, the site beside
+    (``Account.lock bank.py:24``), where the report knows that name."""
+    label = row.get("label")
+    return f"{label} {row['name']}" if isinstance(label, str) and label else row["name"]
+
+
+def _fit(row: dict, width: int) -> str:
+    """A row's name in ``width`` characters: the code's name and the site, else the code's
+    name and the file's base name, else the code's name, else cut in the middle."""
+    label, name = row.get("label"), core.literal(row["name"])
+    if isinstance(label, str) and label:
+        label = core.literal(label)
+        file, _, line = name.rpartition(":")
+        for text in (f"{label} {name}", f"{label} {os.path.basename(file)}:{line}", label):
+            if len(text) <= width:
+                return text
+        return _middle(label, width)
+    return _middle(name, width)
+
+
 def _eventful(row: dict) -> bool:
     """Did the primitive make anyone wait (contended, waited on, timed out)?"""
     return bool(row["contentions"] or row["wait_seconds_total"] or row["timeouts"])
@@ -101,18 +122,18 @@ class ReportView:
                           header_style="bold")
             table.add_column("primitive", no_wrap=True, width=min(
                 name_width, max(len("primitive"),
-                                max(len(core.literal(r["name"])) for r in shown))))
+                                max(len(core.literal(_named(r))) for r in shown))))
             for header, width, _ in columns:
                 table.add_column(header, justify="left" if header == "kind" else "right",
                                  no_wrap=True, min_width=width)
             for row in shown:
-                table.add_row(Text(_middle(core.literal(row["name"]), name_width)),
+                table.add_row(Text(_fit(row, name_width)),
                               *(Text(_middle(value(row), width))
                                 for _, width, value in columns))
             yield table
         else:   # too narrow for a table: one primitive per line, nothing cut
             for row in shown:
-                yield _text(f"{row['name']} ({row['kind']}): " + ", ".join(
+                yield _text(f"{_named(row)} ({row['kind']}): " + ", ".join(
                     f"{header} {value(row)}" for header, _, value in columns[1:]))
         rec = self.report.get("recorder", {})
         if self.wide:
@@ -164,7 +185,7 @@ class ReportView:
         yield Text("")
         yield _text(head, style=style)
         if f["locks"] and f["kind"] in ("potential-deadlock", "guarded-cycle"):
-            names = [lk["name"] + (f" #{lk['instance']}" if lk.get("instance") else "")
+            names = [_named(lk) + (f" #{lk['instance']}" if lk.get("instance") else "")
                      for lk in f["locks"]]
             yield _text(f"  cycle: {' → '.join(names)} → {names[0]}")
         for e in f.get("edges", []):

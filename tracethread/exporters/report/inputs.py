@@ -55,7 +55,7 @@ INT = Num(0, integer=True)
 LINE = Opt(Num(None, integer=True))
 FRAME = {"file": str, "line": LINE, "function": Opt(str)}
 SITE = Opt({"file": str, "line": LINE, "function": Opt(str)})
-LOCK_REF = {"name": str, "kind": str, "?site": SITE, "?instance": Opt(INT)}
+LOCK_REF = {"name": str, "kind": str, "?site": SITE, "?instance": Opt(INT), "?label": str}
 THREAD_REF = {"name": str, "?holds": [str], "?waits_for": Opt(str), "?stack": [FRAME],
               "?held_at": [{"lock": str, "?site": SITE}]}
 EDGE = {"from": str, "to": str, "thread": str, "?bounded": bool, "?context": str,
@@ -68,9 +68,9 @@ LOCK_ROW = {"name": str, "kind": str, "?site": SITE, "?instances": INT,
             "operations": INT, "acquisitions": INT, "contentions": INT, "?failures": INT,
             "waits": INT, "timeouts": INT, "wait_seconds_total": Num(),
             "wait_seconds_max": Num(), "?hold_seconds_total": Num(),
-            "hold_seconds_max": Num(), "threads": INT}
+            "hold_seconds_max": Num(), "threads": INT, "?label": str}
 GRAPH_NODE = {"id": str, "?name": str, "?kind": str, "?site": SITE, "?signal": bool,
-              "?key": str, "?instance": Opt(INT)}
+              "?key": str, "?instance": Opt(INT), "?label": str}
 REPORT = {"version": Num(None, integer=True), "tool": str, "?command": [str],
           "?exit_status": Opt(Num(None, integer=True)), "?ended_by_tracethread": bool,
           "findings": [FINDING], "?withdrawn": [{"reason": str, "finding": FINDING}],

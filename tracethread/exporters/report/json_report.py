@@ -32,7 +32,8 @@ def finding_dict(f: core.Finding) -> dict[str, Any]:
         **({} if f.recovered_after_s is None else {"recovered_after_s": f.recovered_after_s}),
         "locks": [dict({"name": lk.name, "kind": lk.kind,
                         "site": _site(lk.file, lk.line, lk.function)},
-                       **({} if lk.instance is None else {"instance": lk.instance}))
+                       **({} if lk.instance is None else {"instance": lk.instance}),
+                       **({} if lk.label is None else {"label": lk.label}))
                   for lk in f.locks],
         "threads": [{"name": t.name, "holds": list(t.holds), "waits_for": t.waits_for,
                      "stack": _stack(t.stack),
@@ -56,7 +57,8 @@ def graph_dict() -> dict[str, Any]:
                    "instance": n.instance,
                    "site": None if n.site is None else
                    _site(n.site.file, n.site.line, n.site.function),
-                   "signal": n.signal} for n in snap.nodes],
+                   "signal": n.signal, **({} if n.label is None else {"label": n.label})}
+                  for n in snap.nodes],
         "edges": [{"from": e.src, "to": e.dst, "thread": e.thread, "bounded": e.bounded,
                    "count": e.count, "context": e.context, "stack": _stack(e.stack)}
                   for e in snap.edges]}
@@ -71,6 +73,9 @@ def build(stats: StatsSink | None, command: list[str], exit_status: int | None,
     if stats is not None:
         for row in stats.top():
             d = row.as_dict()
+            label = core.code_name(row.kind, row.name, row.site)
+            if label:
+                d["label"] = label   # the name the code gives it (Account.lock)
             locks.append(d)
     return {
         "version": SCHEMA_VERSION,

@@ -81,9 +81,11 @@ def merge(reports: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
         ranks.setdefault(base, set()).add(rank)
     shown = {}
     for n, node in nodes.items():
-        kind, name = node.get("kind"), node.get("name")
+        kind, name, code = node.get("kind"), node.get("name"), node.get("label")
         text = (f"{kind} {name}" if isinstance(kind, str) and isinstance(name, str)
                 and kind and name else str(node.get("id")).split(" #")[0])
+        if isinstance(code, str) and code and isinstance(kind, str) and kind:
+            text = f"{kind} {code} ({text.partition(' ')[2]})"   # the code's name, the site
         shown[n] = f"{text} #{n[1]}" if len(ranks[n[0]]) > 1 else text
     bases: dict[str, list] = {}   # one name, other keys (runs of other code): told apart
     for n, text in shown.items():
@@ -110,7 +112,9 @@ def merge(reports: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
             "only_when_combined": only,
             "locks": [dict({"name": nodes[n].get("name", shown[n]),
                             "kind": nodes[n].get("kind", ""), "site": nodes[n].get("site")},
-                           **({"instance": n[1]} if len(ranks[n[0]]) > 1 else {}))
+                           **({"instance": n[1]} if len(ranks[n[0]]) > 1 else {}),
+                           **({"label": nodes[n]["label"]}
+                              if isinstance(nodes[n].get("label"), str) else {}))
                       for n in cycle.nodes],
             "threads": [],
             "edges": [{"from": shown[e.src], "to": shown[e.dst], "thread": e.thread,
