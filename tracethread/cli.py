@@ -2,7 +2,7 @@
 
     tracethread run [options] script.py [args...]
     tracethread run [options] -m module [args...]
-    tracethread report FILE.json
+    tracethread report FILE.json [--html OUT.html]
 
 The program runs as ``python script.py`` would: a fresh ``__main__``, ``sys.argv`` and
 ``sys.path[0]`` as the interpreter sets them, its exit status and traceback passed
@@ -107,6 +107,10 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="write the JSON report (env TRACETHREAD_REPORT)")
     p.add_argument("--sarif", metavar="FILE", default=_env("SARIF"),
                    help="write SARIF 2.1.0 for code scanning (env TRACETHREAD_SARIF)")
+    p.add_argument("--html", metavar="FILE", default=_env("HTML"),
+                   help="write the report as one self-contained HTML page: findings with "
+                        "their cycles drawn, the contention table, a timeline of each "
+                        "thread's waits and holds (env TRACETHREAD_HTML)")
     p.add_argument("--fail-on", metavar="LIST", type=_fail_on,
                    default=_env("FAIL_ON", "none"),
                    help="comma-separated: potential, deadlock, hang, any, none (default "
@@ -267,13 +271,29 @@ def _report_command(rest: list[str]) -> int:
     p = _Parser(prog="tracethread report", description="Render a saved JSON report.")
     p.add_argument("file")
     p.add_argument("--top", type=int, default=20)
+    p.add_argument("--html", metavar="OUT.html",
+                   help="write it as an HTML page instead of printing it")
     opts = p.parse_args(rest)
+    if opts.html:
+        problem = check_output(opts.html, "--html")
+        if problem:
+            sys.stderr.write(f"tracethread: error: {problem}\n")
+            return USAGE_ERROR
     from tracethread.exporters.report.inputs import InputError, load_report
     try:
         report = load_report(opts.file)
     except InputError as exc:
         sys.stderr.write(f"tracethread: error: {exc}\n")
         return USAGE_ERROR
+    if opts.html:
+        from tracethread.exporters.report import html
+        try:
+            html.write(opts.html, report)   # no timeline: a saved report has none
+        except OSError as exc:
+            sys.stderr.write(f"tracethread: error: cannot write {opts.html!r}: "
+                             f"{exc.strerror or exc}\n")
+            return USAGE_ERROR
+        return 0
     from tracethread.exporters.report.console import ReportView, make_console
     make_console(sys.stdout).print(ReportView(report, limit=opts.top))
     return 0
@@ -331,6 +351,7 @@ class _Session:
                  baseline: dict[str, str], children: str | None = None) -> None:
         self.children = children
         self.trace_sink: Any = None
+        self.timeline: Any = None
         self.exporting: Any = None
         self.opts = opts
         self.command = command
@@ -396,6 +417,8 @@ class _Session:
             (opts.report, json_report.write, report), (opts.sarif, sarif.write, report)]
         if self.trace_sink is not None and opts.trace_file:
             outputs.append((opts.trace_file, lambda path, _: self.trace_sink.write(path), None))
+        if opts.html:
+            outputs.append((opts.html, self._write_html, report))
         if opts.write_baseline:
             accepted = [{"fingerprint": f["fingerprint"], "kind": f["kind"],
                          "message": f["message"],
@@ -406,6 +429,11 @@ class _Session:
         for path, writer, data in outputs:
             if path:
                 _contained(f"write {path!r}", writer, path, data)
+
+    def _write_html(self, path: str, report: dict) -> None:
+        from tracethread.exporters.report import html
+        html.write(path, report, None if self.timeline is None else self.timeline.data(),
+                   baselined=set(self.baseline))
 
     def _render(self, report: dict) -> None:
         from tracethread.exporters.report.console import ReportView, make_console
@@ -480,7 +508,7 @@ def _before_the_program(opts: argparse.Namespace, script: str | None) -> str | N
     if problems:
         return problems[0]
     for option, path in (("--report", opts.report), ("--sarif", opts.sarif),
-                         ("--trace-file", opts.trace_file),
+                         ("--trace-file", opts.trace_file), ("--html", opts.html),
                          ("--write-baseline", opts.write_baseline)):
         if path is not None:
             problem = check_output(path, option)
@@ -541,6 +569,10 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         from tracethread.exporters.chrome_trace import ChromeTraceSink
         session.trace_sink = ChromeTraceSink()
         tracethread.add_sink(session.trace_sink)
+    if opts.html:
+        from tracethread.exporters.timeline import TimelineSink
+        session.timeline = TimelineSink()
+        tracethread.add_sink(session.timeline)
     from tracethread.exporters.otel.environment import wanted_exporters
     if any(wanted_exporters(os.environ, opts.otlp, opts.prometheus_port)):
         error = None
