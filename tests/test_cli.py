@@ -368,3 +368,21 @@ def test_wide_shows_every_primitive_and_column(script):
     for column in ("ops", "waits", "timeouts", "threads"):
         assert column in header.split()
     assert any(line.startswith("quiet ") and " Lock " in line for line in wide.splitlines())
+
+
+def test_a_programs_traceback_hides_tracethreads_own_frames(script):
+    # An exception raised inside a traced primitive (BrokenBarrierError from our Barrier)
+    # reads as under plain Python: the program's frames and the error, none of ours.
+    path = script("""
+        import threading
+        def meet():
+            threading.Barrier(2, timeout=0.05).wait()    # nobody else comes
+        meet()
+    """)
+    proc = tt("run", "-q", path)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-1] == "threading.BrokenBarrierError"
+    assert "tracethread" not in proc.stderr
+    assert any("in meet" in line for line in lines)

@@ -5,6 +5,7 @@ subprocess with a timeout and faulthandler."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,9 +19,9 @@ from helpers import clean_env, finish, run_traced
 BOUND_S = 25
 
 
-def _run(tmp_path, code, *args):
+def _run(tmp_path, code, *args, quiet=True):
     t0 = time.monotonic()
-    proc = run_traced(["-q", *args], code, tmp_path)
+    proc = run_traced(["-q", *args] if quiet else list(args), code, tmp_path)
     out, err = finish(proc, 60)
     return proc.returncode, out, err, time.monotonic() - t0
 
@@ -168,18 +169,19 @@ def test_the_pytest_plugin_shows_a_hang_while_the_test_runs(pytester):
     assert "hang over: thread 'slowpoke' went on after at most" in out
 
 
-LOCK_DEADLOCK = """
+NAMED_DEADLOCK = """
     import threading
-    a, b = threading.Lock(), threading.Lock()
+    a = threading.Lock()
+    b = threading.Lock()
     both = threading.Barrier(2)
     def one():
         with a:
             both.wait()
             with b: pass
     def two():
-        with b:
-            both.wait()
-            with a: pass
+        b.acquire()
+        both.wait()
+        with a: pass
     ts = [threading.Thread(target=f, name=f.__name__) for f in (one, two)]
     for t in ts: t.start()
     for t in ts: t.join()
@@ -192,7 +194,7 @@ def test_ctrl_c_on_a_reported_deadlock_does_not_hang_the_exit(tmp_path):
     # threads forever (it did, for 10 minutes): the exit sees that and ends the process.
     import signal
     prog = tmp_path / "prog.py"
-    prog.write_text(textwrap.dedent(LOCK_DEADLOCK))
+    prog.write_text(textwrap.dedent(NAMED_DEADLOCK))
     proc = subprocess.Popen(
         [sys.executable, "-m", "tracethread", "run", "-q", "--on-deadlock", "report",
          str(prog)], env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -211,3 +213,52 @@ def test_ctrl_c_on_a_reported_deadlock_does_not_hang_the_exit(tmp_path):
     assert "KeyboardInterrupt" in err
     assert "waits for threads that can never end: ending it (exit status 3)" in err
     assert "all threads are asleep" not in err   # the same deadlock, not said twice
+
+
+def test_a_deadlock_report_says_where_each_held_lock_was_taken(tmp_path):
+    status, out, err, _ = _run(tmp_path, NAMED_DEADLOCK, "--report", str(tmp_path / "r.json"))
+    assert status == 3, err
+    # prog.py: `a = ...` is line 3, `with a:` line 7, `b.acquire()` line 11
+    assert re.search(r"took Lock a \([^)]*prog\.py:3\) #1 at [^ ]*prog\.py:7\n", err), err
+    assert re.search(r"took Lock b \([^)]*prog\.py:4\) #1 at [^ ]*prog\.py:11\n", err), err
+    (f,) = json.loads((tmp_path / "r.json").read_text())["findings"]
+    taken = {t["name"]: [(h["lock"].split(" (")[0], h["site"]["line"]) for h in t["held_at"]]
+             for t in f["threads"]}
+    assert taken == {"one": [("Lock a", 7)], "two": [("Lock b", 11)]}
+
+
+INVERSION = """
+    import threading
+    class Account:
+        def __init__(self):
+            self.lock = threading.Lock()
+    ledger_lock = threading.Lock()
+    acct = Account()
+    def book():
+        with ledger_lock:
+            with acct.lock: pass
+    def audit():
+        with acct.lock:
+            with ledger_lock: pass
+    for f in (book, audit):
+        t = threading.Thread(target=f, name=f.__name__); t.start(); t.join()
+"""
+
+
+def test_an_inversion_shows_the_unsafe_scenario_and_the_fix(tmp_path):
+    status, out, err, _ = _run(tmp_path, INVERSION, quiet=False)   # the report at exit
+    assert status == 0, err
+    lines = [line.rstrip() for line in err.splitlines()]
+    start = lines.index("  how it can deadlock (one interleaving of the two threads):")
+    first, second = lines[start + 1].split()
+    assert {first, second} == {"book", "audit"}
+    # the first thread takes its first lock, the second its own, then each waits
+    takes = {"book": "Lock ledger_lock", "audit": "Lock Account.lock"}
+    steps = lines[start + 2:start + 6]
+    assert steps[0].strip() == f"takes {takes[first]}" and not steps[0].startswith("     " * 3)
+    assert steps[1].strip() == f"takes {takes[second]}" and steps[1].startswith("     " * 3)
+    assert steps[2].strip() == f"waits for {takes[second]}"
+    assert steps[3].strip() == f"waits for {takes[first]}"
+    fix = " ".join(line.strip() for line in lines[start + 7:start + 10])
+    assert fix.startswith(f"fix: take the two locks in one order everywhere: thread "
+                          f"'{second}' takes {takes[first]} while holding {takes[second]} at ")

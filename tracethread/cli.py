@@ -26,11 +26,12 @@ inversions (potential deadlocks), deadlocks and hangs, reported as they happen
 and at exit.
 
 commands:
-  run [options] script.py [args...]   run a program traced (also: run -m module)
-  report FILE.json [--wide]           show a saved JSON report again
-  merge REPORT.json... [-o OUT.json]  combine runs' lock-order graphs (test
-                                      shards, processes) and report the cycles
-                                      that appear only when they are combined
+  run [options] script.py [args...]    run a program traced (or: run -m module)
+  report FILE.json [--wide | --html F] show a saved JSON report again, or as
+                                       a self-contained HTML page
+  merge REPORT.json... [-o OUT.json]   combine runs' lock-order graphs (test
+                                       shards, processes) and report the cycles
+                                       that appear only when they are combined
 
 options:
   -h, --help     this help; 'tracethread COMMAND --help' for a command's options
@@ -124,6 +125,10 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="write the JSON report (env TRACETHREAD_REPORT)")
     p.add_argument("--sarif", metavar="FILE", default=_env("SARIF"),
                    help="write SARIF 2.1.0 for code scanning (env TRACETHREAD_SARIF)")
+    p.add_argument("--html", metavar="FILE", default=_env("HTML"),
+                   help="write the report as one self-contained HTML page: findings with "
+                        "their cycles drawn, the contention table, a timeline of each "
+                        "thread's waits and holds (env TRACETHREAD_HTML)")
     p.add_argument("--fail-on", metavar="LIST", type=_fail_on,
                    default=_env("FAIL_ON", "none"),
                    help="comma-separated: potential, deadlock, hang, any, none (default "
@@ -294,13 +299,29 @@ def _report_command(rest: list[str]) -> int:
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--wide", action="store_true",
                    help="every primitive and every column in the contention table")
+    p.add_argument("--html", metavar="OUT.html",
+                   help="write it as an HTML page instead of printing it")
     opts = p.parse_args(rest)
+    if opts.html:
+        problem = check_output(opts.html, "--html")
+        if problem:
+            sys.stderr.write(f"tracethread: error: {problem}\n")
+            return USAGE_ERROR
     from tracethread.exporters.report.inputs import InputError, load_report
     try:
         report = load_report(opts.file)
     except InputError as exc:
         sys.stderr.write(f"tracethread: error: {exc}\n")
         return USAGE_ERROR
+    if opts.html:
+        from tracethread.exporters.report import html
+        try:
+            html.write(opts.html, report)   # no timeline: a saved report has none
+        except OSError as exc:
+            sys.stderr.write(f"tracethread: error: cannot write {opts.html!r}: "
+                             f"{exc.strerror or exc}\n")
+            return USAGE_ERROR
+        return 0
     from tracethread.exporters.report.console import ReportView, make_console
     make_console(sys.stdout).print(ReportView(report, limit=opts.top, wide=opts.wide))
     return 0
@@ -358,6 +379,7 @@ class _Session:
                  baseline: dict[str, str], children: str | None = None) -> None:
         self.children = children
         self.trace_sink: Any = None
+        self.timeline: Any = None
         self.exporting: Any = None
         self.opts = opts
         self.command = command
@@ -424,6 +446,8 @@ class _Session:
             (opts.report, json_report.write, report), (opts.sarif, sarif.write, report)]
         if self.trace_sink is not None and opts.trace_file:
             outputs.append((opts.trace_file, lambda path, _: self.trace_sink.write(path), None))
+        if opts.html:
+            outputs.append((opts.html, self._write_html, report))
         if opts.write_baseline:
             accepted = [{"fingerprint": f["fingerprint"], "kind": f["kind"],
                          "message": f["message"],
@@ -434,6 +458,11 @@ class _Session:
         for path, writer, data in outputs:
             if path:
                 _contained(f"write {path!r}", writer, path, data)
+
+    def _write_html(self, path: str, report: dict) -> None:
+        from tracethread.exporters.report import html
+        html.write(path, report, None if self.timeline is None else self.timeline.data(),
+                   baselined=set(self.baseline))
 
     def _render(self, report: dict) -> None:
         from tracethread.exporters.report.console import ReportView, make_console
@@ -509,7 +538,7 @@ def _before_the_program(opts: argparse.Namespace, script: str | None) -> str | N
     if problems:
         return problems[0]
     for option, path in (("--report", opts.report), ("--sarif", opts.sarif),
-                         ("--trace-file", opts.trace_file),
+                         ("--trace-file", opts.trace_file), ("--html", opts.html),
                          ("--write-baseline", opts.write_baseline)):
         if path is not None:
             problem = check_output(path, option)
@@ -570,6 +599,10 @@ def _run(opts: argparse.Namespace, script: str | None, module: str | None,
         from tracethread.exporters.chrome_trace import ChromeTraceSink
         session.trace_sink = ChromeTraceSink()
         tracethread.add_sink(session.trace_sink)
+    if opts.html:
+        from tracethread.exporters.timeline import TimelineSink
+        session.timeline = TimelineSink()
+        tracethread.add_sink(session.timeline)
     from tracethread.exporters.otel.environment import wanted_exporters
     if any(wanted_exporters(os.environ, opts.otlp, opts.prometheus_port)):
         error = None
@@ -662,18 +695,30 @@ def _die_by_sigint_if_interrupted() -> None:
 
 
 def _print_program_traceback(exc: BaseException, own_file: str | None) -> None:
-    """The traceback as ``python script.py`` prints it: our and runpy's frames trimmed."""
-    tb = exc.__traceback__
-    here = os.path.dirname(os.path.abspath(__file__))
+    """The traceback as ``python script.py`` prints it: runpy's frames and tracethread's
+    own (its primitives between the program and the stdlib) left out, chained
+    exceptions included."""
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
     import runpy
     runpy_file = os.path.abspath(runpy.__file__)
-    while tb is not None:
-        raw = tb.tb_frame.f_code.co_filename
+
+    def ours(frame: traceback.FrameSummary) -> bool:
+        raw = frame.filename
         f = os.path.abspath(raw)
-        if not (f.startswith(here) or f == runpy_file or raw.startswith("<frozen runpy")):
-            break
-        tb = tb.tb_next
-    sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))
+        return f.startswith(here) or f == runpy_file or raw.startswith("<frozen runpy")
+
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    seen: set[int] = set()
+    todo = [te]
+    while todo:
+        t = todo.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        t.stack = traceback.StackSummary.from_list([fr for fr in t.stack if not ours(fr)])
+        todo += [c for c in (t.__cause__, t.__context__) if c is not None]
+        todo += list(getattr(t, "exceptions", None) or ())   # an ExceptionGroup's
+    sys.stderr.write("".join(te.format()))
 
 
 if __name__ == "__main__":

@@ -673,6 +673,24 @@ def describe_info(info: Any, instance: bool = True) -> str:
     return text
 
 
+def held_at(st: Any, stack: tuple) -> tuple:
+    """(how each lock ``st`` holds is shown, where it was taken): the site recorded when
+    it was taken after waiting, else the ``with``/``acquire()`` of it on the thread's
+    stack (``findings.taken_at``), else None."""
+    out = []
+    for h in list(st.held):
+        site = st.held_sites.get(id(h))
+        if site is None:
+            info = info_of(h)
+            label = None if info is None else (
+                code_name(info.kind, info.name, info.site) or
+                (info.name if info.name.isidentifier() else None))
+            if label:
+                site = F.taken_at(stack, label)
+        out.append((_describe(h), site))
+    return tuple(out)
+
+
 def _key_of(obj: Any) -> str:
     info = info_of(obj) or getattr(obj, "_tt_info", None)
     return type(obj).__name__ if info is None else F.info_key(info)
@@ -683,11 +701,10 @@ def _deadlock(path: list, st: Any, cfg: Any) -> None:
     frames = sys._current_frames()
     for tst, waits in path:
         holds = tuple(_describe(h) for h in list(tst.held))
-        held_at = tuple((_describe(h), tst.held_sites.get(id(h))) for h in list(tst.held))
         stack = (F.current_stack(3) if tst is st
                  else F.frames_of(frames.get(tst.ident)))
         threads.append(F.ThreadRef(tst.name, tst.ident, holds, _describe(waits), stack,
-                                   held_at))
+                                   held_at(tst, stack)))
     if len(path) == 1:
         msg = (f"thread {st.name!r} tries to acquire {_describe(path[0][1])}, which it "
                "already holds: a Lock is not reentrant, this wait never ends "

@@ -255,6 +255,9 @@ def render_text(f: Finding) -> str:
     for t in f.threads:
         holds = ", ".join(t.holds) or "nothing"
         out.append(f"  thread {t.name!r} holds {holds}; waits for {t.waits_for or '-'}")
+        for lock, site in t.held_at:
+            if site is not None:
+                out.append(f"    took {lock} at {site.file}:{site.line}")
         for fr in t.stack[-6:]:
             out.append(f"    {fr.file}:{fr.line} in {fr.function}")
     return "\n".join(literal(line) for line in out) + "\n"
@@ -495,6 +498,52 @@ def assigned_name(site: Any) -> str | None:
     if key not in memo:
         memo[key] = _assigned(tree, site.line, site.qualname or site.function)
     return memo[key]
+
+
+def taken_at(stack: tuple, name: str) -> Frame | None:
+    """Where a thread took the lock the code calls ``name`` (``Account.lock``, ``lock``),
+    read from its stack as the deadlock left it: the innermost ``with ...lock:`` statement
+    enclosing a frame's current line, or the last ``...lock.acquire(...)`` before it in
+    the same function, whose expression ends in the name's last part (``src.lock``,
+    ``self.lock``). Nothing is captured while the program runs; None when the source does
+    not say."""
+    attr = name.rpartition(".")[2]
+    for fr in reversed(stack):
+        entry = _source(fr.file)
+        if entry is None or entry[1] is None:
+            continue
+        memo = entry[2]
+        key = ("taken", fr.line, attr)
+        if key not in memo:
+            memo[key] = _taken(entry[1], fr.line, attr)
+        line = memo[key]
+        if line is not None:
+            return Frame(fr.file, line, fr.function)
+    return None
+
+
+def _names_lock(expr: Any, attr: str) -> bool:
+    return (isinstance(expr, ast.Name) and expr.id == attr) or \
+        (isinstance(expr, ast.Attribute) and expr.attr == attr)
+
+
+def _taken(tree: Any, line: int, attr: str) -> int | None:
+    best: int | None = None
+    funcs = [n for n in ast.walk(tree) if isinstance(n, _FUNCS)
+             and n.lineno <= line <= (n.end_lineno or n.lineno)]
+    scope = min(funcs, key=lambda n: (n.end_lineno or n.lineno) - n.lineno, default=tree)
+    for node in ast.walk(scope):
+        if isinstance(node, (ast.With, ast.AsyncWith)) and \
+                node.lineno <= line <= (node.end_lineno or node.lineno) and \
+                any(_names_lock(item.context_expr, attr) for item in node.items):
+            if best is None or node.lineno > best:
+                best = node.lineno
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr == "acquire" and _names_lock(node.func.value, attr) and \
+                node.lineno <= line:
+            if best is None or node.lineno > best:
+                best = node.lineno
+    return best
 
 
 def _assigned(tree: Any, line: int, qualname: str) -> str | None:

@@ -29,7 +29,7 @@ from typing import Any
 from . import _raw
 from . import config as _config
 from . import findings as F
-from .detect import code_name, describe_info, in_wait_cycle
+from .detect import code_name, describe_info, held_at, in_wait_cycle
 from .state import current_state, states
 
 ASLEEP_CONFIRM_S = 0.5
@@ -88,12 +88,11 @@ def scan(me: Any = None, now_ns: int | None = None) -> list[F.Finding]:
     for st in list(states):
         if st.ident not in frames or st.guard:
             continue
-        held = list(st.held)
+        stack = F.frames_of(frames.get(st.ident))
         everyone.append(F.ThreadRef(
-            st.name, st.ident, tuple(_describe(h) for h in held),
-            None if st.waiting is None else _describe_info(st.waiting),
-            F.frames_of(frames.get(st.ident)),
-            tuple((_describe(h), st.held_sites.get(id(h))) for h in held)))
+            st.name, st.ident, tuple(_describe(h) for h in list(st.held)),
+            None if st.waiting is None else _describe_info(st.waiting), stack,
+            held_at(st, stack)))
     out = []
     for st in hung:
         secs = (now - st.wait_since) / 1e9
@@ -222,11 +221,10 @@ def _asleep_finding(waits: tuple) -> F.Finding:
             threads.append(F.ThreadRef("MainThread", since, (), "the other threads, at exit",
                                        F.frames_of(frames.get(since))))
             continue
-        held = list(s.held)
+        stack = F.frames_of(frames.get(s.ident))
         threads.append(F.ThreadRef(
-            s.name, s.ident, tuple(_describe(h) for h in held), _describe_info(what),
-            F.frames_of(frames.get(s.ident)),
-            tuple((_describe(h), s.held_sites.get(id(h))) for h in held)))
+            s.name, s.ident, tuple(_describe(h) for h in list(s.held)),
+            _describe_info(what), stack, held_at(s, stack)))
     infos = [what for s, what, _ in waits if s is not None]
     msg = (f"all threads are asleep: {len(waits)} thread(s) each wait without a timeout "
            f"and none can wake another ("

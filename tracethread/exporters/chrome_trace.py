@@ -16,10 +16,13 @@ from typing import Any
 
 from .._core import api as core
 
-_WAITS = {core.LOCK_ACQUIRE: "lock.wait", core.RLOCK_ACQUIRE: "lock.wait",
-          core.SEMAPHORE_ACQUIRE: "semaphore.wait", core.CONDITION_WAIT: "condition.wait",
-          core.EVENT_WAIT: "event.wait", core.BARRIER_WAIT: "barrier.wait",
-          core.THREAD_JOIN: "thread.join"}
+# What a wait is called (blocked operations of these kinds are wait slices), and the
+# releases that end a hold: the timeline of the HTML report (timeline.py) reads the same.
+WAIT_SLICES = {core.LOCK_ACQUIRE: "lock.wait", core.RLOCK_ACQUIRE: "lock.wait",
+               core.SEMAPHORE_ACQUIRE: "semaphore.wait", core.CONDITION_WAIT: "condition.wait",
+               core.EVENT_WAIT: "event.wait", core.BARRIER_WAIT: "barrier.wait",
+               core.THREAD_JOIN: "thread.join"}
+HOLD_RELEASES = {core.LOCK_RELEASE, core.RLOCK_RELEASE}
 
 _HANDED_OFF = {core.LOCK_ACQUIRE, core.RLOCK_ACQUIRE}   # waits a release ends
 _OPEN_WAITS_PER_LOCK = 8
@@ -84,9 +87,9 @@ class ChromeTraceSink:
                 continue
             tid = self._tid(r.thread)
             p = r.primitive
-            if op in _WAITS and r.blocked:
+            if op in WAIT_SLICES and r.blocked:
                 start, end = self._us(r.start_ns), self._us(r.end_ns)
-                self._add({"name": f"{_WAITS[op]} {p.name}", "ph": "X", "ts": start,
+                self._add({"name": f"{WAIT_SLICES[op]} {p.name}", "ph": "X", "ts": start,
                            "dur": max(end - start, 0.001), "tid": tid, "cat": "wait",
                            "args": {"lock": p.name, "kind": p.kind, "ok": r.ok,
                                     "site": str(r.site) if r.site else None}})
@@ -97,7 +100,7 @@ class ChromeTraceSink:
                     waits = _bounded(self._open_waits, p.id, list)
                     waits.append((start, end, tid))
                     del waits[:-_OPEN_WAITS_PER_LOCK]
-            elif op in (core.LOCK_RELEASE, core.RLOCK_RELEASE) and r.held_ns is not None:
+            elif op in HOLD_RELEASES and r.held_ns is not None:
                 end = self._us(r.end_ns)
                 start = self._us(r.end_ns - r.held_ns)
                 self._hold += 1

@@ -195,15 +195,50 @@ class ReportView:
             for fr in e["stack"][-self.stack_frames:-1][::-1]:
                 yield _text(f"      called from {fr['file']}:{fr['line']} in "
                             f"{fr['function']}", style="dim")
+        if f["kind"] == "potential-deadlock":
+            yield from _scenario(f.get("edges", []))
         if f["kind"] in ("deadlock", "hang"):
             for t in f.get("threads", []):
                 holds = ", ".join(t["holds"]) or "nothing"
                 yield _text(f"  thread {t['name']!r} holds {holds}; waits for "
                             f"{t['waits_for'] or '-'}")
+                for held in t.get("held_at", []):
+                    if held.get("site"):
+                        yield _text(f"    took {held['lock']} at {_site(held['site'])}")
                 for fr in t["stack"][-self.stack_frames:][::-1]:
                     yield _text(f"      {fr['file']}:{fr['line']} in {fr['function']}",
                                 style="dim")
         yield _text(f"  fingerprint {f['fingerprint']}", style="dim")
+
+
+def _short(lock: str) -> str:
+    """A lock as a scenario shows it: without its site (``Lock Account.lock #3``)."""
+    head, sep, rest = lock.partition(" (")
+    if not sep or ")" not in rest:
+        return lock
+    return head + rest.partition(")")[2]
+
+
+def _scenario(edges: list) -> RenderResult:
+    """Linux lockdep's "possible unsafe locking scenario" for a two-thread inversion: the
+    interleaving that deadlocks, one column per thread, and the fix."""
+    if len(edges) != 2 or edges[0]["thread"] == edges[1]["thread"]:
+        return
+    first, second = edges
+    a, b = _short(first["from"]), _short(first["to"])
+    t1, t2 = first["thread"], second["thread"]
+    rows = [(f"takes {a}", ""), ("", f"takes {b}"), (f"waits for {b}", ""),
+            ("", f"waits for {a}")]
+    width = max(len(t1), *(len(left) for left, _ in rows)) + 4
+    yield _text("  how it can deadlock (one interleaving of the two threads):")
+    yield _text(f"    {t1:<{width}}{t2}", style="bold")
+    for left, right in rows:
+        yield _text(f"    {left:<{width}}{right}".rstrip())
+    yield _text("    each waits for a lock the other holds: neither ever goes on")
+    where = _site(second["stack"][-1]) if second.get("stack") else "?"
+    yield _text(f"  fix: take the two locks in one order everywhere: thread {t2!r} takes {a} "
+                f"while holding {b} at {where}; take {a} first there, as {t1!r} does (or "
+                "guard both with one lock)")
 
 
 def make_console(file: TextIO, width: int | None = None) -> Console:
