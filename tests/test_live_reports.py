@@ -262,3 +262,59 @@ def test_an_inversion_shows_the_unsafe_scenario_and_the_fix(tmp_path):
     fix = " ".join(line.strip() for line in lines[start + 7:start + 10])
     assert fix.startswith(f"fix: take the two locks in one order everywhere: thread "
                           f"'{second}' takes {takes[first]} while holding {takes[second]} at ")
+
+
+def test_a_potential_deadlock_warning_points_at_the_programs_line():
+    # It pointed at tracethread/_core/detect.py (the wrapper that contains our errors).
+    import warnings
+
+    import tracethread
+    from tracethread._core import findings
+    findings.clear()
+    a, b = tracethread.Lock(name="warn-a"), tracethread.Lock(name="warn-b")
+    with a:
+        with b:
+            pass
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with b:
+            with a:   # marker: closes the cycle
+                pass
+    (w,) = [w for w in caught if issubclass(w.category, tracethread.PotentialDeadlockWarning)]
+    assert w.filename == __file__
+    with open(__file__) as f:
+        assert w.lineno == next(i for i, line in enumerate(f, 1) if "marker: closes" in line)
+
+
+LEAKED_SLOT = """
+    import threading, time
+    pool = threading.Semaphore(2)
+    taken = threading.Barrier(2)
+    def leaky():
+        pool.acquire()     # never released: the slot leaks
+    def holder():
+        with pool:
+            taken.wait()   # holds its slot while the worker hangs
+            taken.wait()
+    def worker():
+        with pool:
+            pass
+    t = threading.Thread(target=leaky, name="leaky"); t.start(); t.join()
+    h = threading.Thread(target=holder, name="holder"); h.start()
+    taken.wait()
+    w = threading.Thread(target=worker, name="worker"); w.start()
+    time.sleep(2)          # awake: a hang, not a deadlock
+    print("done", flush=True)
+    import os; os._exit(0)
+"""
+
+
+def test_a_hang_on_a_semaphore_says_who_took_the_slots(tmp_path):
+    status, out, err, _ = _run(tmp_path, LEAKED_SLOT, "--hang-timeout", "1")
+    assert status == 0, err
+    line = next(line for line in err.splitlines()
+                if line.startswith("tracethread: hang: thread 'worker'"))
+    assert "Semaphore pool (" in line
+    assert "the slots are held by 'leaky' (its thread has ended: the slot leaked), 'holder' " \
+           "(took one at " in line and line.endswith(", taken and not released")
+    assert re.search(r"'holder' \(took one at [^ ]*prog\.py:8\)", line), line

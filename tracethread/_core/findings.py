@@ -212,11 +212,23 @@ def publish(finding: Finding, st: Any) -> None:
         info = PrimitiveInfo("Finding", finding.kind, None)
         record(FINDING, info, st, None, False, False, None, None, (finding,))
         if finding.kind == "potential-deadlock" and _config.get().warn:
-            warnings.warn(finding.message, PotentialDeadlockWarning, stacklevel=4)
+            warnings.warn(finding.message, PotentialDeadlockWarning,
+                          stacklevel=_program_level())
         elif finding.kind in ("deadlock", "hang") and _config.get().live:
             say(render_text(finding))
     finally:
         st.guard = prev
+
+
+def _program_level() -> int:
+    """The ``stacklevel`` for a warning from ``publish`` that points at the program's
+    line (the acquire that closed the cycle), past every tracethread frame."""
+    f: Any = sys._getframe(1)   # publish
+    level = 1
+    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+        f = f.f_back
+        level += 1
+    return level
 
 
 def _to_stderr(text: str) -> None:

@@ -84,9 +84,10 @@ def scan(me: Any = None, now_ns: int | None = None) -> list[F.Finding]:
     if not hung:
         return []
     frames = sys._current_frames()
+    live = _live(frames)
     everyone = []
-    for st in list(states):
-        if st.ident not in frames or st.guard:
+    for st in live.values():
+        if st.guard:
             continue
         stack = F.frames_of(frames.get(st.ident))
         everyone.append(F.ThreadRef(
@@ -98,7 +99,7 @@ def scan(me: Any = None, now_ns: int | None = None) -> list[F.Finding]:
         secs = (now - st.wait_since) / 1e9
         what = _describe_info(st.waiting)
         msg = (f"thread {st.name!r} has been waiting on {what} for {secs:.1f} s "
-               f"(hang timeout {timeout:g} s)")
+               f"(hang timeout {timeout:g} s)") + _slots_held(st, everyone, live)
         info = st.waiting
         fp = F.fingerprint("hang", F.info_key(info))
         lock = F.LockRef(info.name, info.kind, info.site.file if info.site else None,
@@ -135,6 +136,41 @@ def hangs_over(now: int | None = None) -> None:
                         f"{secs:.1f} s waiting on {what}") + "\n")
 
 
+def _live(frames: dict) -> dict:
+    """ident -> the state of each live thread (idents are reused: a state whose thread
+    ended, kept alive by a reference, is not the one of the thread now using its ident)."""
+    by_ident: dict = {}
+    for s in list(states):
+        cur = by_ident.get(s.ident)
+        if cur is None or s.uid > cur.uid:
+            by_ident[s.ident] = s
+    return {ident: s for ident, s in by_ident.items() if ident in frames}
+
+
+def _slots_held(st: Any, everyone: list, live: dict) -> str:
+    """For a thread waiting on a Semaphore: who took the slots still held, and where
+    (a leaked slot: taken, never released), as the semaphore's holders say; "" when it is
+    not known (not a Semaphore, or one released by other threads than took it)."""
+    prim = st.blocked_on
+    holders: list[Any] = list(getattr(prim, "_holders", None) or ())
+    if not holders or getattr(prim, "_as_lock", None) is False:
+        return ""
+    info = st.waiting
+    label = code_name(info.kind, info.name, info.site) if info is not None else None
+    stacks = {t.ident: t.stack for t in everyone}
+    parts = []
+    for h in holders[:8]:
+        name, ident = h.name, h.ident
+        if live.get(ident) is not h:
+            parts.append(f"{name!r} (its thread has ended: the slot leaked)")
+            continue
+        where = F.taken_at(stacks.get(ident, ()), label) if label else None
+        parts.append(f"{name!r}" + (f" (took one at {where.file}:{where.line})"
+                                    if where else ""))
+    more = f" and {len(holders) - 8} more" if len(holders) > 8 else ""
+    return f"; the slots are held by {', '.join(parts)}{more}, taken and not released"
+
+
 def _main_in_shutdown(frame: Any) -> bool:
     """Is this the main thread's frame joining the other threads at interpreter exit
     (``threading._shutdown``)?"""
@@ -152,11 +188,7 @@ def asleep_waits() -> tuple | None:
     joining the others at exit), else None. Threads the tracer has no state for count as
     awake; its own threads do not count."""
     frames = sys._current_frames()
-    by_ident: dict = {}
-    for s in list(states):
-        cur = by_ident.get(s.ident)
-        if cur is None or s.uid > cur.uid:   # idents are reused: the newest state
-            by_ident[s.ident] = s
+    by_ident = _live(frames)
     waits = []
     main = _raw.main_ident()
     for ident, frame in frames.items():

@@ -149,10 +149,12 @@ class Semaphore(metaclass=StdCompatMeta):
                 st.waiting = self._info
                 st.wait_since = now_ns()
                 st.wait_bounded = timeout is not None
+                st.blocked_on = self if timeout is None else None   # (its holders: hangs)
                 try:
                     self._cond.wait(timeout)
                 finally:
                     st.waiting = None
+                    st.blocked_on = None
             else:
                 self._value -= 1
                 rc = True
