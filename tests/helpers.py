@@ -126,6 +126,14 @@ def run_traced(args, code, tmp_path, env=None, name="prog.py"):
                             stderr=subprocess.PIPE, text=True)
 
 
+def default_sigint():
+    """In the child before it runs: Ctrl-C as in a terminal, even when this test session
+    was started with SIGINT ignored (a shell's background job), which a child inherits
+    and Python then keeps."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def clean_env(extra=None):
     """The test process's environment without TRACETHREAD_*/OTEL_* settings, with
     faulthandler on, this checkout importable and colour off; plus ``extra``."""

@@ -343,7 +343,7 @@ def test_the_timeline_keeps_the_longest_slices_in_bounded_memory():
     tracethread.add_sink(sink)
     try:
         lock = tracethread.Lock(name="timeline-test")
-        for ms in (1, 9, 2, 12, 3, 15, 4):
+        for ms in (1, 30, 2, 40, 3, 50, 4):
             with lock:
                 time.sleep(ms / 1000)
         tracethread.flush()
@@ -352,7 +352,9 @@ def test_the_timeline_keeps_the_longest_slices_in_bounded_memory():
     data = sink.data()
     mine = [s for s in data["slices"] if s[2] == "hold timeline-test"]
     assert len(data["slices"]) == 3 and len(mine) == 3
-    assert sorted(round(s[4] / 1000) for s in mine) == [9, 12, 15]
+    # the three long holds (a sleep only ever takes longer than asked, and the short ones
+    # are far below 30 ms even on a loaded machine)
+    assert all(s[4] / 1000 >= 30 for s in mine), mine
     assert [s[3] for s in mine] == sorted(s[3] for s in mine)   # in start order
     assert data["slices_not_kept"] == data["slices_seen"] - 3 >= 4
 

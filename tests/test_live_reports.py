@@ -11,7 +11,7 @@ import sys
 import textwrap
 import time
 
-from helpers import clean_env, finish, run_traced
+from helpers import clean_env, default_sigint, finish, run_traced
 
 # No assertion on how long detection took (machines are shared and noisy): the programs
 # below would run for the hang timeout (30 s) or forever without the rule under test,
@@ -198,7 +198,7 @@ def test_ctrl_c_on_a_reported_deadlock_does_not_hang_the_exit(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tracethread", "run", "-q", "--on-deadlock", "report",
          str(prog)], env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        text=True, preexec_fn=default_sigint)
     try:
         first = proc.stderr.readline()       # the deadlock, said when it was found
         assert first.startswith("tracethread: deadlock: deadlock between 2 threads"), first

@@ -15,7 +15,7 @@ from tracethread._core import state, stream
 from tracethread._core.errors import stats as stream_stats
 from tracethread._core.records import LOCK_ACQUIRE, PrimitiveInfo
 
-from helpers import TIMEOUT
+from helpers import TIMEOUT, default_sigint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,7 +28,7 @@ def python(code, *args, env=None, timeout=60, cwd=None):
     e.update(env or {})
     return subprocess.run([sys.executable, *args, "-c", textwrap.dedent(code)] if not args
                           else [sys.executable, *args], env=e, capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd)
+                          text=True, timeout=timeout, cwd=cwd, preexec_fn=default_sigint)
 
 
 def test_a_sink_raising_systemexit_changes_nothing_and_the_drainer_survives():

@@ -473,3 +473,52 @@ def test_primitives_made_at_one_site_share_one_summary(sink):
     stats.handle(summaries)
     (row,) = stats.rows.values()
     assert len(row.instances) == 50 and row.acquisitions == 51 and row.operations == 102
+
+
+def _uncontended_round(lock, rlock, sem, event, cond):
+    with lock:
+        pass
+    with rlock:
+        with rlock:
+            pass
+    with sem:
+        pass
+    event.clear()
+    with cond:
+        cond.notify()
+
+
+def test_with_no_sink_an_uncontended_operation_records_and_counts_nothing():
+    # install() alone (a library user's program or test, no sink attached): every
+    # operation used to be built into a full record in the ring buffer nobody reads.
+    assert tracethread.sinks() == ()
+    prims = (tracethread.Lock(), tracethread.RLock(), tracethread.Semaphore(2),
+             tracethread.Event(), tracethread.Condition())
+    before = len(stream.buffer)
+    dirty = len(summaries.dirty)
+    for _ in range(100):
+        _uncontended_round(*prims)
+    assert len(stream.buffer) == before
+    assert len(summaries.dirty) == dirty   # nothing counted, nothing kept alive
+
+
+def test_a_sink_attached_later_gets_the_operations_from_that_moment():
+    prims = (tracethread.Lock(), tracethread.RLock(), tracethread.Semaphore(2),
+             tracethread.Event(), tracethread.Condition())
+    for _ in range(100):   # before any sink: not counted
+        _uncontended_round(*prims)
+    sink = SummarySink()
+    tracethread.add_sink(sink)
+    try:
+        for _ in range(5):
+            _uncontended_round(*prims)
+        tracethread.flush()
+    finally:
+        tracethread.remove_sink(sink)
+    lock, rlock, sem, event, cond = prims
+    assert (sink.total(lock, "acquisitions"), sink.total(lock, "releases")) == (5, 5)
+    assert (sink.total(rlock, "acquisitions"), sink.total(rlock, "reentries"),
+            sink.total(rlock, "inner_releases"), sink.total(rlock, "releases")) == (5, 5, 5, 5)
+    assert (sink.total(sem, "acquisitions"), sink.total(sem, "semaphore_releases")) == (5, 5)
+    assert sink.total(event, "event_clears") == 5
+    assert sink.total(cond, "notifies") == 5

@@ -78,6 +78,7 @@ _COUNTS = ((A_ACQUIRES, "acquisitions"), (A_REENTRIES, "reentries"),
 SUMMARY_OPERATION_KEYS = tuple(key for _, key in _COUNTS) + ("releases",)
 
 aggregating: list[bool] = [False]   # read by the primitives' Python paths
+counting: list[bool] = [False]      # summaries are counted: some sink takes them
 dirty: list = []        # primitives with counters to take (the C paths append here too)
 _NBUCKETS = len(_r.DURATION_BUCKETS) + 1
 _ZEROS = (0,) * _NBUCKETS
@@ -86,13 +87,19 @@ _last_summary_ns = 0
 
 
 def update_aggregation(sinks: list) -> None:
-    """Aggregate exactly while there are sinks and all of them accept summaries (called
-    with the drain lock held, after a forced drain)."""
-    on = bool(sinks) and all(getattr(s, "accepts_summaries", False) for s in sinks)
-    if on != aggregating[0]:
+    """Take the summary path while every sink accepts summaries, and while there is no sink
+    at all; count on it only while there are sinks (called with the drain lock held, after
+    a forced drain). With no sink, an operation that neither waited nor woke a thread
+    records nothing, not even a count: nobody would read it (what detection and
+    ``statistics()`` need is the primitives' own state). A sink added later gets the
+    operations from that moment (docs/records.md, "No sink")."""
+    on = all(getattr(s, "accepts_summaries", False) for s in sinks)
+    count = bool(sinks)
+    if on != aggregating[0] or count != counting[0]:
         aggregating[0] = on
+        counting[0] = count
         if speedups is not None:
-            speedups.set_aggregation(on, dirty, _BOUNDS)
+            speedups.set_aggregation(on, dirty, _BOUNDS, count)
 
 
 def _new_counters() -> list:
@@ -136,6 +143,8 @@ def py_touch(prim: Any, st: ThreadState) -> list:
 
 def py_count(prim: Any, st: ThreadState, index: int) -> None:
     """Count one operation of ``prim`` by ``st`` (the pure-Python paths' ``bump``)."""
+    if not counting[0]:
+        return   # no sink: nothing is counted
     a = prim._agg
     if _LOCK_FREE and a is not None and a[A_LAST] is st:
         a[index] += 1   # no call since the read: no take in between
@@ -147,6 +156,8 @@ def py_count(prim: Any, st: ThreadState, index: int) -> None:
 def py_count_hold(prim: Any, st: ThreadState, held_ns: int) -> None:
     """Count an uncontended hold of ``held_ns`` ended (a release); the bucket is the
     OpenTelemetry SDK's (bisect_left)."""
+    if not counting[0]:
+        return
     i = _bisect_left(_BOUNDS, held_ns / 1e9)   # the one call, before the read
     a = prim._agg
     locked = not _LOCK_FREE or a is None or a[A_LAST] is not st
@@ -272,3 +283,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+update_aggregation([])   # no sink yet: the summary path, counting nothing

@@ -197,6 +197,13 @@ extern Py_ssize_t off_guard, off_held;
  * instead of appending a record each; the drainer takes them (`_tt_take`) from the
  * primitives listed in `cfg_dirty`. */
 extern int agg_on;
+/* Summaries are counted (a sink takes them). With agg_on and no sink at all, agg_counting
+ * is 0: an uncontended operation records nothing, not even a count (issue 20). */
+extern int agg_counting;
+/* Count one operation on the summary path: `stmt` adds it to the counters and the
+ * primitive is listed as dirty; nothing while no sink takes summaries. 0, or -1 with an
+ * exception set. */
+#define AGG(self, st, stmt) (agg_counting ? ((void)(stmt), agg_touch((self), (st))) : 0)
 extern PyObject *cfg_dirty;               /* list of primitives with counters to take */
 extern double agg_bounds[MAX_BOUNDS];     /* histogram boundaries, seconds, increasing */
 extern int agg_nbounds;

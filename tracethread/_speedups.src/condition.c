@@ -180,6 +180,8 @@ CondCore_is_owned(CondCore *self, PyObject *Py_UNUSED(ignored))
 int
 cond_count(CondCore *self, PyObject *st, Py_ssize_t index)
 {
+    if (!agg_counting)
+        return 0;   /* no sink: nothing is counted */
     if (summary_touch((PyObject *)self, &self->dirty, &self->seen, st) < 0)
         return -1;
     self->c[index]++;

@@ -292,8 +292,7 @@ lock_acquire_impl(LockCore *self, PyObject *blocking, PyObject *timeout, int def
             self->acquired_ns = t;
             int e;
             if (agg_on) {
-                self->acquires++;
-                e = agg_touch(self, st);
+                e = AGG(self, st, self->acquires++);
             } else {
                 e = emit(cfg_lock_acquire, self->info, st, t, -1, NULL, cfg_fast_details);
             }
@@ -374,8 +373,7 @@ lock_release_impl(LockCore *self)
     }
     int e;
     if (summarize) {
-        agg_hold(self, t - acquired);
-        e = agg_touch(self, st);
+        e = AGG(self, st, agg_hold(self, t - acquired));
     } else {
         PyObject *site = contended_site(details);
         e = site == NULL ? -1 : emit(cfg_lock_release, self->info, st, t, t - acquired, site,
@@ -472,8 +470,7 @@ rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int d
         if (!g) {
             int e;
             if (agg_on) {
-                self->reentries++;
-                e = agg_touch(self, st);
+                e = AGG(self, st, self->reentries++);
             } else {
                 e = emit(cfg_rlock_acquire, self->info, st, now_ns(), -1, NULL,
                          cfg_reenter_details);
@@ -499,8 +496,7 @@ rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int d
             self->acquired_ns = t;
             int e;
             if (agg_on) {
-                self->acquires++;
-                e = agg_touch(self, st);
+                e = AGG(self, st, self->acquires++);
             } else {
                 e = emit(cfg_rlock_acquire, self->info, st, t, -1, NULL, cfg_fast_details);
             }
@@ -589,11 +585,7 @@ rlock_release_impl(RLockCore *self)
     }
     int e;
     if (agg_on && details == Py_None) {   /* an inner release, or nobody waited */
-        if (held < 0)
-            self->inner_releases++;
-        else
-            agg_hold(self, held);
-        e = agg_touch(self, st);
+        e = AGG(self, st, held < 0 ? (void)self->inner_releases++ : agg_hold(self, held));
     } else {
         PyObject *site = contended_site(details);
         e = site == NULL ? -1 : emit(cfg_rlock_release, self->info, st, t, held, site,

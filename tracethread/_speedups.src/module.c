@@ -35,6 +35,7 @@ Py_ssize_t off_guard = -1, off_held = -1;
 
 /* Set by set_aggregation(). */
 int agg_on = 0;
+int agg_counting = 0;
 PyObject *cfg_dirty = NULL;
 double agg_bounds[MAX_BOUNDS];
 int agg_nbounds = 0;
@@ -161,14 +162,16 @@ set_lock_classes(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* set_aggregation(on, dirty, bounds): turn summaries on or off; `dirty` is the list the
- * locks with counters are appended to, `bounds` the histogram boundaries in seconds. */
+/* set_aggregation(on, dirty, bounds, counting=on): turn summaries on or off; `dirty` is
+ * the list the locks with counters are appended to, `bounds` the histogram boundaries in
+ * seconds; `counting` false (no sink at all): the summary path counts nothing. */
 static PyObject *
 set_aggregation(PyObject *module, PyObject *args)
 {
-    int on;
+    int on, counting = -1;
     PyObject *dirty, *bounds;
-    if (!PyArg_ParseTuple(args, "pO!O:set_aggregation", &on, &PyList_Type, &dirty, &bounds))
+    if (!PyArg_ParseTuple(args, "pO!O|p:set_aggregation", &on, &PyList_Type, &dirty, &bounds,
+                          &counting))
         return NULL;
     PyObject *seq = PySequence_Fast(bounds, "bounds must be a sequence");
     if (seq == NULL)
@@ -193,6 +196,7 @@ set_aggregation(PyObject *module, PyObject *args)
     Py_INCREF(dirty);
     Py_XSETREF(cfg_dirty, dirty);
     agg_on = on;
+    agg_counting = counting < 0 ? on : counting;
     Py_RETURN_NONE;
 }
 
@@ -261,7 +265,8 @@ static PyMethodDef module_methods[] = {
     {"bump_hold", (PyCFunction)(void (*)(void))py_bump_hold, METH_FASTCALL,
      "bump_hold(lock, st, held_ns): count an uncontended hold of a C lock (atomic)."},
     {"set_aggregation", set_aggregation, METH_VARARGS,
-     "set_aggregation(on, dirty, bounds): summaries of uncontended operations on or off."},
+     "set_aggregation(on, dirty, bounds, counting=on): summaries of uncontended operations "
+     "on or off; counting false: the summary path counts nothing (no sink)."},
     {"next_seq", next_seq, METH_NOARGS, "The next record sequence number."},
     {"now_ns", py_now_ns, METH_NOARGS, "time.monotonic_ns(), cheaper."},
     {"record", (PyCFunction)(void (*)(void))py_record, METH_FASTCALL,

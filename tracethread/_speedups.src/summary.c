@@ -288,6 +288,8 @@ py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "bump(): aggregation was never set up");
         return NULL;
     }
+    if (!agg_counting)
+        Py_RETURN_NONE;   /* no sink: nothing is counted */
     if (PyObject_TypeCheck(prim, CondCore_Type)) {
         if (cond_count((CondCore *)prim, st, index) < 0)
             return NULL;
@@ -380,6 +382,8 @@ py_bump_hold(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "bump_hold(): aggregation was never set up");
         return NULL;
     }
+    if (!agg_counting)
+        Py_RETURN_NONE;
     agg_hold((LockCore *)prim, held < 0 ? 0 : held);
     if (agg_touch((LockCore *)prim, args[1]) < 0)
         return NULL;
