@@ -89,3 +89,19 @@ def test_a_report_names_same_line_instances_as_the_code_does_and_apart(tmp_path)
     assert {n.get("label") for n in data["graph"]["nodes"]} == {"Account.lock"}
     assert re.search(r"Lock Account\.lock \([^)]*prog\.py:5\) #1", err)
     assert re.search(r"Lock Account\.lock \([^)]*prog\.py:5\) #2", err)
+
+
+def test_a_subclass_names_itself_through_super_init():
+    # (with the C extension, Lock() is made in C: a subclass's super().__init__(name=...)
+    # still names it, and its own arguments are its own)
+    class Named(tracethread.Lock):
+        def __init__(self, n):
+            super().__init__(name=f"named-{n}")
+
+    lock = Named(7)
+    assert lock._info.name == "named-7" and lock._info.kind == "Lock"
+    with lock:
+        assert lock.locked()
+    assert not lock.locked()
+    plain = tracethread.Lock(name="given")
+    assert plain._info.name == "given"

@@ -185,6 +185,7 @@ extern PyObject *cfg_caller_site;         /* records.caller_site */
 /* Set by set_lock_classes(): the classes whose fast paths CondCore may call, and the raw
  * lock maker (rlock_for_condition, and acquire()'s argument errors). */
 extern PyObject *cfg_lock_cls, *cfg_rlock_cls, *cfg_allocate_lock;
+extern PyObject *cfg_threading_file, *cfg_refuse_lock_args;   /* Lock() in C */
 
 /* Set by set_thread_state_type(): ThreadState's `guard` and `held` are __slots__, read at
  * their offsets (what the member descriptor does, without the attribute lookup that finds
@@ -226,7 +227,7 @@ extern PyObject *str_enter, *str_exit, *str_is_owned, *str_waiters, *str_notify_
     *str_notify_all_py;
 extern PyObject *str_release_save, *str_acquire_restore, *str_default_release_save,
     *str_default_acquire_restore, *str_default_is_owned;
-extern PyObject *str_kind, *str_name, *str_id, *str_rlock_kind;
+extern PyObject *str_kind, *str_name, *str_id, *str_rlock_kind, *str_lock_kind;
 
 /* ------------------------------------------------------------------------------------ */
 /* Inline helpers */
@@ -351,6 +352,7 @@ PyObject *take_summaries(PyObject *module, PyObject *prims);
 extern PyType_Spec PInfo_spec;
 PyObject *pinfo_restore(PyObject *module, PyObject *args);
 PyObject *make_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *make_info_at(PyObject *kind, PyObject *name, long depth);
 PyObject *rlock_for_condition(PyObject *module, PyObject *info);
 PyObject *py_untrack(PyObject *module, PyObject *obj);
 

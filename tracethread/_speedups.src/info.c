@@ -208,7 +208,16 @@ make_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "make_info(kind, name)");
         return NULL;
     }
-    PyObject *kind = args[0], *name = args[1], *plain = NULL;
+    /* From C (no frame of its own), called by a Python constructor: 1 is its caller. */
+    return make_info_at(args[0], args[1], 1);
+}
+
+/* make_info's work, the frames looked at from `depth` outwards (0: the frame running now,
+ * for a constructor in C). */
+PyObject *
+make_info_at(PyObject *kind, PyObject *name, long depth)
+{
+    PyObject *plain = NULL;
     if (pinfo_check_str(kind, "kind") < 0)
         return NULL;
     if (name != Py_None) {
@@ -229,12 +238,11 @@ make_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "make_info(): set_site_cache() not called");
         return NULL;
     }
-    /* From C (no frame of its own): 1 is the constructor's caller; the fallback, a
-     * Python function, counts its own frame too. */
-    PyObject *found = site_at(1);
+    /* The fallback, a Python function, counts its own frame too. */
+    PyObject *found = site_at(depth);
     if (found == Py_None) {
         Py_DECREF(found);
-        PyObject *two = PyLong_FromLong(2);
+        PyObject *two = PyLong_FromLong(depth + 1);
         found = two ? PyObject_CallOneArg(cfg_site_fallback, two) : NULL;
         Py_XDECREF(two);
     }

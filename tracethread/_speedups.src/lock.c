@@ -416,6 +416,102 @@ static PyMethodDef LockCore_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* tracethread.Lock(*, name=None), made in C: constructing one through Python's __new__
+ * and __init__ cost 17x the stdlib's Lock() (issue 20). As lock.py's pure-Python Lock:
+ * the stdlib's own raw lock inside tracer code (the guard) and for the threading module's
+ * own bookkeeping (its direct caller); anything but name= gets the stdlib's error; the
+ * name, else the creation site, from make_info. A subclass gets the same fields (its
+ * arguments are its own __init__'s; its super().__init__(name=...) is LockCore_init). */
+static PyObject *
+LockCore_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (cfg_allocate_lock == NULL || cfg_threading_file == NULL ||
+        cfg_refuse_lock_args == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Lock(): set_lock_classes() was not called");
+        return NULL;
+    }
+    int exact = (PyObject *)type == cfg_lock_cls;
+    PyObject *name = Py_None;
+    if (exact) {
+        Py_ssize_t nkw = kwds == NULL ? 0 : PyDict_GET_SIZE(kwds);
+        PyObject *given = nkw ? PyDict_GetItemWithError(kwds, str_name) : NULL;
+        if (given == NULL && PyErr_Occurred())
+            return NULL;
+        if (PyTuple_GET_SIZE(args) || nkw > (given != NULL)) {
+            PyObject *r = PyObject_CallFunctionObjArgs(cfg_refuse_lock_args, args,
+                                                       kwds ? kwds : Py_None, NULL);
+            if (r == NULL)
+                return NULL;
+            Py_DECREF(r);   /* (the stdlib took them: so does this) */
+        }
+        if (given != NULL)
+            name = given;
+        PyObject *st = thread_state();
+        if (st == NULL)
+            return NULL;
+        int g = is_guarded(st);
+        Py_DECREF(st);
+        if (g < 0)
+            return NULL;
+        int raw = g;
+        if (!raw) {
+            PyFrameObject *f = PyEval_GetFrame();   /* borrowed: the constructor's caller */
+            if (f != NULL) {
+                PyCodeObject *code = PyFrame_GetCode(f);
+                raw = PyUnicode_Compare(code->co_filename, cfg_threading_file) == 0;
+                Py_DECREF(code);
+                if (raw == 0 && PyErr_Occurred())
+                    return NULL;
+            }
+        }
+        if (raw)
+            return PyObject_CallNoArgs(cfg_allocate_lock);
+    }
+    PyObject *block = PyObject_CallNoArgs(cfg_allocate_lock);
+    if (block == NULL)
+        return NULL;
+    PyObject *info = make_info_at(str_lock_kind, name, 0);
+    LockCore *self = info ? (LockCore *)type->tp_alloc(type, 0) : NULL;
+    if (self == NULL) {
+        Py_DECREF(block);
+        Py_XDECREF(info);
+        return NULL;
+    }
+    self->lock = block;
+    self->info = info;
+    self->owner = Py_NewRef(Py_None);
+    self->waiting = Py_NewRef(Py_None);   /* a list from the first wait */
+    return (PyObject *)self;
+}
+
+/* Lock.__init__(self, *, name=None): the fields are LockCore_new's; a name given here (a
+ * subclass's super().__init__(name=...)) renames it. */
+static int
+LockCore_init(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    LockCore *self = (LockCore *)op;
+    if ((PyObject *)Py_TYPE(op) == cfg_lock_cls)
+        return 0;   /* (checked by LockCore_new) */
+    if (PyTuple_GET_SIZE(args)) {
+        PyErr_SetString(PyExc_TypeError, "Lock.__init__() takes no positional arguments");
+        return -1;
+    }
+    PyObject *name = kwds ? PyDict_GetItemWithError(kwds, str_name) : NULL;
+    if (name == NULL && PyErr_Occurred())
+        return -1;
+    if (kwds && PyDict_GET_SIZE(kwds) > (name != NULL)) {
+        PyErr_SetString(PyExc_TypeError, "Lock.__init__() takes only name=");
+        return -1;
+    }
+    if (name == NULL || name == Py_None)
+        return 0;
+    PyObject *info = make_info_at(str_lock_kind, name, 0);
+    if (info == NULL)
+        return -1;
+    Py_XSETREF(self->info, info);
+    return 0;
+}
+
 static PyMemberDef LockCore_members[] = {
     {"_lock", T_OBJECT_EX, offsetof(LockCore, lock), 0, NULL},
     {"_info", T_OBJECT_EX, offsetof(LockCore, info), 0, NULL},
@@ -432,7 +528,8 @@ static PyType_Slot LockCore_slots[] = {
     {Py_tp_clear, LockCore_clear},
     {Py_tp_methods, LockCore_methods},
     {Py_tp_members, LockCore_members},
-    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_new, LockCore_new},
+    {Py_tp_init, LockCore_init},
     {Py_tp_doc, "C fast paths of tracethread.Lock."},
     {0, NULL},
 };

@@ -28,6 +28,7 @@ PyObject *cfg_caller_site = NULL;
 
 /* Set by set_lock_classes(). */
 PyObject *cfg_lock_cls = NULL, *cfg_rlock_cls = NULL, *cfg_allocate_lock = NULL;
+PyObject *cfg_threading_file = NULL, *cfg_refuse_lock_args = NULL;
 
 /* Set by set_thread_state_type(). */
 PyTypeObject *tstate_type = NULL;
@@ -58,7 +59,7 @@ PyObject *str_enter, *str_exit, *str_is_owned, *str_waiters, *str_notify_py,
     *str_notify_all_py;
 PyObject *str_release_save, *str_acquire_restore, *str_default_release_save,
     *str_default_acquire_restore, *str_default_is_owned;
-PyObject *str_kind, *str_name, *str_id, *str_rlock_kind;
+PyObject *str_kind, *str_name, *str_id, *str_rlock_kind, *str_lock_kind;
 
 /* ------------------------------------------------------------------------------------ */
 /* Configuration */
@@ -140,14 +141,21 @@ set_thread_state_type(PyObject *module, PyObject *type)
     return Py_BuildValue("(nn)", off_guard, off_held);
 }
 
-/* set_lock_classes(Lock, RLock): the classes whose fast paths CondCore may call. */
+/* set_lock_classes(Lock, RLock, allocate_lock, threading_file=None, refuse=None): the
+ * classes whose fast paths CondCore may call; with the stdlib threading module's file and
+ * the function giving the stdlib's error for Lock()'s arguments, Lock() is made in C
+ * (LockCore_new). */
 static PyObject *
 set_lock_classes(PyObject *module, PyObject *args)
 {
-    PyObject *l, *r, *alloc;
-    if (!PyArg_ParseTuple(args, "O!O!O:set_lock_classes", &PyType_Type, &l, &PyType_Type, &r,
-                          &alloc))
+    PyObject *l, *r, *alloc, *tfile = NULL, *refuse = NULL;
+    if (!PyArg_ParseTuple(args, "O!O!O|UO:set_lock_classes", &PyType_Type, &l, &PyType_Type,
+                          &r, &alloc, &tfile, &refuse))
         return NULL;
+    Py_XINCREF(tfile);
+    Py_XSETREF(cfg_threading_file, tfile);
+    Py_XINCREF(refuse);
+    Py_XSETREF(cfg_refuse_lock_args, refuse);
     if (!PyType_IsSubtype((PyTypeObject *)l, LockCore_Type) ||
         !PyType_IsSubtype((PyTypeObject *)r, RLockCore_Type)) {
         PyErr_SetString(PyExc_TypeError, "set_lock_classes(): not LockCore/RLockCore types");
@@ -293,6 +301,7 @@ module_exec(PyObject *m)
     INTERN(str_held, "held");
     INTERN(str_info, "_info");
     INTERN(str_rlock_kind, "RLock");
+    INTERN(str_lock_kind, "Lock");
     INTERN(str_agg, "_agg");
     INTERN(str_enter, "__enter__");
     INTERN(str_is_owned, "_is_owned");
