@@ -508,7 +508,10 @@ def assigned_name(site: Any) -> str | None:
     lines, tree, memo = entry
     key = ("assigned", site.line)
     if key not in memo:
-        memo[key] = _assigned(tree, site.line, site.qualname or site.function)
+        # The scope from the source (``Account.__init__``), as 3.10's code objects have
+        # no qualified name.
+        scope = _statement(path, site.line)[0] or site.qualname or site.function
+        memo[key] = _assigned(tree, site.line, scope)
     return memo[key]
 
 
