@@ -211,6 +211,11 @@ class Delivery:
             return None
         where = f"to {core.literal(self.endpoint)} " if self.endpoint else ""
         tail = f" (gave up at exit after {self.bound_s:g} s)" if self.abandoned else ""
+        if s["error"] is None and not s["failed_exports"] and not self.abandoned:
+            # The collector took every batch sent; spans were lost before: the queue.
+            return (f"tracethread: export {where}lost {s['spans_dropped_by_queue']} spans: "
+                    "the batch span processor's queue was full (OTEL_BSP_MAX_QUEUE_SIZE, "
+                    "docs/otel.md)\n")
         return (f"tracethread: export {where}failed: {core.literal(s['error'] or '?')}; "
                 f"{s['spans_not_delivered']} spans, {s['metric_points_not_delivered']} "
                 f"metric points not delivered{tail}\n")
