@@ -132,11 +132,19 @@ site_at(long depth)
 #if PY_VERSION_HEX >= 0x030B0000
     if (cfg_site_cache == NULL || cfg_getframe == NULL)
         Py_RETURN_NONE;
-    PyObject *d = PyLong_FromLong(depth);
-    if (d == NULL)
-        return NULL;
-    PyObject *fo = PyObject_CallOneArg(cfg_getframe, d);
-    Py_DECREF(d);
+    PyObject *fo;
+    if (depth == 0) {   /* the frame running now (a constructor in C): no call needed */
+        fo = (PyObject *)PyEval_GetFrame();
+        if (fo == NULL)
+            Py_RETURN_NONE;
+        Py_INCREF(fo);
+    } else {
+        PyObject *d = PyLong_FromLong(depth);
+        if (d == NULL)
+            return NULL;
+        fo = PyObject_CallOneArg(cfg_getframe, d);
+        Py_DECREF(d);
+    }
     if (fo == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_ValueError))   /* (not that deep) */
             return NULL;
