@@ -205,6 +205,9 @@ extern int agg_counting;
  * primitive is listed as dirty; nothing while no sink takes summaries. 0, or -1 with an
  * exception set. */
 #define AGG(self, st, stmt) (agg_counting ? ((void)(stmt), agg_touch((self), (st))) : 0)
+/* Will anybody read the time of this operation? Not on the summary path while nothing
+ * is counted (no sink): an uncontended acquire and release then skip the clock. */
+#define TIMED() (agg_counting || !agg_on)
 extern PyObject *cfg_dirty;               /* list of primitives with counters to take */
 extern double agg_bounds[MAX_BOUNDS];     /* histogram boundaries, seconds, increasing */
 extern int agg_nbounds;

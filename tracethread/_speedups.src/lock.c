@@ -284,7 +284,7 @@ lock_acquire_impl(LockCore *self, PyObject *blocking, PyObject *timeout, int def
         if (got < 0)
             goto done;
         if (got) {
-            long long t = now_ns();
+            long long t = TIMED() ? now_ns() : 0;
             if (note_acquired(st, (PyObject *)self, self->info) < 0)
                 goto done;
             Py_INCREF(st);
@@ -351,12 +351,15 @@ lock_release_impl(LockCore *self)
         result = Py_None;
         goto done;
     }
-    long long t = now_ns();
     long long acquired = self->acquired_ns;
     PyObject *details = release_details(self);
     if (details == NULL)
         goto done;
     int summarize = agg_on && details == Py_None;   /* nobody waited: uncontended */
+    /* (no time when nothing will read it: counted by nobody; a hold that began then
+     * and is recorded now, a sink having been added meanwhile, is 0 long) */
+    long long t = summarize && !agg_counting ? 0 : now_ns();
+    long long held = acquired ? t - acquired : 0;
     PyObject *owner = self->owner;   /* reference moves to us */
     Py_INCREF(Py_None);
     self->owner = Py_None;
@@ -373,10 +376,10 @@ lock_release_impl(LockCore *self)
     }
     int e;
     if (summarize) {
-        e = AGG(self, st, agg_hold(self, t - acquired));
+        e = AGG(self, st, agg_hold(self, held));
     } else {
         PyObject *site = contended_site(details);
-        e = site == NULL ? -1 : emit(cfg_lock_release, self->info, st, t, t - acquired, site,
+        e = site == NULL ? -1 : emit(cfg_lock_release, self->info, st, t, held, site,
                                      details);
         Py_XDECREF(site);
     }
@@ -584,7 +587,7 @@ rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int d
         if (got < 0)
             goto done;
         if (got) {
-            long long t = now_ns();
+            long long t = TIMED() ? now_ns() : 0;
             if (note_acquired(st, (PyObject *)self, self->info) < 0)
                 goto done;
             Py_INCREF(st);
@@ -659,7 +662,6 @@ rlock_release_impl(RLockCore *self)
         result = Py_None;
         goto done;
     }
-    long long t = now_ns();
     long long held = -1;
     PyObject *details;
     if (count == 0) {
@@ -670,6 +672,7 @@ rlock_release_impl(RLockCore *self)
         Py_INCREF(Py_None);
         details = Py_None;
     }
+    long long t = agg_on && details == Py_None && !agg_counting ? 0 : now_ns();
     if (count == 0) {
         long long acquired = self->acquired_ns;
         Py_INCREF(Py_None);
@@ -678,7 +681,7 @@ rlock_release_impl(RLockCore *self)
             Py_DECREF(details);
             goto done;
         }
-        held = t - acquired;
+        held = acquired ? t - acquired : 0;
     }
     int e;
     if (agg_on && details == Py_None) {   /* an inner release, or nobody waited */
