@@ -522,3 +522,27 @@ def test_a_sink_attached_later_gets_the_operations_from_that_moment():
     assert (sink.total(sem, "acquisitions"), sink.total(sem, "semaphore_releases")) == (5, 5)
     assert sink.total(event, "event_clears") == 5
     assert sink.total(cond, "notifies") == 5
+
+
+def test_a_hold_begun_with_no_sink_is_never_measured_from_the_clocks_zero():
+    # With no sink, an uncontended acquire skips the clock. A hold begun then and ended
+    # after a sink was added (here: the RLock's release inside Condition.wait) read as
+    # ~16 hours (the monotonic clock since boot) until it was checked.
+    cond = tracethread.Condition()
+    cond.acquire()                       # no sink yet
+    sink = SummarySink()
+    capture = testing.MemorySink()       # takes every operation: the release is a record
+    tracethread.add_sink(sink)
+    tracethread.add_sink(capture)
+    try:
+        cond.wait(0.01)
+        cond.release()
+        tracethread.flush()
+    finally:
+        tracethread.remove_sink(capture)
+        tracethread.remove_sink(sink)
+    lock_info = getattr(cond, "_lock", None)
+    releases = [r for r in capture.records if r.op in (R.RLOCK_RELEASE, R.LOCK_RELEASE)
+                and r.held_ns is not None and r.primitive is getattr(lock_info, "_info", None)]
+    assert releases
+    assert all(0 <= r.held_ns < 10 * 10**9 for r in releases), [r.held_ns for r in releases]

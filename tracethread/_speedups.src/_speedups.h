@@ -204,7 +204,11 @@ extern int agg_counting;
 /* Count one operation on the summary path: `stmt` adds it to the counters and the
  * primitive is listed as dirty; nothing while no sink takes summaries. 0, or -1 with an
  * exception set. */
-#define AGG(self, st, stmt) (agg_counting ? ((void)(stmt), agg_touch((self), (st))) : 0)
+#define AGG(self, st, stmt) AGG_IF(agg_counting, self, st, stmt)
+/* The same, with the counting flag read once before (a Python call in between may let
+ * another thread add or remove a sink: the operation's clock and its count then agree). */
+#define AGG_IF(counting, self, st, stmt) \
+    ((counting) ? ((void)(stmt), agg_touch((self), (st))) : 0)
 /* Will anybody read the time of this operation? Not on the summary path while nothing
  * is counted (no sink): an uncontended acquire and release then skip the clock. */
 #define TIMED() (agg_counting || !agg_on)

@@ -294,6 +294,8 @@ lock_acquire_impl(LockCore *self, PyObject *blocking, PyObject *timeout, int def
             if (agg_on) {
                 e = AGG(self, st, self->acquires++);
             } else {
+                if (t == 0)   /* (records turned on since the clock was skipped) */
+                    self->acquired_ns = t = now_ns();
                 e = emit(cfg_lock_acquire, self->info, st, t, -1, NULL, cfg_fast_details);
             }
             if (e < 0)
@@ -356,10 +358,11 @@ lock_release_impl(LockCore *self)
     if (details == NULL)
         goto done;
     int summarize = agg_on && details == Py_None;   /* nobody waited: uncontended */
+    int counting = agg_counting;   /* (read once: note_released may run Python) */
     /* (no time when nothing will read it: counted by nobody; a hold that began then
      * and is recorded now, a sink having been added meanwhile, is 0 long) */
-    long long t = summarize && !agg_counting ? 0 : now_ns();
-    long long held = acquired ? t - acquired : 0;
+    long long t = summarize && !counting ? 0 : now_ns();
+    long long held = acquired && t ? t - acquired : 0;
     PyObject *owner = self->owner;   /* reference moves to us */
     Py_INCREF(Py_None);
     self->owner = Py_None;
@@ -376,7 +379,7 @@ lock_release_impl(LockCore *self)
     }
     int e;
     if (summarize) {
-        e = AGG(self, st, agg_hold(self, held));
+        e = AGG_IF(counting, self, st, agg_hold(self, held));
     } else {
         PyObject *site = contended_site(details);
         e = site == NULL ? -1 : emit(cfg_lock_release, self->info, st, t, held, site,
@@ -598,6 +601,8 @@ rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *timeout, int d
             if (agg_on) {
                 e = AGG(self, st, self->acquires++);
             } else {
+                if (t == 0)   /* (records turned on since the clock was skipped) */
+                    self->acquired_ns = t = now_ns();
                 e = emit(cfg_rlock_acquire, self->info, st, t, -1, NULL, cfg_fast_details);
             }
             if (e < 0)
@@ -672,7 +677,8 @@ rlock_release_impl(RLockCore *self)
         Py_INCREF(Py_None);
         details = Py_None;
     }
-    long long t = agg_on && details == Py_None && !agg_counting ? 0 : now_ns();
+    int counting = agg_counting;   /* (read once: note_released may run Python) */
+    long long t = agg_on && details == Py_None && !counting ? 0 : now_ns();
     if (count == 0) {
         long long acquired = self->acquired_ns;
         Py_INCREF(Py_None);
@@ -681,11 +687,12 @@ rlock_release_impl(RLockCore *self)
             Py_DECREF(details);
             goto done;
         }
-        held = acquired ? t - acquired : 0;
+        held = acquired && t ? t - acquired : 0;
     }
     int e;
     if (agg_on && details == Py_None) {   /* an inner release, or nobody waited */
-        e = AGG(self, st, held < 0 ? (void)self->inner_releases++ : agg_hold(self, held));
+        e = AGG_IF(counting, self, st,
+                   held < 0 ? (void)self->inner_releases++ : agg_hold(self, held));
     } else {
         PyObject *site = contended_site(details);
         e = site == NULL ? -1 : emit(cfg_rlock_release, self->info, st, t, held, site,

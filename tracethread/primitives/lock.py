@@ -539,12 +539,14 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
             _leave_held(owner, self, st)
             # As any release (and a Lock's inside Condition.wait): a record when somebody
             # waited or every operation is wanted, else counted in the summary.
+            # (a C lock taken while nothing read the clock has no start: a hold of 0)
+            held = t - acquired if acquired else 0
             if self._waiting or not _aggregating[0]:
                 _append((seq(), RLOCK_RELEASE, self._info, st, t, t, True, False,
-                         t - acquired, caller_site(2) if self._waiting else None,
+                         held, caller_site(2) if self._waiting else None,
                          MappingProxyType({"via": "condition.wait", "count": count})))
             else:
-                _bump_hold(self, st, t - acquired)
+                _bump_hold(self, st, held)
         return count, owner
 
     def _acquire_restore(self, state: tuple[int, Any]) -> None:
