@@ -26,7 +26,7 @@ from . import _raw
 from . import config as _config
 from . import findings as F
 from .errors import internal_error
-from .state import states
+from .state import live_states
 from .lockorder import Cycle, LockOrderGraph
 
 if TYPE_CHECKING:
@@ -563,12 +563,9 @@ def _others_asleep(path: list) -> bool:
     (never touched a traced primitive, or started before install) count as awake; the
     tracer's own threads do not count."""
     inside = {id(t) for t, _ in path}
-    by_ident: dict = {}
-    for s in list(states):
-        cur = by_ident.get(s.ident)
-        if cur is None or s.uid > cur.uid:   # idents are reused: the newest state
-            by_ident[s.ident] = s
-    for ident in sys._current_frames():
+    frames = sys._current_frames()
+    by_ident = live_states(frames)
+    for ident in frames:
         s = by_ident.get(ident)
         if s is None:
             return False

@@ -29,6 +29,18 @@ def new_state() -> ThreadState:
     return st
 
 
+def live_states(frames: dict) -> dict[int, ThreadState]:
+    """ident -> the state of each thread in ``frames`` (``sys._current_frames()``), for the
+    threads that have one. Idents are reused: a state whose thread ended, kept alive by a
+    reference, is not the state of the thread now using its ident; the newest is."""
+    by_ident: dict[int, ThreadState] = {}
+    for s in list(states):
+        cur = by_ident.get(s.ident)
+        if cur is None or s.uid > cur.uid:
+            by_ident[s.ident] = s
+    return {ident: s for ident, s in by_ident.items() if ident in frames}
+
+
 def current_state() -> ThreadState:
     try:
         return _tls.st

@@ -30,7 +30,7 @@ from . import _raw
 from . import config as _config
 from . import findings as F
 from .detect import code_name, describe_info, held_at, in_wait_cycle
-from .state import current_state, states
+from .state import current_state, live_states, states
 
 ASLEEP_CONFIRM_S = 0.5
 
@@ -84,16 +84,9 @@ def scan(me: Any = None, now_ns: int | None = None) -> list[F.Finding]:
     if not hung:
         return []
     frames = sys._current_frames()
-    live = _live(frames)
-    everyone = []
-    for st in live.values():
-        if st.guard:
-            continue
-        stack = F.frames_of(frames.get(st.ident))
-        everyone.append(F.ThreadRef(
-            st.name, st.ident, tuple(_describe(h) for h in list(st.held)),
-            None if st.waiting is None else _describe_info(st.waiting), stack,
-            held_at(st, stack)))
+    live = live_states(frames)
+    everyone = [_thread_ref(st, None if st.waiting is None else _describe_info(st.waiting),
+                            frames) for st in live.values() if not st.guard]
     out = []
     for st in hung:
         secs = (now - st.wait_since) / 1e9
@@ -102,10 +95,7 @@ def scan(me: Any = None, now_ns: int | None = None) -> list[F.Finding]:
                f"(hang timeout {timeout:g} s)") + _slots_held(st, everyone, live)
         info = st.waiting
         fp = F.fingerprint("hang", F.info_key(info))
-        lock = F.LockRef(info.name, info.kind, info.site.file if info.site else None,
-                         info.site.line if info.site else None,
-                         info.site.function if info.site else None, None,
-                         code_name(info.kind, info.name, info.site))
+        lock = _lock_ref(info)
         ordered = tuple(sorted(everyone, key=lambda t: t.ident != st.ident))
         finding = F.Finding(kind="hang", message=msg, fingerprint=fp, locks=(lock,),
                             threads=ordered)
@@ -136,15 +126,20 @@ def hangs_over(now: int | None = None) -> None:
                         f"{secs:.1f} s waiting on {what}") + "\n")
 
 
-def _live(frames: dict) -> dict:
-    """ident -> the state of each live thread (idents are reused: a state whose thread
-    ended, kept alive by a reference, is not the one of the thread now using its ident)."""
-    by_ident: dict = {}
-    for s in list(states):
-        cur = by_ident.get(s.ident)
-        if cur is None or s.uid > cur.uid:
-            by_ident[s.ident] = s
-    return {ident: s for ident, s in by_ident.items() if ident in frames}
+def _lock_ref(info: Any) -> F.LockRef:
+    """The reference a finding keeps to the primitive ``info`` describes."""
+    site = info.site
+    return F.LockRef(info.name, info.kind, site.file if site else None,
+                     site.line if site else None, site.function if site else None, None,
+                     code_name(info.kind, info.name, site))
+
+
+def _thread_ref(st: Any, waits_for: str | None, frames: dict) -> F.ThreadRef:
+    """What a finding says of thread ``st``: what it holds (and where it took each), what
+    it waits for, its stack."""
+    stack = F.frames_of(frames.get(st.ident))
+    return F.ThreadRef(st.name, st.ident, tuple(_describe(h) for h in list(st.held)),
+                       waits_for, stack, held_at(st, stack))
 
 
 def _slots_held(st: Any, everyone: list, live: dict) -> str:
@@ -188,8 +183,8 @@ def asleep_waits() -> tuple | None:
     joining the others at exit), else None. Threads the tracer has no state for count as
     awake; its own threads do not count."""
     frames = sys._current_frames()
-    by_ident = _live(frames)
-    waits = []
+    by_ident = live_states(frames)
+    waits: list[tuple[Any, Any, int]] = []
     main = _raw.main_ident()
     for ident, frame in frames.items():
         s = by_ident.get(ident)
@@ -253,18 +248,12 @@ def _asleep_finding(waits: tuple) -> F.Finding:
             threads.append(F.ThreadRef("MainThread", since, (), "the other threads, at exit",
                                        F.frames_of(frames.get(since))))
             continue
-        stack = F.frames_of(frames.get(s.ident))
-        threads.append(F.ThreadRef(
-            s.name, s.ident, tuple(_describe(h) for h in list(s.held)),
-            _describe_info(what), stack, held_at(s, stack)))
+        threads.append(_thread_ref(s, _describe_info(what), frames))
     infos = [what for s, what, _ in waits if s is not None]
     msg = (f"all threads are asleep: {len(waits)} thread(s) each wait without a timeout "
            f"and none can wake another ("
            + "; ".join(f"{t.name!r} waits for {t.waits_for}" for t in threads) + ")")
-    locks = tuple(F.LockRef(i.name, i.kind, i.site.file if i.site else None,
-                            i.site.line if i.site else None,
-                            i.site.function if i.site else None, None,
-                            code_name(i.kind, i.name, i.site)) for i in infos)
+    locks = tuple(map(_lock_ref, infos))
     fp = F.fingerprint("deadlock", "asleep", *sorted(F.info_key(i) for i in infos))
     return F.Finding(kind="deadlock", message=msg, fingerprint=fp, locks=locks,
                      threads=tuple(threads))
