@@ -46,6 +46,14 @@ from tracethread._core._accel import speedups  # noqa: E402
 
 # --- workloads: each returns the number of operations it performed ----------------------
 
+def run_threads(threads: list) -> None:
+    """Start the threads, then wait for every one."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def uncontended_lock(n: int) -> int:
     lock = threading.Lock()
     for _ in range(n):
@@ -65,23 +73,22 @@ def nested_rlock_lock(n: int) -> int:
     return n
 
 
-def contended_lock_4_threads(n: int) -> int:
-    lock = threading.Lock()
-    counter = [0]
-    per = n // 4
+def contended_lock(threads: int):
+    """The workload "contended Lock": ``threads`` threads counting under one lock."""
+    def fn(n: int) -> int:
+        lock = threading.Lock()
+        counter = [0]
+        per = max(1, n // threads)
 
-    def work() -> None:
-        for _ in range(per):
-            with lock:
-                counter[0] += 1
+        def work() -> None:
+            for _ in range(per):
+                with lock:
+                    counter[0] += 1
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert counter[0] == per * 4
-    return per * 4
+        run_threads([threading.Thread(target=work) for _ in range(threads)])
+        assert counter[0] == per * threads
+        return per * threads
+    return fn
 
 
 def condition_ping_pong(n: int) -> int:
@@ -97,11 +104,7 @@ def condition_ping_pong(n: int) -> int:
                 state["turn"] = 1 - me
                 cond.notify()
 
-    threads = [threading.Thread(target=player, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([threading.Thread(target=player, args=(i,)) for i in (0, 1)])
     return rounds * 2
 
 
@@ -120,11 +123,7 @@ def queue_pipeline(n: int) -> int:
             total += item
         out.put(total)
 
-    threads = [threading.Thread(target=producer), threading.Thread(target=consumer)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([threading.Thread(target=producer), threading.Thread(target=consumer)])
     assert out.get() == n * (n - 1) // 2
     return n
 
@@ -145,11 +144,7 @@ def barrier_rounds(n: int) -> int:
         for _ in range(rounds):
             barrier.wait()
 
-    threads = [threading.Thread(target=work) for _ in range(parties)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([threading.Thread(target=work) for _ in range(parties)])
     return rounds * parties
 
 
@@ -169,7 +164,7 @@ def event_semaphore(n: int) -> int:
 WORKLOADS = [
     ("uncontended `with lock:`", uncontended_lock, 200_000, 1.5),
     ("nested RLock/Lock", nested_rlock_lock, 50_000, 1.5),
-    ("contended Lock, 4 threads", contended_lock_4_threads, 40_000, None),
+    ("contended Lock, 4 threads", contended_lock(4), 40_000, None),
     ("Condition ping-pong", condition_ping_pong, 4_000, None),
     ("queue.Queue pipeline", queue_pipeline, 20_000, 1.15),
     ("ThreadPoolExecutor.map", executor_map, 10_000, 1.15),
@@ -202,25 +197,6 @@ def make_futures(n: int) -> int:
 CONSTRUCTION = [("construct a Lock", make_locks, 100_000, 1.5),
                 ("construct a Condition", make_conditions, 50_000, 1.5),
                 ("construct a Future", make_futures, 50_000, 1.5)]
-CONSTRUCTION_RATIO_TARGET = 1.5
-
-
-def contended_lock(threads: int):
-    def fn(n: int) -> int:
-        lock = threading.Lock()
-        per = max(1, n // threads)
-
-        def work() -> None:
-            for _ in range(per):
-                with lock:
-                    pass
-        ts = [threading.Thread(target=work) for _ in range(threads)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        return per * threads
-    return fn
 
 
 SCALING = [(f"contended Lock, {k} threads", contended_lock(k), 40_000, None)
@@ -393,7 +369,8 @@ def main(argv=None) -> int:
         report(run(scale, repeat, budget, SCALING), args.markdown, geomean=False)
         print()
         for edges in (1_000, 100_000):
-            cost = edge_cost(int(edges * (scale if args.quick else 1)))
+            edges = int(edges * scale)   # (--quick: 100 and 10,000)
+            cost = edge_cost(edges)
             print(f"a new lock-order edge with {edges:,} edges in the graph: "
                   f"{cost * 1e6:.1f} µs (target ≤ 5 µs "
                   f"{'met' if cost <= 5e-6 else 'MISSED'})")
