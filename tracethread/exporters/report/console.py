@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..._core import api as core
+from .json_report import display_name
 
 
 def _text(value: Any, style: str = "") -> Text:
@@ -62,13 +63,6 @@ _WIDE_COLUMNS = [
     ("threads", 7, lambda r: str(r["threads"])),
 ]
 _NAME_MIN = 12   # below this, rows are written one per line instead of as a table
-
-
-def _named(row: dict) -> str:
-    """A lock row's or reference's name: as the code names it, the site beside
-    (``Account.lock bank.py:24``), where the report knows that name."""
-    label = row.get("label")
-    return f"{label} {row['name']}" if isinstance(label, str) and label else row["name"]
 
 
 def _fit(row: dict, width: int) -> str:
@@ -122,7 +116,7 @@ class ReportView:
                           header_style="bold")
             table.add_column("primitive", no_wrap=True, width=min(
                 name_width, max(len("primitive"),
-                                max(len(core.literal(_named(r))) for r in shown))))
+                                max(len(core.literal(display_name(r))) for r in shown))))
             for header, width, _ in columns:
                 table.add_column(header, justify="left" if header == "kind" else "right",
                                  no_wrap=True, min_width=width)
@@ -133,7 +127,7 @@ class ReportView:
             yield table
         else:   # too narrow for a table: one primitive per line, nothing cut
             for row in shown:
-                yield _text(f"{_named(row)} ({row['kind']}): " + ", ".join(
+                yield _text(f"{display_name(row)} ({row['kind']}): " + ", ".join(
                     f"{header} {value(row)}" for header, _, value in columns[1:]))
         rec = self.report.get("recorder", {})
         if self.wide:
@@ -185,7 +179,7 @@ class ReportView:
         yield Text("")
         yield _text(head, style=style)
         if f["locks"] and f["kind"] in ("potential-deadlock", "guarded-cycle"):
-            names = [_named(lk) + (f" #{lk['instance']}" if lk.get("instance") else "")
+            names = [display_name(lk) + (f" #{lk['instance']}" if lk.get("instance") else "")
                      for lk in f["locks"]]
             yield _text(f"  cycle: {' → '.join(names)} → {names[0]}")
         for e in f.get("edges", []):

@@ -22,6 +22,7 @@ from typing import Any
 from . import cyclegraph
 from .files import write_text
 from .htmltext import esc, plain, script_json, shorten
+from .json_report import display_name
 
 MAX_ROWS = 1000
 MAX_LANES = 200
@@ -218,6 +219,8 @@ def _table(report: dict[str, Any]) -> str:
         cells = []
         for key, _, field, how in _COLUMNS:
             value = row.get(field, 0)
+            if key == "primitive":   # as the console shows it: the code's name, the site
+                value = display_name(row)
             if how == "text":
                 cells.append(f'<td class="text {key}" data-value="{esc(value)}">'
                              f"{esc(value)}</td>")

@@ -24,6 +24,14 @@ def _stack(frames: Any) -> list[dict]:
     return [{"file": fr.file, "line": fr.line, "function": fr.function} for fr in frames]
 
 
+def display_name(row: dict[str, Any]) -> str:
+    """How a person is shown a lock row or reference of the report: as the code names it,
+    the site beside (``Account.lock bank.py:24``), where the report knows that name
+    (``label``), else its name."""
+    label = row.get("label")
+    return f"{label} {row['name']}" if isinstance(label, str) and label else row["name"]
+
+
 def finding_dict(f: core.Finding) -> dict[str, Any]:
     return {
         "kind": f.kind, "message": f.message, "fingerprint": f.fingerprint,
