@@ -175,6 +175,37 @@ def test_notify_and_notify_all_count_who_they_woke():
     assert {w.site.line for w in waits} == {_line_of("marker: cond-wait")}
 
 
+def test_notify_takes_any_n_the_stdlib_takes():
+    """notify(n) wakes min(n, waiting) for any int (0, negative, past 64 bits) and for an
+    n that is not an int (the stdlib compares and subtracts whatever it is given); it
+    refuses an un-acquired lock as the stdlib does. The C paths take the ints themselves
+    (issue 20), so each case is checked against what a sink is given."""
+    cond = tracethread.Condition(name="c")
+    woke = []
+
+    def waiter():
+        with cond:
+            woke.append(cond.wait(TIMEOUT))
+
+    with pytest.raises(RuntimeError, match="un-acquired"):
+        cond.notify()
+    with testing.capture() as cap:
+        threads = [_start(waiter) for _ in range(4)]
+        testing.wait_until_blocked(cond, 4)
+        with cond:
+            cond.notify(0)
+            cond.notify(-3)
+            cond.notify(1.5)          # 1.5 > 0, then 0.5 > 0: two woken, as the stdlib
+        testing.wait_until(lambda: len(woke) == 2)
+        with cond:
+            cond.notify(2 ** 70)
+        for t in threads:
+            t.join(TIMEOUT)
+    assert woke == [True] * 4
+    notes = [(x.details["n"], x.details["woken"], x.ok) for x in cap.ops("condition.notify")]
+    assert notes == [(0, 0, False), (-3, 0, False), (1.5, 2, True), (2 ** 70, 2, True)]
+
+
 def test_event_records():
     ev = tracethread.Event(name="ev")
     with testing.capture() as cap:

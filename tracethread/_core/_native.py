@@ -23,6 +23,8 @@ if speedups is not None:
                        on_acquire=_detect.on_acquire,
                        released_elsewhere=_detect.released_elsewhere, known=_detect.known,
                        capture_context=lambda: _stream.capture_context(),
-                       caller_site=_r.caller_site)
+                       caller_site=_r.caller_site,
+                       condition_notify=_r.CONDITION_NOTIFY,
+                       condition_notify_all=_r.CONDITION_NOTIFY_ALL)
     speedups.set_thread_state_type(ThreadState)
     _stream.on_buffer_change(lambda buf: speedups.set_append(buf.append))

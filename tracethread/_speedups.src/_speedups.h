@@ -181,6 +181,8 @@ extern PyObject *cfg_released_elsewhere;  /* detect.released_elsewhere(owner, pr
 extern PyObject *cfg_known;               /* set of (src_info, dst_info) already known */
 extern PyObject *cfg_capture_context;     /* stream.capture_context */
 extern PyObject *cfg_caller_site;         /* records.caller_site */
+extern PyObject *cfg_condition_notify;    /* op names */
+extern PyObject *cfg_condition_notify_all;
 
 /* Set by set_lock_classes(): the classes whose fast paths CondCore may call, and the raw
  * lock maker (rlock_for_condition, and acquire()'s argument errors). */
@@ -232,6 +234,7 @@ extern PyObject *str_st, *str_guard, *str_acquire, *str_release, *str_acquire_sl
 extern PyObject *str_acquire_py, *str_tstate_key, *str_held, *str_info, *str_agg;
 extern PyObject *str_enter, *str_exit, *str_is_owned, *str_waiters, *str_notify_py,
     *str_notify_all_py;
+extern PyObject *str_release_save_py, *str_acquire_restore_py, *str_remove;
 extern PyObject *str_release_save, *str_acquire_restore, *str_default_release_save,
     *str_default_acquire_restore, *str_default_is_owned;
 extern PyObject *str_kind, *str_name, *str_id, *str_rlock_kind, *str_lock_kind;
@@ -336,6 +339,8 @@ PyObject *rlock_acquire_impl(RLockCore *self, PyObject *blocking, PyObject *time
                              int defaults);
 PyObject *rlock_release_impl(RLockCore *self);
 PyObject *RLockCore_is_owned(RLockCore *self, PyObject *Py_UNUSED(ignored));
+PyObject *rlock_release_save_impl(RLockCore *self);
+PyObject *rlock_acquire_restore_impl(RLockCore *self, PyObject *state);
 
 /* condition.c */
 extern PyType_Spec CondCore_spec;

@@ -140,7 +140,9 @@ CondCore_release_save(CondCore *self, PyObject *Py_UNUSED(ignored))
     if (kind < 0)
         return NULL;
     if (kind == OWN_RLOCK)
-        return PyObject_CallMethodNoArgs(lock, str_release_save);
+        return rlock_release_save_impl((RLockCore *)lock);
+    if (kind == OWN_LOCK)   /* (what _default_release_save does: the lock's release) */
+        return lock_release_impl((LockCore *)lock);
     return PyObject_CallMethodNoArgs((PyObject *)self, str_default_release_save);
 }
 
@@ -152,7 +154,14 @@ CondCore_acquire_restore(CondCore *self, PyObject *state)
     if (kind < 0)
         return NULL;
     if (kind == OWN_RLOCK)
-        return PyObject_CallMethodOneArg(lock, str_acquire_restore, state);
+        return rlock_acquire_restore_impl((RLockCore *)lock, state);
+    if (kind == OWN_LOCK) {   /* (what _default_acquire_restore does: the lock's acquire) */
+        PyObject *r = lock_acquire_impl((LockCore *)lock, Py_True, NULL, 1);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+        Py_RETURN_NONE;
+    }
     return PyObject_CallMethodOneArg((PyObject *)self, str_default_acquire_restore, state);
 }
 
@@ -212,9 +221,48 @@ CondCore_dealloc(CondCore *self)
     Py_DECREF(tp);
 }
 
-/* notify(n=1) / notify_all(): the common case — the caller owns the lock, nobody waits,
- * summaries are on — counted here; everything else (waking threads, recording, errors) in
- * the Python methods `_notify_py` / `_notify_all_py`. */
+/* Wake up to `n` of the waiters, oldest first (Condition._wake): how many were woken, or
+ * -1 with an exception set. A waiter already released (gh-92530: a notify interrupted
+ * before it removed the lock) is removed without counting. */
+static Py_ssize_t
+cond_wake(PyObject *waiters, Py_ssize_t n)
+{
+    Py_ssize_t woken = 0;
+    while (n > 0) {
+        Py_ssize_t len = PyObject_Length(waiters);
+        if (len <= 0)
+            return len < 0 ? -1 : woken;
+        PyObject *waiter = PySequence_GetItem(waiters, 0);
+        if (waiter == NULL)
+            return -1;
+        PyObject *r = PyObject_CallMethodNoArgs(waiter, str_release);
+        if (r != NULL) {
+            Py_DECREF(r);
+            n--;
+            woken++;
+        } else if (PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+            PyErr_Clear();
+        } else {
+            Py_DECREF(waiter);
+            return -1;
+        }
+        r = PyObject_CallMethodOneArg(waiters, str_remove, waiter);
+        Py_DECREF(waiter);
+        if (r != NULL)
+            Py_DECREF(r);
+        else if (PyErr_ExceptionMatches(PyExc_ValueError))
+            PyErr_Clear();
+        else
+            return -1;
+    }
+    return woken;
+}
+
+/* notify(n=1) / notify_all() (all: n is NULL), as condition.py's `_notify_py` and
+ * `_notify_all_py`: wake the waiters, then a notify that woke nobody is counted while
+ * summaries are on and any other is a record with (n, woken). Those methods take what
+ * is not the common case: the caller does not own the lock (their error), or an `n`
+ * that is not an int (the stdlib compares and subtracts whatever it is given). */
 static PyObject *
 cond_notify(CondCore *self, PyObject *n, int all)
 {
@@ -226,36 +274,53 @@ cond_notify(CondCore *self, PyObject *n, int all)
     Py_DECREF(r);
     if (owned < 0)
         return NULL;
-    Py_ssize_t waiting = 1;
-    if (owned && agg_on) {
-        PyObject *waiters = PyObject_GetAttr(me, str_waiters);
-        if (waiters == NULL)
-            return NULL;
-        waiting = PyObject_Length(waiters);
-        Py_DECREF(waiters);
-        if (waiting < 0)
-            return NULL;
-    }
-    if (!owned || waiting) {
+    if (!owned || (!all && !PyLong_CheckExact(n)) || cfg_dirty == NULL) {
         if (all)
             return PyObject_CallMethodNoArgs(me, str_notify_all_py);
         return PyObject_CallMethodOneArg(me, str_notify_py, n);
     }
+    PyObject *waiters = PyObject_GetAttr(me, str_waiters);
+    if (waiters == NULL)
+        return NULL;
+    Py_ssize_t waiting = PyObject_Length(waiters);
+    Py_ssize_t want = waiting;
+    if (!all && waiting > 0) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(n, &overflow);
+        want = overflow > 0 ? PY_SSIZE_T_MAX : overflow < 0 || v < 0 ? 0
+               : v > PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX : (Py_ssize_t)v;
+    }
+    Py_ssize_t woken = waiting > 0 && want > 0 ? cond_wake(waiters, want) : 0;
+    Py_DECREF(waiters);
+    if (waiting < 0 || woken < 0)
+        return NULL;
     PyObject *st = thread_state();
     if (st == NULL)
         return NULL;
     int g = is_guarded(st);
-    PyObject *res = NULL;
-    if (g == 0) {
-        if (cfg_dirty == NULL)
-            PyErr_SetString(PyExc_RuntimeError, "notify(): aggregation was never set up");
-        else if (cond_count(self, st, A_NOTIFIES) == 0)
-            res = Py_NewRef(Py_None);
-    } else if (g > 0) {
-        res = Py_NewRef(Py_None);
+    int rc = g < 0 ? -1 : 0;
+    if (g == 0 && !woken && agg_on) {
+        rc = cond_count(self, st, A_NOTIFIES);
+    } else if (g == 0) {
+        PyObject *info = PyObject_GetAttr(me, str_info);
+        PyObject *nn = all ? PyLong_FromSsize_t(waiting) : Py_NewRef(n);
+        PyObject *details = info && nn ? Py_BuildValue("(On)", nn, woken) : NULL;
+        if (details != NULL) {
+            PyObject *args[9] = {all ? cfg_condition_notify_all : cfg_condition_notify,
+                                 info, st, Py_None, woken ? Py_True : Py_False, Py_False,
+                                 Py_None, Py_None, details};
+            r = py_record(NULL, args, 9);
+            Py_XDECREF(r);
+        }
+        rc = details != NULL && r != NULL ? 0 : -1;
+        Py_XDECREF(details);
+        Py_XDECREF(nn);
+        Py_XDECREF(info);
     }
     Py_DECREF(st);
-    return res;
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyObject *

@@ -733,9 +733,129 @@ RLockCore_is_owned(RLockCore *self, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(owned);
 }
 
+/* Somebody waits for the lock (its contended paths, in Python, keep the list). */
+static inline int
+has_waiters(LockCore *self)
+{
+    return self->waiting != NULL && PyList_Check(self->waiting) &&
+           PyList_GET_SIZE(self->waiting) > 0;
+}
+
+/* _release_save(): Condition.wait's release of every level at once; returns (count,
+ * owner) for _acquire_restore. The common case here (summaries on, nobody waiting, not
+ * the tracer's own code): the hold counted in the summary, as lock.py's
+ * `_release_save_py` does, which takes every other case (the record, its errors). */
+PyObject *
+rlock_release_save_impl(RLockCore *self)
+{
+    if (!configured())
+        return NULL;
+    PyObject *me = (PyObject *)self;
+    if (!agg_on || has_waiters(self) || self->count <= 0)
+        return PyObject_CallMethodNoArgs(me, str_release_save_py);
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    int g = is_guarded(st);
+    if (g != 0 || self->owner != st) {
+        Py_DECREF(st);
+        return g < 0 ? NULL : PyObject_CallMethodNoArgs(me, str_release_save_py);
+    }
+    int counting = agg_counting;   /* (read once: note_released may run Python) */
+    long long t = counting ? now_ns() : 0;
+    PyObject *saved = Py_BuildValue("(LO)", self->count, self->owner);
+    if (saved == NULL) {
+        Py_DECREF(st);
+        return NULL;
+    }
+    long long acquired = self->acquired_ns;
+    PyObject *owner = self->owner;   /* reference moves to us */
+    self->owner = Py_NewRef(Py_None);
+    long long count = self->count;
+    self->count = 0;
+    if (raw_release(self->lock) < 0) {
+        Py_XSETREF(self->owner, owner);
+        self->count = count;
+        Py_DECREF(saved);
+        Py_DECREF(st);
+        return NULL;
+    }
+    int rc = note_released(owner, me, st);
+    Py_DECREF(owner);
+    if (rc == 0)
+        rc = AGG_IF(counting, self, st, agg_hold(self, acquired && t ? t - acquired : 0));
+    Py_DECREF(st);
+    if (rc < 0) {
+        Py_DECREF(saved);
+        return NULL;
+    }
+    return saved;
+}
+
+/* _acquire_restore((count, owner)): Condition.wait's re-acquire. The common case here
+ * (summaries on, the lock free, not the tracer's own code): counted as any uncontended
+ * acquire; every other case (waiting, records, a state of another shape) in lock.py's
+ * `_acquire_restore_py`. */
+PyObject *
+rlock_acquire_restore_impl(RLockCore *self, PyObject *state)
+{
+    if (!configured())
+        return NULL;
+    PyObject *me = (PyObject *)self;
+    long long count;
+    if (!agg_on || !PyTuple_CheckExact(state) || PyTuple_GET_SIZE(state) != 2 ||
+        !PyLong_CheckExact(PyTuple_GET_ITEM(state, 0)) ||
+        (count = PyLong_AsLongLong(PyTuple_GET_ITEM(state, 0))) <= 0) {
+        PyErr_Clear();   /* (an overflow: the Python path says what is wrong) */
+        return PyObject_CallMethodOneArg(me, str_acquire_restore_py, state);
+    }
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    int g = is_guarded(st);
+    int got = g == 0 ? raw_try_acquire(self->lock) : 0;
+    if (g < 0 || got < 0) {
+        Py_DECREF(st);
+        return NULL;
+    }
+    if (!got) {
+        Py_DECREF(st);
+        return PyObject_CallMethodOneArg(me, str_acquire_restore_py, state);
+    }
+    long long t = TIMED() ? now_ns() : 0;
+    int rc = note_acquired(st, me, self->info);
+    if (rc == 0) {
+        self->acquired_ns = t;
+        rc = AGG(self, st, self->acquires++);
+    }
+    /* (owned from here whatever the bookkeeping said: the raw lock is held) */
+    Py_XSETREF(self->owner, Py_NewRef(PyTuple_GET_ITEM(state, 1)));
+    self->count = count;
+    Py_DECREF(st);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+RLockCore_release_save(RLockCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return rlock_release_save_impl(self);
+}
+
+static PyObject *
+RLockCore_acquire_restore(RLockCore *self, PyObject *state)
+{
+    return rlock_acquire_restore_impl(self, state);
+}
+
 static PyMethodDef RLockCore_methods[] = {
     {"_is_owned", (PyCFunction)RLockCore_is_owned, METH_NOARGS,
      "Is it owned by the calling thread?"},
+    {"_release_save", (PyCFunction)RLockCore_release_save, METH_NOARGS,
+     "Condition.wait's release of every level: (count, owner)."},
+    {"_acquire_restore", (PyCFunction)RLockCore_acquire_restore, METH_O,
+     "Condition.wait's re-acquire of the levels _release_save returned."},
     {"_tt_take", (PyCFunction)LockCore_take, METH_NOARGS,
      "The summary of aggregated operations since the last take, or None."},
     {"acquire", (PyCFunction)(void (*)(void))RLockCore_acquire,

@@ -25,6 +25,8 @@ PyObject *cfg_released_elsewhere = NULL;
 PyObject *cfg_known = NULL;
 PyObject *cfg_capture_context = NULL;
 PyObject *cfg_caller_site = NULL;
+PyObject *cfg_condition_notify = NULL;
+PyObject *cfg_condition_notify_all = NULL;
 
 /* Set by set_lock_classes(). */
 PyObject *cfg_lock_cls = NULL, *cfg_rlock_cls = NULL, *cfg_allocate_lock = NULL;
@@ -57,6 +59,7 @@ PyObject *str_st, *str_guard, *str_acquire, *str_release, *str_acquire_slow;
 PyObject *str_acquire_py, *str_tstate_key, *str_held, *str_info, *str_agg;
 PyObject *str_enter, *str_exit, *str_is_owned, *str_waiters, *str_notify_py,
     *str_notify_all_py;
+PyObject *str_release_save_py, *str_acquire_restore_py, *str_remove;
 PyObject *str_release_save, *str_acquire_restore, *str_default_release_save,
     *str_default_acquire_restore, *str_default_is_owned;
 PyObject *str_kind, *str_name, *str_id, *str_rlock_kind, *str_lock_kind;
@@ -70,11 +73,13 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"tls", "new_state", "append", "lock_acquire", "lock_release",
                              "rlock_acquire", "rlock_release", "fast_details",
                              "reenter_details", "on_acquire", "released_elsewhere", "known",
-                             "capture_context", "caller_site", NULL};
+                             "capture_context", "caller_site", "condition_notify",
+                             "condition_notify_all", NULL};
     PyObject *tls, *new_state, *append, *la, *lr, *ra, *rr, *fd, *rd, *oa, *re, *kn, *cc, *cs;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOOOOOOO:configure", kwlist, &tls,
-                                     &new_state, &append, &la, &lr, &ra, &rr, &fd, &rd,
-                                     &oa, &re, &kn, &cc, &cs))
+    PyObject *cn, *cna;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOOOOOOOOO:configure", kwlist,
+                                     &tls, &new_state, &append, &la, &lr, &ra, &rr, &fd, &rd,
+                                     &oa, &re, &kn, &cc, &cs, &cn, &cna))
         return NULL;
     if (!PySet_Check(kn)) {
         PyErr_SetString(PyExc_TypeError, "known must be a set");
@@ -95,6 +100,8 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     SET(cfg_known, kn);
     SET(cfg_capture_context, cc);
     SET(cfg_caller_site, cs);
+    SET(cfg_condition_notify, cn);
+    SET(cfg_condition_notify_all, cna);
 #undef SET
     Py_RETURN_NONE;
 }
@@ -307,10 +314,13 @@ module_exec(PyObject *m)
     INTERN(str_is_owned, "_is_owned");
     INTERN(str_release_save, "_release_save");
     INTERN(str_acquire_restore, "_acquire_restore");
+    INTERN(str_release_save_py, "_release_save_py");
+    INTERN(str_acquire_restore_py, "_acquire_restore_py");
     INTERN(str_default_release_save, "_default_release_save");
     INTERN(str_default_acquire_restore, "_default_acquire_restore");
     INTERN(str_default_is_owned, "_default_is_owned");
     INTERN(str_waiters, "_waiters");
+    INTERN(str_remove, "remove");
     INTERN(str_notify_py, "_notify_py");
     INTERN(str_notify_all_py, "_notify_all_py");
     INTERN(str_exit, "__exit__");

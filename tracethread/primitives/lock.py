@@ -525,7 +525,7 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
             st = new_state()
         return self._count if self._owner is st else 0
 
-    def _release_save(self) -> tuple[int, Any]:
+    def _release_save_py(self) -> tuple[int, Any]:
         if self._count == 0:
             raise RuntimeError("cannot release un-acquired lock")
         st = tls.st if hasattr(tls, "st") else new_state()
@@ -549,7 +549,7 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
                 _bump_hold(self, st, held)
         return count, owner
 
-    def _acquire_restore(self, state: tuple[int, Any]) -> None:
+    def _acquire_restore_py(self, state: tuple[int, Any]) -> None:
         count, owner = state
         st = tls.st if hasattr(tls, "st") else new_state()
         if st.guard:
@@ -567,6 +567,12 @@ class RLock(_RLockBase, metaclass=StdCompatMeta):
             self._acquire_slow(st, True, -1, _D_VIA_CONDITION)
         self._owner = owner
         self._count = count
+
+    # With the extension, RLockCore's C methods take the common case (summaries on,
+    # nobody waiting, the lock free) and call these for every other.
+    if TYPE_CHECKING or _PURE:
+        _release_save = _release_save_py
+        _acquire_restore = _acquire_restore_py
 
     def _at_fork_reinit(self) -> None:
         self._block._at_fork_reinit()
