@@ -206,6 +206,41 @@ def test_notify_takes_any_n_the_stdlib_takes():
     assert notes == [(0, 0, False), (-3, 0, False), (1.5, 2, True), (2 ** 70, 2, True)]
 
 
+@pytest.mark.parametrize("make_lock", [None, tracethread.Lock, tracethread.RLock],
+                         ids=["default", "Lock", "RLock"])
+def test_an_exception_inside_condition_wait_leaves_the_lock_held_and_no_waiter(make_lock):
+    """A signal handler raising while wait() blocks (as Ctrl-C does): the exception comes
+    out of wait(), the caller holds the lock again (wait's finally), its waiter is gone
+    and the wait is recorded as not notified. The C wait (issue 20) keeps the stdlib's
+    order."""
+    import signal
+
+    class Boom(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Boom()
+
+    cond = tracethread.Condition(make_lock(name="l") if make_lock else None, name="c")
+    old = signal.signal(signal.SIGUSR1, handler)
+    main = threading.get_ident()
+    try:
+        kicker = _start(lambda: (testing.wait_until_blocked(cond, 1),
+                                 signal.pthread_kill(main, signal.SIGUSR1)))
+        with testing.capture() as cap:
+            with cond:
+                with pytest.raises(Boom):
+                    cond.wait(TIMEOUT)
+                assert cond._is_owned()
+                assert len(cond._waiters) == 0
+        kicker.join(TIMEOUT)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert not cond._lock.locked()
+    (wait,) = cap.ops("condition.wait")
+    assert wait.ok is False and wait.blocked and wait.details["timeout"] == TIMEOUT
+
+
 def test_event_records():
     ev = tracethread.Event(name="ev")
     with testing.capture() as cap:

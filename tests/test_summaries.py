@@ -11,7 +11,7 @@ import pytest
 
 import tracethread
 from tracethread import testing
-from tracethread._core import stream, summaries
+from tracethread._core import errors, stream, summaries
 from tracethread._core import records as R
 from tracethread.exporters.stats import StatsSink
 
@@ -500,6 +500,64 @@ def test_with_no_sink_an_uncontended_operation_records_and_counts_nothing():
         _uncontended_round(*prims)
     assert len(stream.buffer) == before
     assert len(summaries.dirty) == dirty   # nothing counted, nothing kept alive
+
+
+def _blocking_round():
+    """Operations that wait or wake a thread (records, never summaries): a contended Lock,
+    a Condition wait woken by a notify, an Event wait, a wait that times out, a thread's
+    start, run and join."""
+    lock, cond, ev = tracethread.Lock(), tracethread.Condition(), tracethread.Event()
+    ready = []
+
+    def other():
+        with lock:
+            pass
+        with cond:
+            while not ready:
+                cond.wait()
+        ev.wait()
+
+    lock.acquire()
+    t = tracethread.Thread(target=other)
+    t.start()
+    testing.wait_until_blocked(lock, 1)
+    lock.release()
+    testing.wait_until_blocked(cond, 1)
+    with cond:
+        ready.append(1)
+        cond.notify()
+        cond.wait(0.001)
+    ev.set()
+    t.join(TIMEOUT)
+    assert not t.is_alive()
+    return lock, cond
+
+
+def test_with_no_sink_an_operation_that_waited_makes_no_record_either():
+    # Records are made for sinks; with none attached (install() alone) nothing reads
+    # them: a wait, a notify that woke a thread, a contended hold, a thread's start and
+    # join used to be built, call site and all, into the buffer nobody drains.
+    assert tracethread.sinks() == ()
+    before = len(stream.buffer)
+    dropped = errors.stats()["dropped"]
+    _blocking_round()
+    assert len(stream.buffer) == before
+    capture = testing.MemorySink()   # and a sink attached afterwards gets them all
+    tracethread.add_sink(capture)
+    try:
+        lock, cond = _blocking_round()
+        tracethread.flush()
+    finally:
+        tracethread.remove_sink(capture)
+    ops = {r.op for r in capture.records}
+    assert {R.LOCK_ACQUIRE, R.LOCK_RELEASE, R.CONDITION_WAIT, R.CONDITION_NOTIFY,
+            R.THREAD_START, R.THREAD_JOIN} <= ops, ops
+    waits = [r for r in capture.records if r.op == R.CONDITION_WAIT]
+    assert [(w.ok, w.blocked) for w in waits] == [(True, True), (False, True)]
+    assert all(w.site is not None and w.site.file.endswith("test_summaries.py")
+               for w in waits)
+    assert errors.stats()["dropped"] == dropped   # (and nothing counted as lost)
+    assert len(stream.buffer) == before
 
 
 def test_a_sink_attached_later_gets_the_operations_from_that_moment():

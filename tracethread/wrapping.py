@@ -19,13 +19,15 @@ from typing import Any
 
 import wrapt
 
-from ._core import stream as _stream
 from ._core.records import (
     LOCK_ACQUIRE, LOCK_RELEASE, RLOCK_ACQUIRE, RLOCK_RELEASE, caller_site,
 )
 from .primitives._base import (
-    acquire_details, current_state, make_info, now_ns, seq, validate_lock_args,
+    acquire_details, bind_append, current_state, make_info, now_ns, seq, validate_lock_args,
 )
+
+_append: Any = None   # bound by bind_append (the buffer's, or nothing with no sink)
+bind_append(globals())
 
 _RLOCK_TYPES = tuple(t for t in (getattr(_thread, "RLock", None),) if isinstance(t, type))
 
@@ -69,7 +71,7 @@ class TracedLockProxy(wrapt.ObjectProxy):
             self._self_acquired_ns = t1
         details = (acquire_details(blocking, timeout, reentrant=True) if reentered
                    else acquire_details(blocking, timeout))
-        _stream.buffer.append((seq(), self._self_ops[0], self._self_info, st, t0, t1, ok, blocked,
+        _append((seq(), self._self_ops[0], self._self_info, st, t0, t1, ok, blocked,
                             None, site, details))
         return ok
 
@@ -84,7 +86,7 @@ class TracedLockProxy(wrapt.ObjectProxy):
         t = now_ns()
         lock.release()
         freed = not self._self_reentrant or not lock._is_owned()
-        _stream.buffer.append((seq(), self._self_ops[1], self._self_info, st, t, t, True, False,
+        _append((seq(), self._self_ops[1], self._self_info, st, t, t, True, False,
                             t - self._self_acquired_ns if freed else None, None, None))
 
     def __exit__(self, *exc: Any) -> None:

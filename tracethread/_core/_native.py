@@ -16,7 +16,7 @@ from .records import ThreadState
 
 if speedups is not None:
     speedups.configure(tls=_state.tls(), new_state=_state.new_state,
-                       append=_stream.buffer.append,
+                       append=_stream.append_now(),
                        lock_acquire=_r.LOCK_ACQUIRE, lock_release=_r.LOCK_RELEASE,
                        rlock_acquire=_r.RLOCK_ACQUIRE, rlock_release=_r.RLOCK_RELEASE,
                        fast_details=_r.D_FAST_ACQUIRE, reenter_details=_r.D_REENTER,
@@ -25,6 +25,7 @@ if speedups is not None:
                        capture_context=lambda: _stream.capture_context(),
                        caller_site=_r.caller_site,
                        condition_notify=_r.CONDITION_NOTIFY,
-                       condition_notify_all=_r.CONDITION_NOTIFY_ALL)
+                       condition_notify_all=_r.CONDITION_NOTIFY_ALL,
+                       condition_wait=_r.CONDITION_WAIT)
     speedups.set_thread_state_type(ThreadState)
-    _stream.on_buffer_change(lambda buf: speedups.set_append(buf.append))
+    _stream.on_buffer_change(speedups.set_append)

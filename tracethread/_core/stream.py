@@ -91,6 +91,7 @@ def add_sink(sink: Sink) -> None:
             _delivered = next_seq()
         _sinks.append(sink)
         _summaries.update_aggregation(_sinks)
+        _publish_buffer()
     if not _atexit_registered:
         _atexit_registered = True
         atexit.register(_flush_at_exit)
@@ -107,6 +108,7 @@ def remove_sink(sink: Sink) -> None:
         except ValueError:
             pass
         _summaries.update_aggregation(_sinks)
+        _publish_buffer()
 
 
 def sinks() -> tuple:
@@ -317,14 +319,28 @@ def set_buffer_size(size: int) -> None:
 _buffer_listeners: list[Any] = []
 
 
+def _discard(raw: tuple) -> None:
+    """The record buffer's ``append`` while no sink is attached: nobody would read the
+    record (the C paths do not even build one; docs/records.md, "No sink")."""
+
+
+def append_now() -> Callable[[tuple], None]:
+    """What the hot paths append a record with now: the buffer's ``append``, or
+    ``_discard`` while no sink is attached."""
+    return buffer.append if _sinks else _discard
+
+
 def on_buffer_change(callback) -> None:
-    """Primitives bind ``buffer.append`` at import for speed; they re-bind through this."""
+    """Primitives bind the append of ``append_now()`` at import for speed (a global is the
+    cheapest lookup); ``callback(append)`` re-binds it when the buffer is resized and when
+    the first sink comes or the last one goes."""
     _buffer_listeners.append(callback)
 
 
-def _publish_buffer(buf: collections.deque) -> None:
+def _publish_buffer(buf: collections.deque | None = None) -> None:
+    append = append_now()
     for cb in _buffer_listeners:
-        cb(buf)
+        cb(append)
 
 
 # ---------------------------------------------------------------------------------------
@@ -385,6 +401,8 @@ else:
     def record(op: str, info: Any, st: ThreadState, t0: int | None, ok: Any, blocked: bool,
                held: int | None, site: Any, details: Any) -> None:
         """Append one record whose end is now (start ``t0``, or now when None)."""
+        if not _sinks:
+            return   # (nobody would read it: the C twin makes none either)
         t1 = now_ns()
         buffer.append((next_seq(), op, info, st, t1 if t0 is None else t0, t1, ok, blocked,
                        held, site, details))

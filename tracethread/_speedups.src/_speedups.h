@@ -18,8 +18,8 @@
  *                 record), now_ns
  *   lock.c        LockCore/RLockCore, the C bases of tracethread.Lock/RLock: the
  *                 uncontended acquire and release
- *   condition.c   CondCore, the C base of tracethread.Condition: `with`, the lock protocol
- *                 over tracethread's own locks, notify when nobody waits
+ *   condition.c   CondCore, the C base of tracethread.Condition: `with`, the lock protocol,
+ *                 wait and notify, over tracethread's own locks
  *   summary.c     summaries: the counters of uncontended operations (on the C types; bump()
  *                 for the Python-level primitives), _tt_take's tuple, take_summaries()
  *   info.c        PrimitiveInfo (the C type), make_info() (name and creation site),
@@ -183,6 +183,7 @@ extern PyObject *cfg_capture_context;     /* stream.capture_context */
 extern PyObject *cfg_caller_site;         /* records.caller_site */
 extern PyObject *cfg_condition_notify;    /* op names */
 extern PyObject *cfg_condition_notify_all;
+extern PyObject *cfg_condition_wait;
 
 /* Set by set_lock_classes(): the classes whose fast paths CondCore may call, and the raw
  * lock maker (rlock_for_condition, and acquire()'s argument errors). */
@@ -211,9 +212,14 @@ extern int agg_counting;
  * another thread add or remove a sink: the operation's clock and its count then agree). */
 #define AGG_IF(counting, self, st, stmt) \
     ((counting) ? ((void)(stmt), agg_touch((self), (st))) : 0)
-/* Will anybody read the time of this operation? Not on the summary path while nothing
- * is counted (no sink): an uncontended acquire and release then skip the clock. */
-#define TIMED() (agg_counting || !agg_on)
+/* Is any sink attached? With none (the summary path on and nothing counted), no record
+ * is made at all, nor what only a record carries (a call site, the OTel context): nobody
+ * would read it, and a sink added later starts from that moment (docs/records.md, "No
+ * sink"). emit(), emit_span() and record() check it. */
+#define SINKS() (agg_counting || !agg_on)
+/* Will anybody read the time of this operation? Not while no sink is attached: an
+ * uncontended acquire and release then skip the clock. */
+#define TIMED() SINKS()
 extern PyObject *cfg_dirty;               /* list of primitives with counters to take */
 extern double agg_bounds[MAX_BOUNDS];     /* histogram boundaries, seconds, increasing */
 extern int agg_nbounds;
@@ -235,6 +241,7 @@ extern PyObject *str_acquire_py, *str_tstate_key, *str_held, *str_info, *str_agg
 extern PyObject *str_enter, *str_exit, *str_is_owned, *str_waiters, *str_notify_py,
     *str_notify_all_py;
 extern PyObject *str_release_save_py, *str_acquire_restore_py, *str_remove;
+extern PyObject *str_append, *str_wait_py, *str_waiting, *str_wait_since, *str_wait_bounded;
 extern PyObject *str_release_save, *str_acquire_restore, *str_default_release_save,
     *str_default_acquire_restore, *str_default_is_owned;
 extern PyObject *str_kind, *str_name, *str_id, *str_rlock_kind, *str_lock_kind;
@@ -324,6 +331,8 @@ raw_release(PyObject *raw)
 PyObject *thread_state(void);
 int emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_ns,
          PyObject *site, PyObject *details);
+int emit_span(PyObject *op, PyObject *info, PyObject *st, long long t0, long long t1, int ok,
+              int blocked, PyObject *site, PyObject *details);
 PyObject *next_seq(PyObject *module, PyObject *Py_UNUSED(ignored));
 PyObject *py_now_ns(PyObject *module, PyObject *Py_UNUSED(ignored));
 PyObject *py_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
@@ -365,6 +374,7 @@ extern PyType_Spec PInfo_spec;
 PyObject *pinfo_restore(PyObject *module, PyObject *args);
 PyObject *make_info(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *make_info_at(PyObject *kind, PyObject *name, long depth);
+PyObject *site_here(void);
 PyObject *rlock_for_condition(PyObject *module, PyObject *info);
 PyObject *py_untrack(PyObject *module, PyObject *obj);
 

@@ -13,6 +13,10 @@
  * first, and where the lock has no such method these run the class's `_default_*`
  * one, as the stdlib's class methods.
  *
+ * wait(), notify(n) and notify_all() over tracethread's own Lock/RLock are here too (the
+ * stdlib's algorithm: a raw waiter lock per wait, released by notify), each falling back
+ * to condition.py's `_wait_py`/`_notify_py`/`_notify_all_py` for every other case.
+ *
  * Summary counters are inline (CondCore's array `c`, in the counter layout of _speedups.h;
  * no holds) rather than in an `_agg` list made per drain: a notify that woke nobody counts
  * there (A_NOTIFIES), and so does bump() (summary.c) on a Condition.
@@ -356,12 +360,192 @@ CondCore_notify_all(CondCore *self, PyObject *Py_UNUSED(ignored))
     return cond_notify(self, NULL, 1);
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* wait(timeout=None), as condition.py's `_wait_py` (the stdlib's, recorded), in C for the
+ * common case: a Condition over tracethread's own Lock or RLock, the caller owning it, a
+ * timeout of None, an int or a float, not the tracer's own code. `_wait_py` takes every
+ * other (its errors, another lock's protocol, guarded code). */
+
+/* A timeout as a record holds it (_base.as_timeout): None or a float; never raises. */
+static PyObject *
+record_timeout(PyObject *timeout)
+{
+    if (timeout == Py_None || PyFloat_CheckExact(timeout))
+        return Py_NewRef(timeout);
+    double d = PyLong_AsDouble(timeout);
+    if (d == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();   /* (too large for a float) */
+        return Py_NewRef(Py_None);
+    }
+    return PyFloat_FromDouble(d);
+}
+
+/* An error raised while one was pending (a finally's): the pending one becomes its
+ * __context__, as Python chains them. Takes the pending triple. */
+static void
+chain_pending(PyObject *et, PyObject *ev, PyObject *etb)
+{
+    if (et == NULL)
+        return;
+    PyErr_NormalizeException(&et, &ev, &etb);
+    if (etb != NULL && ev != NULL)
+        PyException_SetTraceback(ev, etb);
+    Py_XDECREF(et);
+    Py_XDECREF(etb);
+    PyObject *nt, *nv, *ntb;
+    PyErr_Fetch(&nt, &nv, &ntb);
+    PyErr_NormalizeException(&nt, &nv, &ntb);
+    if (nv != NULL && ev != NULL && nv != ev)
+        PyException_SetContext(nv, ev);   /* (steals ev) */
+    else
+        Py_XDECREF(ev);
+    PyErr_Restore(nt, nv, ntb);
+}
+
+static PyObject *
+CondCore_wait(CondCore *self, PyObject *timeout)
+{
+    PyObject *me = (PyObject *)self;
+    PyObject *lock;
+    int kind = cond_lock(self, &lock);
+    if (kind < 0)
+        return NULL;
+    int simple = timeout == Py_None || PyLong_CheckExact(timeout) ||
+                 PyFloat_CheckExact(timeout);
+    if (kind == OTHER_LOCK || !simple || cfg_condition_wait == NULL)
+        return PyObject_CallMethodOneArg(me, str_wait_py, timeout);
+    PyObject *r = CondCore_is_owned(self, NULL);
+    if (r == NULL)
+        return NULL;
+    int owned = r == Py_True;
+    Py_DECREF(r);
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NULL;
+    int g = owned ? is_guarded(st) : 1;
+    if (g != 0) {
+        Py_DECREF(st);
+        return g < 0 ? NULL : PyObject_CallMethodOneArg(me, str_wait_py, timeout);
+    }
+    PyObject *result = NULL, *site = NULL, *waiter = NULL, *waiters = NULL, *saved = NULL;
+    PyObject *info = NULL;
+    int recorded = SINKS();   /* (no sink: no record, no site to find) */
+    site = recorded ? site_here() : Py_NewRef(Py_None);
+    if (site == NULL)
+        goto done;
+    long long t0 = now_ns();
+    waiter = PyObject_CallNoArgs(cfg_allocate_lock);
+    if (waiter == NULL)
+        goto done;
+    int got = raw_try_acquire(waiter);
+    if (got <= 0) {
+        if (got == 0)
+            PyErr_SetString(PyExc_RuntimeError, "wait(): a new waiter lock was taken");
+        goto done;
+    }
+    waiters = PyObject_GetAttr(me, str_waiters);
+    r = waiters ? PyObject_CallMethodOneArg(waiters, str_append, waiter) : NULL;
+    if (r == NULL)
+        goto done;
+    Py_DECREF(r);
+    saved = CondCore_release_save(self, NULL);
+    if (saved == NULL)
+        goto done;
+    info = PyObject_GetAttr(me, str_info);
+    if (info == NULL)
+        goto done;
+    PyObject *since = PyLong_FromLongLong(now_ns());
+    if (since == NULL || PyObject_SetAttr(st, str_waiting, info) < 0 ||
+        PyObject_SetAttr(st, str_wait_since, since) < 0 ||
+        PyObject_SetAttr(st, str_wait_bounded, timeout == Py_None ? Py_False : Py_True) < 0) {
+        Py_XDECREF(since);
+        goto done;   /* (before the try: no restore, as the Python twin) */
+    }
+    Py_DECREF(since);
+    /* try: */
+    int waits = 1, gotit = 0;
+    if (timeout == Py_None) {
+        r = PyObject_CallOneArg(raw_acquire_descr, waiter);
+        gotit = r != NULL;
+    } else {
+        int positive;
+        if (PyFloat_CheckExact(timeout)) {
+            positive = PyFloat_AS_DOUBLE(timeout) > 0;
+        } else {
+            int overflow;
+            long long v = PyLong_AsLongLongAndOverflow(timeout, &overflow);
+            positive = overflow > 0 || (overflow == 0 && v > 0);
+        }
+        if (positive) {
+            PyObject *a[3] = {waiter, Py_True, timeout};
+            r = PyObject_Vectorcall(raw_acquire_descr, a, 3, NULL);
+        } else {
+            waits = 0;
+            PyObject *a[2] = {waiter, Py_False};
+            r = PyObject_Vectorcall(raw_acquire_descr, a, 2, NULL);
+        }
+        gotit = r == Py_True;
+    }
+    Py_XDECREF(r);
+    /* finally: (an error from the try is pending meanwhile) */
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    if (r == NULL)
+        PyErr_Fetch(&et, &ev, &etb);
+    int ok = PyObject_SetAttr(st, str_waiting, Py_None) == 0;
+    long long t1 = now_ns();
+    if (ok) {
+        r = CondCore_acquire_restore(self, saved);
+        ok = r != NULL;
+        Py_XDECREF(r);
+    }
+    if (ok && !gotit) {
+        r = PyObject_CallMethodOneArg(waiters, str_remove, waiter);
+        if (r != NULL)
+            Py_DECREF(r);
+        else if (PyErr_ExceptionMatches(PyExc_ValueError))
+            PyErr_Clear();
+        else
+            ok = 0;
+    }
+    if (ok && recorded) {
+        PyObject *rt = record_timeout(timeout);
+        PyObject *reacquired = rt ? PyLong_FromLongLong(now_ns()) : NULL;
+        PyObject *ctx = NULL;
+        if (reacquired != NULL)
+            ctx = waits && cfg_capture_context != NULL
+                  ? PyObject_CallNoArgs(cfg_capture_context) : Py_NewRef(Py_None);
+        PyObject *details = ctx ? PyTuple_Pack(3, rt, reacquired, ctx) : NULL;
+        ok = details != NULL &&
+             emit_span(cfg_condition_wait, info, st, t0, t1, gotit, waits,
+                       waits ? site : NULL, details) == 0;
+        Py_XDECREF(details);
+        Py_XDECREF(ctx);
+        Py_XDECREF(reacquired);
+        Py_XDECREF(rt);
+    }
+    if (!ok)
+        chain_pending(et, ev, etb);
+    else if (et != NULL)
+        PyErr_Restore(et, ev, etb);
+    else
+        result = PyBool_FromLong(gotit);
+done:
+    Py_XDECREF(info);
+    Py_XDECREF(saved);
+    Py_XDECREF(waiters);
+    Py_XDECREF(waiter);
+    Py_XDECREF(site);
+    Py_DECREF(st);
+    return result;
+}
+
 static PyMethodDef CondCore_methods[] = {
     /* Called by Condition.notify/notify_all (Python, for the stdlib's signatures). */
     {"_c_notify", (PyCFunction)(void (*)(void))CondCore_notify, METH_FASTCALL | METH_KEYWORDS,
      "notify(n=1), the common case in C."},
     {"_c_notify_all", (PyCFunction)CondCore_notify_all, METH_NOARGS,
      "notify_all(), the common case in C."},
+    {"_c_wait", (PyCFunction)CondCore_wait, METH_O, "wait(timeout), the common case in C."},
     {"_tt_take", (PyCFunction)CondCore_take, METH_NOARGS,
      "The summary counters since the last take (and start new ones), or None."},
     {"acquire", (PyCFunction)(void (*)(void))CondCore_acquire, METH_FASTCALL | METH_KEYWORDS,

@@ -203,6 +203,31 @@ site_at(long depth)
 #endif
 }
 
+/* The Site (new reference) of the first frame outside tracethread, from the Python
+ * frame running now up (a C method called from a Python function of tracethread's), or
+ * None; as records.caller_site, whose cache it shares. NULL with an exception set. */
+PyObject *
+site_here(void)
+{
+    if (cfg_site_fallback == NULL)
+        return Py_NewRef(Py_None);
+    PyObject *found = site_at(0);
+    if (found == Py_None) {
+        Py_DECREF(found);
+        PyObject *d = PyLong_FromLong(1);   /* (the fallback counts its own frame) */
+        found = d ? PyObject_CallOneArg(cfg_site_fallback, d) : NULL;
+        Py_XDECREF(d);
+    }
+    if (found == NULL || found == Py_None)
+        return found;
+    PyObject *site = PyTuple_Check(found) && PyTuple_GET_SIZE(found) == 3
+                     ? Py_NewRef(PyTuple_GET_ITEM(found, 0)) : NULL;
+    Py_DECREF(found);
+    if (site == NULL)
+        PyErr_SetString(PyExc_TypeError, "bad site cache entry");
+    return site;
+}
+
 /* make_info(kind, name): the PrimitiveInfo of a primitive being made, as the pure
  * primitives._base.make_info: named `name` (a str; a str subclass's value), else after
  * its creation site, the first frame outside tracethread (the caller must be one of

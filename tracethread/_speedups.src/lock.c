@@ -1,5 +1,6 @@
 /* LockCore and RLockCore: the C bases of tracethread.Lock and tracethread.RLock
- * (tracethread/primitives/lock.py), and their uncontended acquire and release.
+ * (tracethread/primitives/lock.py), and their uncontended acquire and release (and the
+ * RLock's _release_save/_acquire_restore, Condition.wait's).
  *
  * lock.py has the same fast paths in pure Python and uses them when the extension is
  * missing (or TRACETHREAD_PURE_PYTHON=1). Only the paths that never wait live here; every
@@ -240,7 +241,7 @@ release_details(LockCore *self)
         Py_INCREF(Py_None);
         return Py_None;
     }
-    if (cfg_capture_context == NULL) {
+    if (cfg_capture_context == NULL || !SINKS()) {   /* (no record will carry it) */
         Py_INCREF(contended_details);
         return contended_details;
     }
@@ -257,7 +258,7 @@ release_details(LockCore *self)
 static PyObject *
 contended_site(PyObject *details)
 {
-    if (details == Py_None || cfg_caller_site == NULL)
+    if (details == Py_None || cfg_caller_site == NULL || !SINKS())
         return Py_NewRef(Py_None);
     PyObject *depth = PyLong_FromLong(1);   /* (the walk skips tracethread's frames) */
     if (depth == NULL)

@@ -27,6 +27,7 @@ PyObject *cfg_capture_context = NULL;
 PyObject *cfg_caller_site = NULL;
 PyObject *cfg_condition_notify = NULL;
 PyObject *cfg_condition_notify_all = NULL;
+PyObject *cfg_condition_wait = NULL;
 
 /* Set by set_lock_classes(). */
 PyObject *cfg_lock_cls = NULL, *cfg_rlock_cls = NULL, *cfg_allocate_lock = NULL;
@@ -60,6 +61,7 @@ PyObject *str_acquire_py, *str_tstate_key, *str_held, *str_info, *str_agg;
 PyObject *str_enter, *str_exit, *str_is_owned, *str_waiters, *str_notify_py,
     *str_notify_all_py;
 PyObject *str_release_save_py, *str_acquire_restore_py, *str_remove;
+PyObject *str_append, *str_wait_py, *str_waiting, *str_wait_since, *str_wait_bounded;
 PyObject *str_release_save, *str_acquire_restore, *str_default_release_save,
     *str_default_acquire_restore, *str_default_is_owned;
 PyObject *str_kind, *str_name, *str_id, *str_rlock_kind, *str_lock_kind;
@@ -74,12 +76,12 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
                              "rlock_acquire", "rlock_release", "fast_details",
                              "reenter_details", "on_acquire", "released_elsewhere", "known",
                              "capture_context", "caller_site", "condition_notify",
-                             "condition_notify_all", NULL};
+                             "condition_notify_all", "condition_wait", NULL};
     PyObject *tls, *new_state, *append, *la, *lr, *ra, *rr, *fd, *rd, *oa, *re, *kn, *cc, *cs;
-    PyObject *cn, *cna;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOOOOOOOOO:configure", kwlist,
+    PyObject *cn, *cna, *cw;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOOOOOOOOOO:configure", kwlist,
                                      &tls, &new_state, &append, &la, &lr, &ra, &rr, &fd, &rd,
-                                     &oa, &re, &kn, &cc, &cs, &cn, &cna))
+                                     &oa, &re, &kn, &cc, &cs, &cn, &cna, &cw))
         return NULL;
     if (!PySet_Check(kn)) {
         PyErr_SetString(PyExc_TypeError, "known must be a set");
@@ -102,6 +104,7 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     SET(cfg_caller_site, cs);
     SET(cfg_condition_notify, cn);
     SET(cfg_condition_notify_all, cna);
+    SET(cfg_condition_wait, cw);
 #undef SET
     Py_RETURN_NONE;
 }
@@ -321,6 +324,11 @@ module_exec(PyObject *m)
     INTERN(str_default_is_owned, "_default_is_owned");
     INTERN(str_waiters, "_waiters");
     INTERN(str_remove, "remove");
+    INTERN(str_append, "append");
+    INTERN(str_wait_py, "_wait_py");
+    INTERN(str_waiting, "waiting");
+    INTERN(str_wait_since, "wait_since");
+    INTERN(str_wait_bounded, "wait_bounded");
     INTERN(str_notify_py, "_notify_py");
     INTERN(str_notify_all_py, "_notify_all_py");
     INTERN(str_exit, "__exit__");

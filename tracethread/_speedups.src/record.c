@@ -43,11 +43,30 @@ thread_state(void)
     return st;
 }
 
-/* Append (seq, op, info, st, t, t, True, False, held, None, details). held < 0: None. */
+/* Append a record tuple to the buffer and drop our reference to it (0, or -1 with an
+ * exception set). Nothing a record holds refers back to it, so it can never be part of a
+ * cycle: it is kept away from the garbage collector, which would otherwise walk the whole
+ * buffer. */
+static int
+append_record(PyObject *tuple)
+{
+    PyObject_GC_UnTrack(tuple);
+    PyObject *r = PyObject_Vectorcall(cfg_append, &tuple, 1, NULL);
+    Py_DECREF(tuple);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Append (seq, op, info, st, t, t, True, False, held, None, details). held < 0: None.
+ * Nothing while no sink is attached (SINKS()). */
 int
 emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_ns,
      PyObject *site, PyObject *details)
 {
+    if (!SINKS())
+        return 0;   /* (nobody would read it) */
     PyObject *t = PyLong_FromLongLong(tns);
     if (t == NULL)
         return -1;
@@ -86,15 +105,34 @@ emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_n
         site = Py_None;
     Py_INCREF(site); PyTuple_SET_ITEM(tuple, 9, site);
     Py_INCREF(details); PyTuple_SET_ITEM(tuple, 10, details);
-    /* Nothing a record holds refers back to it, so it can never be part of a cycle: keep
-     * it away from the garbage collector, which would otherwise walk the whole buffer. */
-    PyObject_GC_UnTrack(tuple);
-    PyObject *r = PyObject_Vectorcall(cfg_append, &tuple, 1, NULL);
-    Py_DECREF(tuple);
-    if (r == NULL)
+    return append_record(tuple);
+}
+
+/* Append (seq, op, info, st, t0, t1, ok, blocked, None, site, details): a span, as
+ * Condition.wait's (the C wait, condition.c). site NULL: None. */
+int
+emit_span(PyObject *op, PyObject *info, PyObject *st, long long t0, long long t1, int ok,
+          int blocked, PyObject *site, PyObject *details)
+{
+    if (!SINKS())
+        return 0;
+    PyObject *a = PyLong_FromLongLong(t0);
+    PyObject *b = a ? PyLong_FromLongLong(t1) : NULL;
+    PyObject *seq = b ? PyLong_FromLongLong(++seq_counter) : NULL;
+    PyObject *tuple = seq ? PyTuple_New(11) : NULL;
+    if (tuple == NULL) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_XDECREF(seq);
         return -1;
-    Py_DECREF(r);
-    return 0;
+    }
+    PyObject *items[11] = {seq, Py_NewRef(op), Py_NewRef(info), Py_NewRef(st), a, b,
+                           Py_NewRef(ok ? Py_True : Py_False),
+                           Py_NewRef(blocked ? Py_True : Py_False), Py_NewRef(Py_None),
+                           Py_NewRef(site ? site : Py_None), Py_NewRef(details)};
+    for (int i = 0; i < 11; i++)
+        PyTuple_SET_ITEM(tuple, i, items[i]);   /* (steals) */
+    return append_record(tuple);
 }
 
 PyObject *
@@ -121,6 +159,8 @@ py_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     if (!configured())
         return NULL;
+    if (!SINKS())
+        Py_RETURN_NONE;
     PyObject *t1 = PyLong_FromLongLong(now_ns());
     if (t1 == NULL)
         return NULL;
@@ -140,11 +180,7 @@ py_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyTuple_SET_ITEM(tuple, i + 1, items[i]);
     }
     Py_DECREF(t1);
-    PyObject_GC_UnTrack(tuple);
-    PyObject *r = PyObject_Vectorcall(cfg_append, &tuple, 1, NULL);
-    Py_DECREF(tuple);
-    if (r == NULL)
+    if (append_record(tuple) < 0)
         return NULL;
-    Py_DECREF(r);
     Py_RETURN_NONE;
 }

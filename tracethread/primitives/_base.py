@@ -28,12 +28,13 @@ current_state = _state.current_state
 
 
 def bind_append(module_globals: dict[str, Any]) -> None:
-    """Give a module a global ``_append`` bound to the record buffer's ``append`` (a global
-    is the cheapest lookup on a hot path), re-bound if the buffer is resized."""
-    module_globals["_append"] = _stream.buffer.append
+    """Give a module a global ``_append`` bound to what records are appended with
+    (``stream.append_now()``: a global is the cheapest lookup on a hot path), re-bound
+    when the buffer is resized and when the first sink comes or the last one goes."""
+    module_globals["_append"] = _stream.append_now()
 
-    def rebind(buf: Any) -> None:
-        module_globals["_append"] = buf.append
+    def rebind(append: Any) -> None:
+        module_globals["_append"] = append
 
     _stream.on_buffer_change(rebind)
 

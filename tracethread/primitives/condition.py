@@ -86,6 +86,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         _tt_take: Callable[..., Any]
         notify: Callable[..., None]
         notify_all: Callable[..., None]
+        wait: Callable[..., bool]
     _tt_signature = std_signature(_raw.StdCondition)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -147,7 +148,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         else:
             return True
 
-    def wait(self, timeout: float | None = None) -> bool:
+    def _wait_py(self, timeout: float | None = None) -> bool:
         """Wait until notified or until a timeout occurs (see ``threading.Condition``)."""
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
@@ -284,20 +285,27 @@ if speedups is None:
     # (named as what they are here: a bad call's error says Condition.notify(), as the
     # stdlib's does)
     for _f, _name in ((Condition._notify_py, "notify"),
-                      (Condition._notify_all_py, "notify_all")):
+                      (Condition._notify_all_py, "notify_all"), (Condition._wait_py, "wait")):
         _f.__name__, _f.__qualname__ = _name, f"Condition.{_name}"
     del _f, _name
     Condition.notify = Condition._notify_py
     Condition.notify_all = Condition._notify_all_py
+    Condition.wait = Condition._wait_py
     Condition._release_save = Condition._default_release_save
     Condition._acquire_restore = Condition._default_acquire_restore
     Condition._is_owned = Condition._default_is_owned
     Condition._tt_take = _sum.py_take
 else:
-    # Nobody waiting and summaries on: counted in C; anything else calls the methods above.
+    # notify and wait over tracethread's own Lock/RLock in C (condition.c); anything else
+    # (errors, another lock, an n or timeout of another type) calls the methods above.
     # Python functions around the C ones keep the stdlib's signatures (self, n=1).
     _c_notify = speedups.CondCore._c_notify
     _c_notify_all = speedups.CondCore._c_notify_all
+    _c_wait = speedups.CondCore._c_wait
+
+    def wait(self: Condition, timeout: float | None = None) -> bool:
+        """Wait until notified or until a timeout occurs (see ``threading.Condition``)."""
+        return _c_wait(self, timeout)
 
     def notify(self: Condition, n: int = 1) -> None:
         """Wake up one or more threads waiting on this condition, if any."""
@@ -309,6 +317,8 @@ else:
 
     notify.__qualname__ = "Condition.notify"
     notify_all.__qualname__ = "Condition.notify_all"
+    wait.__qualname__ = "Condition.wait"
     Condition.notify = notify
     Condition.notify_all = notify_all
+    Condition.wait = wait
 Condition.__module__ = "tracethread"

@@ -26,7 +26,8 @@ from .._core.records import (
 from . import _base
 from ._base import (
     ACQUIRE_SIGNATURE, D_FAST_ACQUIRE, D_TRY_ACQUIRE, NO_ARGS_SIGNATURE, LockStatistics,
-    StdCompatMeta, acquire_args, acquire_details, make_info, new_state, no_arguments, now_ns,
+    StdCompatMeta, acquire_args, acquire_details, bind_append, make_info, new_state,
+    no_arguments, now_ns,
     seq, std_signature, thread_infos, tls, use_raw, validate_lock_args,
 )
 from .._core import _raw
@@ -34,7 +35,7 @@ from .._core import detect as _detect
 from .._core._accel import speedups
 
 _allocate_lock = _raw.allocate_lock
-_append = _stream.buffer.append
+_append: Any = None   # bound by bind_append (the buffer's, or nothing with no sink)
 _aggregating = _sum.aggregating   # [bool]: count uncontended operations, see recorder
 _bump = _sum.bump                 # count an operation in the summary (_core/summaries.py)
 _bump_hold = _sum.bump_hold        # count an uncontended hold ended
@@ -43,12 +44,7 @@ _A_ACQUIRES, _A_REENTRIES, _A_INNER_RELEASES = (  # counter slots (_core/summari
     _sum.A_ACQUIRES, _sum.A_REENTRIES, _sum.A_INNER_RELEASES)
 
 
-def _rebind(buf: Any) -> None:
-    global _append
-    _append = buf.append
-
-
-_stream.on_buffer_change(_rebind)
+bind_append(globals())
 
 _D_REENTER = D_REENTER
 _D_VIA_CONDITION = MappingProxyType({"via": "condition.wait"})

@@ -17,10 +17,13 @@ from .._core.records import (
     THREAD_JOIN, THREAD_RUN_BEGIN, THREAD_RUN_END, THREAD_START, caller_site, may_wait,
 )
 from ._base import (
-    StdCompatMeta, as_timeout, current_state, is_foreign, make_info, now_ns, record, seq,
-    std_signature, use_raw,
+    StdCompatMeta, as_timeout, bind_append, current_state, is_foreign, make_info, now_ns,
+    record, seq, std_signature, use_raw,
 )
 from .event import Event
+
+_append: Any = None   # bound by bind_append (the buffer's, or nothing with no sink)
+bind_append(globals())
 
 # The stdlib's Thread, subclassed through its private protocol (_bootstrap_inner, _started,
 # _name, _initialized, _daemonic), which its type stubs do not describe.
@@ -115,7 +118,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
             token = hooks[1](carried) if carried is not None and hooks is not None else None
             t0 = now_ns()
             if not st.guard:
-                _stream.buffer.append((seq(), THREAD_RUN_BEGIN, info, st, t0, t0, True, False,
+                _append((seq(), THREAD_RUN_BEGIN, info, st, t0, t0, True, False,
                                     None, None, (_stream.capture_context(),)))
             try:
                 return traced_body(t0)
@@ -132,7 +135,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
                 raise
             finally:
                 if not st.guard:
-                    _stream.buffer.append((
+                    _append((
                         seq(), THREAD_RUN_END, info, st, t0, now_ns(), exc_name is None, False,
                         None, None,
                         _D_NO_EXC if exc_name is None else (exc_name,)))
@@ -173,7 +176,7 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
         # join(0) (a timeout <= 0) is a look at the thread, never blocked (OUTCOME_POLICY);
         # the join above took the timeout, so it compares with 0.
         blocked = alive and may_wait(timeout)
-        _stream.buffer.append((seq(), THREAD_JOIN, self._tt_info, st, t0,
+        _append((seq(), THREAD_JOIN, self._tt_info, st, t0,
                                now_ns() if alive else t0, not self.is_alive(), blocked,
                                None, site if blocked else None,
                                (as_timeout(timeout),
