@@ -54,6 +54,8 @@ PyTypeObject *LockCore_Type = NULL, *RLockCore_Type = NULL, *CondCore_Type = NUL
     *PInfo_Type = NULL;
 PyObject *pinfo_restore_func = NULL;
 PyObject *raw_acquire_descr = NULL, *raw_release_descr = NULL, *raw_locked_descr = NULL;
+int raw_direct = 0;
+PyTypeObject *raw_lock_type = NULL;
 PyObject *one = NULL, *minus_one = NULL;
 PyObject *contended_details = NULL;
 PyObject *str_st, *str_guard, *str_acquire, *str_release, *str_acquire_slow;
@@ -295,6 +297,50 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* Does a `_thread.lock` have the RawLockLayout (_speedups.h) here? Its size, and a real
+ * lock's `locked` and PyThread lock followed through its own acquire and release. 1 yes,
+ * 0 no, -1 error. TRACETHREAD_RAW_LOCK_METHODS=1 says no (the methods always). */
+static int
+raw_direct_check(PyTypeObject *tp, PyObject *allocate)
+{
+    const char *env = getenv("TRACETHREAD_RAW_LOCK_METHODS");
+    if ((env != NULL && env[0] == '1') || tp->tp_basicsize != sizeof(RawLockLayout))
+        return 0;
+    PyObject *probe = PyObject_CallNoArgs(allocate);
+    if (probe == NULL)
+        return -1;
+    if (Py_TYPE(probe) != tp) {
+        Py_DECREF(probe);
+        return 0;
+    }
+    RawLockLayout *l = (RawLockLayout *)probe;
+    int ok = l->lock_lock != NULL && l->locked == 0;
+    PyObject *args[2] = {probe, Py_False};
+    PyObject *r = ok ? PyObject_Vectorcall(raw_acquire_descr, args, 2, NULL) : NULL;
+    ok = r == Py_True && l->locked == 1 &&
+         PyThread_acquire_lock_timed(l->lock_lock, 0, 0) == PY_LOCK_FAILURE;
+    Py_XDECREF(r);
+    if (ok) {
+        r = PyObject_Vectorcall(raw_release_descr, args, 1, NULL);
+        ok = r != NULL && l->locked == 0;
+        Py_XDECREF(r);
+    }
+    if (ok && PyThread_acquire_lock_timed(l->lock_lock, 0, 0) == PY_LOCK_ACQUIRED) {
+        l->locked = 1;   /* (taken directly: its own locked() must say so) */
+        r = PyObject_CallMethod(probe, "locked", NULL);
+        ok = r == Py_True;
+        Py_XDECREF(r);
+        l->locked = 0;
+        PyThread_release_lock(l->lock_lock);
+    } else {
+        ok = 0;
+    }
+    Py_DECREF(probe);
+    if (PyErr_Occurred())
+        PyErr_Clear();
+    return ok;
+}
+
 static int
 module_exec(PyObject *m)
 {
@@ -348,14 +394,28 @@ module_exec(PyObject *m)
         if (thread_mod == NULL)
             return -1;
         PyObject *lock_type = PyObject_GetAttrString(thread_mod, "LockType");
+        PyObject *allocate = PyObject_GetAttrString(thread_mod, "allocate_lock");
         Py_DECREF(thread_mod);
-        if (lock_type == NULL)
+        if (lock_type == NULL || allocate == NULL) {
+            Py_XDECREF(lock_type);
+            Py_XDECREF(allocate);
             return -1;
+        }
         raw_acquire_descr = PyObject_GetAttr(lock_type, str_acquire);
         raw_release_descr = PyObject_GetAttr(lock_type, str_release);
         raw_locked_descr = PyObject_GetAttrString(lock_type, "locked");
-        Py_DECREF(lock_type);
-        if (raw_acquire_descr == NULL || raw_release_descr == NULL || raw_locked_descr == NULL)
+        if (raw_acquire_descr == NULL || raw_release_descr == NULL || raw_locked_descr == NULL
+            || !PyType_Check(lock_type)) {
+            Py_DECREF(lock_type);
+            Py_DECREF(allocate);
+            return -1;
+        }
+        raw_lock_type = (PyTypeObject *)lock_type;   /* (the module keeps it) */
+        raw_direct = raw_direct_check(raw_lock_type, allocate);
+        Py_DECREF(allocate);
+        if (raw_direct < 0)
+            return -1;
+        if (PyModule_AddIntConstant(m, "RAW_DIRECT", raw_direct) < 0)
             return -1;
     }
     PyObject *t = PyType_FromModuleAndSpec(m, &LockCore_spec, NULL);
