@@ -39,9 +39,15 @@ if TYPE_CHECKING:
 
 _graph_lock = _raw.allocate_lock()
 _dead: collections.deque[Node] = collections.deque()   # nodes whose lock was collected
-# nodes with a finalizer registered -> ((kind, name), instance number) (None: an
+# nodes whose lock is watched (``_watch``) -> ((kind, name), instance number) (None: an
 # instance node of identity "site")
 _tracked: dict = {}
+# node -> the weak reference to its lock whose callback queues the node on ``_dead``, and
+# id(that reference) -> node: a plain weakref and one callback for all (a
+# ``weakref.finalize``, or a closure per node, allocates several objects the collector
+# tracks, and the collections they trigger were a new edge's largest cost)
+_refs: dict = {}
+_ref_nodes: dict = {}
 # (src_info, dst_info) of edges already taken without a timeout, by instance: the fast
 # paths' "nothing new here" check. The graph keeps it (``LockOrderGraph.unbounded``): a
 # key goes with its edge when either lock is collected.
@@ -170,14 +176,31 @@ def node_of(info: Any) -> Node:
     return info
 
 
-def _on_collected(node: Node) -> None:
-    _dead.append(node)
+def _watch(obj: Any, node: Node) -> None:
+    """Queue ``node`` on ``_dead`` when ``obj`` is garbage-collected (its edges go at the
+    next graph operation, ``_drop_dead``). An object that takes no weak reference is
+    never collected while its node is in the graph."""
+    try:
+        ref = weakref.ref(obj, _collected)
+    except TypeError:
+        return
+    _refs[node] = ref
+    _ref_nodes[id(ref)] = node
+
+
+def _collected(ref: Any) -> None:
+    node = _ref_nodes.pop(id(ref), None)
+    if node is not None:
+        _dead.append(node)
 
 
 def _drop_dead() -> None:
     while _dead:
         node = _dead.popleft()
         graph.drop_node(node)
+        ref = _refs.pop(node, None)
+        if ref is not None:
+            _ref_nodes.pop(id(ref), None)
         t = _tracked.pop(node, None)
         if t is not None:
             group = t[0]
@@ -195,6 +218,8 @@ def reset() -> None:
         known.clear()
         graph = _new_graph()
         _tracked.clear()
+        _refs.clear()
+        _ref_nodes.clear()
         _ordinals.clear()
         _last_ordinal.clear()
         _in_graph.clear()
@@ -394,10 +419,7 @@ def on_acquire(st: Any, prim: Any, bounded: bool) -> None:
                         n = _last_ordinal[group] = _last_ordinal.get(group, 0) + 1
                     _tracked[node] = (group, n)
                     _in_graph[group] = _in_graph.get(group, 0) + 1
-                try:
-                    weakref.finalize(obj, _on_collected, node)
-                except TypeError:
-                    pass
+                _watch(obj, node)
             new_cycles += graph.add_edge(src, to, thread=st.name, thread_ident=st.uid,
                                          held=gates, stack=stack, bounded=bounded,
                                          context=context)

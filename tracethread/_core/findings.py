@@ -21,8 +21,9 @@ import sysconfig
 import time
 import tokenize
 import warnings
+import weakref
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 from . import _raw
 from . import config as _config
@@ -278,7 +279,7 @@ def render_text(f: Finding) -> str:
 # ---------------------------------------------------------------------------------------
 # Stacks
 
-_frame_cache: dict[tuple[Any, int], Frame | None] = {}
+_frame_cache: dict[tuple[int, int], tuple[Frame | None, Any]] = {}
 _FRAME_CACHE_MAX = 50_000
 
 
@@ -287,7 +288,12 @@ def frames_of(frame: Any, limit: int = MAX_STACK) -> tuple[Frame, ...]:
 
     A walk of the frames, each (code, line) turned into a ``Frame`` once and cached: no
     source lines are read (``traceback.extract_stack`` would read them, and stat the files,
-    for every frame — tens of microseconds for each new lock-order edge)."""
+    for every frame — tens of microseconds for each new lock-order edge). The cache is
+    keyed by the code object's id, not the code object: a code object's hash is computed
+    anew each time over its bytecode, constants and names (the walk of a deep stack spent
+    most of its time there); each entry holds a weak reference to its code, compared on a
+    hit (an id is reused once its code is gone, and recompiled code must not be kept
+    alive)."""
     out = []
     f = frame
     cache = _frame_cache
@@ -296,9 +302,11 @@ def frames_of(frame: Any, limit: int = MAX_STACK) -> tuple[Frame, ...]:
             break
         code = f.f_code
         line = f.f_lineno or 0
-        key = (code, line)
-        fr: Frame | None | Literal[False] = cache.get(key, False)
-        if fr is False:
+        key = (id(code), line)
+        hit = cache.get(key)
+        if hit is not None and hit[1]() is code:
+            fr = hit[0]
+        else:
             fn = code.co_filename
             # The program's own frames: not tracethread's, not threading's bootstrap, not
             # runpy.
@@ -306,7 +314,7 @@ def frames_of(frame: Any, limit: int = MAX_STACK) -> tuple[Frame, ...]:
                   else Frame(_short_path(fn), line, code.co_name))
             if len(cache) >= _FRAME_CACHE_MAX:
                 cache.clear()
-            cache[key] = fr
+            cache[key] = (fr, weakref.ref(code))
         if fr is not None:
             out.append(fr)
         f = f.f_back
