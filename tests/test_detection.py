@@ -268,6 +268,24 @@ def test_a_long_held_lock_does_not_keep_the_short_lived_locks_taken_under_it():
     assert detect.graph.stats()["edges"] == 1
 
 
+def test_with_detection_off_locks_dropped_while_held_do_not_pile_up_on_the_held_list():
+    # Detection off: a lock taken while others are held skips the lock-order bookkeeping
+    # (the C paths do not even call into detection) until the thread's held list grows
+    # long; then the locks nobody can release any more (acquired, never released, dropped
+    # by the program) are taken off it, as with detection on.
+    from tracethread._core import state
+    tracethread.configure(detection=False)
+    try:
+        outer = tracethread.Lock()
+        with outer:
+            for _ in range(200):
+                tracethread.Lock().acquire()   # never released, dropped at once
+            held = len(state.current_state().held)
+        assert held <= 20, held
+    finally:
+        tracethread.configure(detection=True)
+
+
 def test_a_release_by_another_thread_while_the_owner_changes_its_held_list():
     # ThreadPoolExecutor's idle semaphore: acquired by the submitting thread, released by
     # a worker while the submitter goes on taking and releasing its own locks. Taking it

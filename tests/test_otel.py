@@ -976,6 +976,40 @@ def test_summarized_holds_reach_the_histogram_exactly(sdk):
     assert 0 < hold.min < 0.001
 
 
+def test_summarized_notifies_that_woke_threads_reach_the_counter_exactly(sdk):
+    """A notify that woke threads is counted in the core while summaries are on (no
+    record each, issue 20): the notifications counter gets every thread woken, as it did
+    from one record per notify; one that woke nobody adds nothing."""
+    spans, reader, tp = sdk
+    assert summaries.aggregating[0]
+    cond = tracethread.Condition(name="summarized-cond")
+    woke = []
+
+    def waiter():
+        with cond:
+            woke.append(cond.wait(TIMEOUT))
+
+    for n_waiters, notify in ((3, lambda: cond.notify(2)), (1, lambda: cond.notify()),
+                              (2, lambda: cond.notify_all())):
+        threads = [tracethread.Thread(target=waiter) for _ in range(n_waiters)]
+        for t in threads:
+            t.start()
+        testing.wait_until_blocked(cond, n_waiters)
+        with cond:
+            notify()
+            cond.notify()   # (and one more, which wakes nobody only when none are left)
+        for t in threads:
+            t.join(TIMEOUT)
+    with cond:
+        cond.notify()       # woke nobody
+    tracethread.flush()
+    assert woke == [True] * 6
+    m = _metrics(reader)
+    (notified,) = [p for p in m[N.NOTIFICATIONS[0]].data.data_points
+                   if p.attributes[N.M_LOCK_NAME] == "summarized-cond"]
+    assert notified.value == 6
+
+
 def test_a_batch_of_waits_reaches_the_histogram_as_recorded_one_by_one(sdk):
     """The waits of one drain are added to the wait histogram in one step per attribute
     set: bucket counts, sum, min and max are those of one record per wait (the spans

@@ -261,7 +261,9 @@ def test_switching_while_counts_are_pending_loses_nothing(sink):
     assert len(cap.of(lock)) == 10   # the capture saw only its own
 
 
-def test_notifies_that_woke_nobody_are_counted_and_the_others_recorded(sink):
+def test_notifies_are_counted_those_that_woke_with_the_threads_they_woke(sink):
+    # A notify that woke a thread was a record of its own until issue 20: the sinks that
+    # take summaries only count it (the report's operations, the OTel notifications).
     cond = tracethread.Condition()
     with cond:
         for _ in range(100):
@@ -282,9 +284,9 @@ def test_notifies_that_woke_nobody_are_counted_and_the_others_recorded(sink):
     tracethread.flush()
     assert woke == [True]
     assert sink.total(cond, "notifies") == 101
-    notified = [r for r in sink.records if r.op == R.CONDITION_NOTIFY
+    assert (sink.total(cond, "wakeups"), sink.total(cond, "woken")) == (1, 1)
+    assert not [r for r in sink.records if r.op in (R.CONDITION_NOTIFY, R.CONDITION_NOTIFY_ALL)
                 and r.primitive is cond._info]
-    assert len(notified) == 1 and notified[0].details["woken"] == 1
 
 
 def test_semaphore_and_event_operations_that_did_not_wait_are_counted(sink):
@@ -402,6 +404,21 @@ def test_report_statistics_are_the_same_either_way():
             event.wait()
             event.clear()
             event.wait(0)
+        wake = tracethread.Condition(tracethread.Lock(name="wake-lock"), name="stats-wake")
+        woke = []
+
+        def waiter():
+            with wake:
+                woke.append(wake.wait(TIMEOUT))
+
+        for _ in range(5):   # a notify that woke a thread: counted, or a record
+            t = tracethread.Thread(target=waiter)
+            t.start()
+            testing.wait_until_blocked(wake, 1)
+            with wake:
+                wake.notify()
+            t.join(TIMEOUT)
+        assert woke == [True] * 5
         tracethread.flush()
 
     import contextlib
@@ -425,6 +442,7 @@ def test_report_statistics_are_the_same_either_way():
     assert rows[0][("Condition", "stats-cond")] == (300, 0, 0, 1)
     assert rows[0][("Semaphore", "stats-sem")] == (900, 300, 0, 1)
     assert rows[0][("Event", "stats-event")] == (1200, 0, 0, 1)
+    assert rows[0][("Condition", "stats-wake")] == (10, 0, 0, 6)   # 5 waits, 5 notifies
     assert failures_waits[0] == failures_waits[1] == {"stats-sem": (300, 0),
                                                       "stats-event": (0, 600)}
 

@@ -7,6 +7,7 @@ Without the C module it does nothing (the pure-Python paths call the core direct
 
 from __future__ import annotations
 
+from . import config as _config
 from . import detect as _detect
 from . import records as _r
 from . import state as _state
@@ -28,4 +29,6 @@ if speedups is not None:
                        condition_notify_all=_r.CONDITION_NOTIFY_ALL,
                        condition_wait=_r.CONDITION_WAIT)
     speedups.set_thread_state_type(ThreadState)
+    speedups.set_detection(_config.get().detection)
+    _config.on_change(lambda cfg: speedups.set_detection(cfg.detection))
     _stream.on_buffer_change(speedups.set_append)

@@ -4,14 +4,16 @@ recording each one.
 While every sink accepts them (``accepts_summaries = True``: the report's statistics, the
 OpenTelemetry metrics), the operations that neither waited nor ended a wait are not
 recorded one by one: the uncontended Lock/RLock operations (a fast-path acquire or
-re-entry, a release nobody waited for), Condition notifies that woke nobody, Semaphore
+re-entry, a release nobody waited for), Condition notifies (that woke nobody, or how
+many they woke), Semaphore
 acquires that did not wait and releases that woke nobody, and Event set (woke nobody),
 clear and wait (did not block). The operation adds to counters kept on the primitive (how
 many of each, hold-time total/min/max and histogram buckets, which threads) and lists it
 in ``dirty`` once. Each drain takes the counters and delivers one SUMMARY record per
 (kind, name).
 Everything else (acquires and waits that waited, try-acquires of a Lock/RLock, contended
-releases, notifies and sets that woke a thread) is still one record per operation, and
+releases, Semaphore releases and Event sets that woke a thread) is still one record per
+operation, and
 with any other sink attached (tests' capture(), the trace file, user sinks) every
 operation is. This keeps a busy lock's cost to a few counter updates: no tuple per
 operation, nothing for the drainer to materialize, no SDK call per hold.
@@ -44,7 +46,7 @@ else:
 # at import, and every index below is taken from it by name.
 COUNTER_FIELDS = ("acquires", "reentries", "releases", "inner_releases", "hold_sum",
                   "hold_min", "hold_max", "buckets", "bucket_sums", "threads", "notifies",
-                  "failures", "sem_releases", "sets", "clears", "polls")
+                  "failures", "sem_releases", "sets", "clears", "polls", "wakeups", "woken")
 if speedups is not None and tuple(getattr(speedups, "COUNTER_FIELDS", ())) != COUNTER_FIELDS:
     raise ImportError("tracethread._speedups is out of date (its counter layout differs): "
                       "rebuild it")
@@ -67,15 +69,19 @@ A_SEM_RELEASES: int = _INDEX["sem_releases"]
 A_SETS: int = _INDEX["sets"]
 A_CLEARS: int = _INDEX["clears"]
 A_POLLS: int = _INDEX["polls"]
+A_WAKEUPS: int = _INDEX["wakeups"]
+A_WOKEN: int = _INDEX["woken"]
 _N_TAKEN = len(COUNTER_FIELDS)
 A_LAST: int = _N_TAKEN   # the Python counters list has one more slot: the last thread seen
 # Plain operation counts (summed across a summary's instances) and their detail keys.
 _COUNTS = ((A_ACQUIRES, "acquisitions"), (A_REENTRIES, "reentries"),
            (A_INNER_RELEASES, "inner_releases"), (A_NOTIFIES, "notifies"),
            (A_FAILURES, "failures"), (A_SEM_RELEASES, "semaphore_releases"),
-           (A_SETS, "event_sets"), (A_CLEARS, "event_clears"), (A_POLLS, "event_waits"))
-# Every detail key of a summary that counts operations (the plain counts and the releases).
-SUMMARY_OPERATION_KEYS = tuple(key for _, key in _COUNTS) + ("releases",)
+           (A_SETS, "event_sets"), (A_CLEARS, "event_clears"), (A_POLLS, "event_waits"),
+           (A_WAKEUPS, "wakeups"), (A_WOKEN, "woken"))
+# Every detail key of a summary that counts operations (the plain counts, but `woken`,
+# which counts threads, and the releases).
+SUMMARY_OPERATION_KEYS = tuple(key for _, key in _COUNTS if key != "woken") + ("releases",)
 
 aggregating: list[bool] = [False]   # read by the primitives' Python paths
 counting: list[bool] = [False]      # summaries are counted: some sink takes them
@@ -141,16 +147,17 @@ def py_touch(prim: Any, st: ThreadState) -> list:
     return a
 
 
-def py_count(prim: Any, st: ThreadState, index: int) -> None:
-    """Count one operation of ``prim`` by ``st`` (the pure-Python paths' ``bump``)."""
+def py_count(prim: Any, st: ThreadState, index: int, n: int = 1) -> None:
+    """Count ``n`` (one operation) at ``index`` of ``prim``'s counters, by ``st`` (the
+    pure-Python paths' ``bump``)."""
     if not counting[0]:
         return   # no sink: nothing is counted
     a = prim._agg
     if _LOCK_FREE and a is not None and a[A_LAST] is st:
-        a[index] += 1   # no call since the read: no take in between
+        a[index] += n   # no call since the read: no take in between
         return
     with agg_lock:
-        py_touch(prim, st)[index] += 1
+        py_touch(prim, st)[index] += n
 
 
 def py_count_hold(prim: Any, st: ThreadState, held_ns: int) -> None:
@@ -177,8 +184,8 @@ def py_count_hold(prim: Any, st: ThreadState, held_ns: int) -> None:
         agg_lock.release()
 
 
-# bump(prim, st, index): count one operation of `prim` by `st` in its summary.
-bump: Callable[[Any, ThreadState, int], None] = (
+# bump(prim, st, index, n=1): count one operation (or n) of `prim` by `st` in its summary.
+bump: Callable[..., None] = (
     speedups.bump if speedups is not None else py_count)
 # bump_hold(lock, st, held_ns): count an uncontended hold of a lock that ended (a release
 # nobody waited for) in its summary.

@@ -72,7 +72,9 @@
     X(SEM_RELEASES,   sem_releases,   COUNT)   \
     X(SETS,           sets,           COUNT)   \
     X(CLEARS,         clears,         COUNT)   \
-    X(POLLS,          polls,          COUNT)
+    X(POLLS,          polls,          COUNT)   \
+    X(WAKEUPS,        wakeups,        COUNT)   \
+    X(WOKEN,          woken,          COUNT)
 
 /* A_<NAME>: the slot's index; N_COUNTERS: how many slots (the length of an array of
  * counts). */
@@ -98,7 +100,7 @@ enum { COUNTER_LAYOUT(COUNTER_INDEX_) N_COUNTERS };
 #define COUNTER_SUMMED_HOLD(i)
 #define COUNTER_SUMMED_OBJ(i)
 
-/* The Py_BuildValue format of a taken summary's counts (now "(LLLLLLLNNNLLLLLL)"). */
+/* The Py_BuildValue format of a taken summary's counts (now "(LLLLLLLNNNLLLLLLLL)"). */
 #define COUNTER_FMT_(NAME, name, kind) COUNTER_FMT_##kind
 #define COUNTER_FORMAT "(" COUNTER_LAYOUT(COUNTER_FMT_) ")"
 
@@ -195,6 +197,13 @@ extern PyObject *cfg_threading_file, *cfg_refuse_lock_args;   /* Lock() in C */
  * it), for objects of exactly that type. */
 extern PyTypeObject *tstate_type;
 extern Py_ssize_t off_guard, off_held;
+
+/* Set by set_detection() (configure(detection=...)): with detection off, a lock taken
+ * while others are held is not looked up in the known edges, nor given to
+ * detect.on_acquire, until the held list is longer than HELD_CHECK_OFF (on_acquire then
+ * takes off it the locks nobody can release any more, _forget_orphans). */
+extern int detection_on;
+#define HELD_CHECK_OFF 16
 
 /* Set by set_aggregation(). Aggregation (see tracethread/_core/summaries.py): while every
  * sink accepts summaries, the uncontended fast paths add to counters on the primitive
@@ -385,7 +394,7 @@ PyObject *rlock_acquire_restore_impl(RLockCore *self, PyObject *state);
 
 /* condition.c */
 extern PyType_Spec CondCore_spec;
-int cond_count(CondCore *self, PyObject *st, Py_ssize_t index);
+int cond_count(CondCore *self, PyObject *st, Py_ssize_t index, long long n);
 
 /* summary.c */
 int seen_traverse(Seen *s, visitproc visit, void *arg);

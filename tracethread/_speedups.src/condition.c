@@ -189,15 +189,15 @@ CondCore_is_owned(CondCore *self, PyObject *Py_UNUSED(ignored))
     return PyObject_CallMethodNoArgs((PyObject *)self, str_default_is_owned);
 }
 
-/* Count one operation (index in the counter layout) by `st`: 0, or -1 with an exception. */
+/* Count n at `index` of the counter layout, by `st`: 0, or -1 with an exception. */
 int
-cond_count(CondCore *self, PyObject *st, Py_ssize_t index)
+cond_count(CondCore *self, PyObject *st, Py_ssize_t index, long long n)
 {
     if (!agg_counting)
         return 0;   /* no sink: nothing is counted */
     if (summary_touch((PyObject *)self, &self->dirty, &self->seen, st) < 0)
         return -1;
-    self->c[index]++;
+    self->c[index] += n;
     return 0;
 }
 
@@ -263,8 +263,9 @@ cond_wake(PyObject *waiters, Py_ssize_t n)
 }
 
 /* notify(n=1) / notify_all() (all: n is NULL), as condition.py's `_notify_py` and
- * `_notify_all_py`: wake the waiters, then a notify that woke nobody is counted while
- * summaries are on and any other is a record with (n, woken). Those methods take what
+ * `_notify_all_py`: wake the waiters, then, while summaries are on, count a notify that
+ * woke nobody (A_NOTIFIES) or one that woke threads (A_WAKEUPS, and A_WOKEN the threads);
+ * while every operation is wanted, a record with (n, woken). Those methods take what
  * is not the common case: the caller does not own the lock (their error), or an `n`
  * that is not an int (the stdlib compares and subtracts whatever it is given). */
 static PyObject *
@@ -303,8 +304,10 @@ cond_notify(CondCore *self, PyObject *n, int all)
         return NULL;
     int g = is_guarded(st);
     int rc = g < 0 ? -1 : 0;
-    if (g == 0 && !woken && agg_on) {
-        rc = cond_count(self, st, A_NOTIFIES);
+    if (g == 0 && agg_on) {   /* (a notify that woke: a wake-up, and how many) */
+        rc = woken ? cond_count(self, st, A_WAKEUPS, 1) : cond_count(self, st, A_NOTIFIES, 1);
+        if (rc == 0 && woken)
+            rc = cond_count(self, st, A_WOKEN, woken);
     } else if (g == 0) {
         PyObject *info = PyObject_GetAttr(me, str_info);
         PyObject *nn = all ? PyLong_FromSsize_t(waiting) : Py_NewRef(n);

@@ -33,6 +33,10 @@ note_acquired(PyObject *st, PyObject *self, PyObject *info)
     }
     Py_ssize_t n = PyList_GET_SIZE(held);
     int need_python = 0;
+    if (!detection_on) {   /* (no graph: only a long list is looked at, for orphans) */
+        need_python = n > HELD_CHECK_OFF;
+        n = 0;
+    }
     for (Py_ssize_t i = 0; i < n && !need_python; i++) {
         PyObject *h = PyList_GET_ITEM(held, i);
         if (h == self)

@@ -37,6 +37,9 @@ PyObject *cfg_threading_file = NULL, *cfg_refuse_lock_args = NULL;
 PyTypeObject *tstate_type = NULL;
 Py_ssize_t off_guard = -1, off_held = -1;
 
+/* Set by set_detection(). */
+int detection_on = 1;
+
 /* Set by set_aggregation(). */
 int agg_on = 0;
 int agg_counting = 0;
@@ -108,6 +111,17 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     SET(cfg_condition_notify_all, cna);
     SET(cfg_condition_wait, cw);
 #undef SET
+    Py_RETURN_NONE;
+}
+
+/* set_detection(on): the lock-order graph is kept (detection on) or not. */
+static PyObject *
+set_detection(PyObject *module, PyObject *on)
+{
+    int v = PyObject_IsTrue(on);
+    if (v < 0)
+        return NULL;
+    detection_on = v;
     Py_RETURN_NONE;
 }
 
@@ -281,7 +295,7 @@ static PyMethodDef module_methods[] = {
     {"take_summaries", take_summaries, METH_O,
      "take_summaries(prims): take and add up their counters per (kind, name)."},
     {"bump", (PyCFunction)(void (*)(void))py_bump, METH_FASTCALL,
-     "bump(prim, st, index): count one operation in prim's summary (atomic)."},
+     "bump(prim, st, index, n=1): count n in prim's summary counter (atomic)."},
     {"bump_hold", (PyCFunction)(void (*)(void))py_bump_hold, METH_FASTCALL,
      "bump_hold(lock, st, held_ns): count an uncontended hold of a C lock (atomic)."},
     {"set_aggregation", set_aggregation, METH_VARARGS,
@@ -294,6 +308,8 @@ static PyMethodDef module_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "Bind the core's thread-local, buffer and constants."},
     {"set_append", set_append, METH_O, "Re-bind the buffer's append (buffer resized)."},
+    {"set_detection", set_detection, METH_O,
+     "Is the lock-order graph kept (configure(detection=...))?"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -272,14 +272,24 @@ new_counters(void)
 PyObject *
 py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "bump() takes exactly 3 arguments");
+    if (nargs != 3 && nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "bump() takes 3 or 4 arguments");
         return NULL;
     }
     PyObject *prim = args[0], *st = args[1];
     Py_ssize_t index = PyLong_AsSsize_t(args[2]);
     if (index == -1 && PyErr_Occurred())
         return NULL;
+    long long by = 1;
+    if (nargs == 4) {
+        by = PyLong_AsLongLong(args[3]);
+        if (by == -1 && PyErr_Occurred())
+            return NULL;
+        if (by < 0) {
+            PyErr_SetString(PyExc_ValueError, "bump(): a count is never negative");
+            return NULL;
+        }
+    }
     if (index < 0 || index >= A_LEN || index == A_LAST || counter_is_obj(index)) {
         PyErr_SetString(PyExc_ValueError, "bump(): not a counter index");
         return NULL;
@@ -291,7 +301,7 @@ py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!agg_counting)
         Py_RETURN_NONE;   /* no sink: nothing is counted */
     if (PyObject_TypeCheck(prim, CondCore_Type)) {
-        if (cond_count((CondCore *)prim, st, index) < 0)
+        if (cond_count((CondCore *)prim, st, index, by) < 0)
             return NULL;
         Py_RETURN_NONE;
     }
@@ -299,11 +309,11 @@ py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         /* (the Python paths of the C locks: a Condition's wait over an RLock) */
         LockCore *l = (LockCore *)prim;
         if (index == A_ACQUIRES)
-            l->acquires++;
+            l->acquires += by;
         else if (index == A_REENTRIES)
-            l->reentries++;
+            l->reentries += by;
         else if (index == A_INNER_RELEASES)
-            l->inner_releases++;
+            l->inner_releases += by;
         else {
             PyErr_SetString(PyExc_ValueError, "bump(): not a lock's counter");
             return NULL;
@@ -351,7 +361,9 @@ py_bump(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyList_SetItem(a, A_LAST, Py_NewRef(st));
     }
     PyObject *old = PyList_GET_ITEM(a, index);
-    PyObject *v = PyNumber_Add(old, one);
+    PyObject *byo = PyLong_FromLongLong(by);
+    PyObject *v = byo ? PyNumber_Add(old, byo) : NULL;
+    Py_XDECREF(byo);
     if (v == NULL) {
         Py_DECREF(a);
         return NULL;

@@ -27,9 +27,9 @@ from .lock import Lock, RLock
 
 _append: Any = None  # bound to the record buffer by bind_append
 bind_append(globals())
-_aggregating = _sum.aggregating   # [bool]: notifies that woke nobody are only counted
+_aggregating = _sum.aggregating   # [bool]: notifies are only counted
 _bump = _sum.bump
-_NOTIFIES = _sum.A_NOTIFIES
+_NOTIFIES, _WAKEUPS, _WOKEN = _sum.A_NOTIFIES, _sum.A_WAKEUPS, _sum.A_WOKEN
 
 _allocate_lock = _raw.allocate_lock
 # A Condition's default RLock (in C with the extension).
@@ -220,11 +220,19 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         except AttributeError:
             st = new_state()
         if not st.guard:
-            if not woken and _aggregating[0]:
-                _bump(self, st, _NOTIFIES)
+            if _aggregating[0]:
+                self._count_notify(st, woken)
             else:
                 record(CONDITION_NOTIFY, self._info, st, None, woken > 0, False, None, None,
                        (n, woken))
+
+    def _count_notify(self, st: Any, woken: int) -> None:
+        """A notify in the summary: one that woke nobody, or a wake-up and how many."""
+        if woken:
+            _bump(self, st, _WAKEUPS)
+            _bump(self, st, _WOKEN, woken)
+        else:
+            _bump(self, st, _NOTIFIES)
 
     def _wake(self, n: int) -> int:
         woken = 0
@@ -254,8 +262,8 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         woken = self._wake(n) if n else 0
         st = current_state()
         if not st.guard:
-            if not woken and _aggregating[0]:
-                _bump(self, st, _NOTIFIES)
+            if _aggregating[0]:
+                self._count_notify(st, woken)
             else:
                 record(CONDITION_NOTIFY_ALL, self._info, st, None, woken > 0, False, None,
                        None, (n, woken))

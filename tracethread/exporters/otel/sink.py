@@ -402,6 +402,8 @@ class OTelSink:
         n = d["acquisitions"] + d["reentries"]
         if n:
             self._count(self.c_acq, attrs_m, n)
+        if d.get("woken"):   # (Condition notifies that woke threads)
+            self._count(self.c_notify, attrs_m, d["woken"])
         if not d["releases"]:
             return
         if self._merge_holds:
