@@ -1072,6 +1072,30 @@ def test_force_flush_exports_what_was_recorded_so_far(otlp_receiver, monkeypatch
         api.set_context_hooks(None)
 
 
+@pytest.mark.parametrize("env_size", [None, "1024"])
+def test_the_span_queue_is_as_deep_as_the_record_buffer_unless_the_environment_says(
+        otlp_receiver, monkeypatch, env_size):
+    # The SDK's 2048-span queue lost 4,707 spans of a Condition ping-pong under the
+    # benchmark (issue 20): tracethread's is the record buffer's depth by default, and
+    # OTEL_BSP_MAX_QUEUE_SIZE still decides when set.
+    from tracethread._core import stream
+    from tracethread.exporters import otel
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.endpoint)  # restored
+    if env_size is None:
+        monkeypatch.delenv("OTEL_BSP_MAX_QUEUE_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", env_size)
+    exporting = otel.setup(otlp_endpoint=otlp_receiver.endpoint)
+    try:
+        assert [q.maxlen for q in exporting.queues] == [
+            stream.DEFAULT_BUFFER_SIZE if env_size is None else int(env_size)]
+    finally:
+        tracethread.remove_sink(exporting.sink)
+        exporting.shutdown()
+        api.set_context_hooks(None)
+
+
 def _spans_of_every_shape():
     """Finished SDK spans covering what an OTLP encoder must get right."""
     from opentelemetry import trace
