@@ -522,9 +522,10 @@ def test_with_no_sink_an_uncontended_operation_records_and_counts_nothing():
 
 def _blocking_round():
     """Operations that wait or wake a thread (records, never summaries): a contended Lock,
-    a Condition wait woken by a notify, an Event wait, a wait that times out, a thread's
-    start, run and join."""
+    a Condition wait woken by a notify, an Event wait, a Semaphore acquire that waited, a
+    Barrier pass, a wait that times out, a thread's start, run and join."""
     lock, cond, ev = tracethread.Lock(), tracethread.Condition(), tracethread.Event()
+    sem, barrier = tracethread.Semaphore(0), tracethread.Barrier(2)
     ready = []
 
     def other():
@@ -534,6 +535,8 @@ def _blocking_round():
             while not ready:
                 cond.wait()
         ev.wait()
+        sem.acquire()
+        barrier.wait()
 
     lock.acquire()
     t = tracethread.Thread(target=other)
@@ -546,6 +549,9 @@ def _blocking_round():
         cond.notify()
         cond.wait(0.001)
     ev.set()
+    testing.wait_until_blocked(sem, 1)
+    sem.release()
+    barrier.wait()
     t.join(TIMEOUT)
     assert not t.is_alive()
     return lock, cond
@@ -569,7 +575,8 @@ def test_with_no_sink_an_operation_that_waited_makes_no_record_either():
         tracethread.remove_sink(capture)
     ops = {r.op for r in capture.records}
     assert {R.LOCK_ACQUIRE, R.LOCK_RELEASE, R.CONDITION_WAIT, R.CONDITION_NOTIFY,
-            R.THREAD_START, R.THREAD_JOIN} <= ops, ops
+            R.EVENT_WAIT, R.SEMAPHORE_ACQUIRE, R.BARRIER_WAIT, R.THREAD_START,
+            R.THREAD_JOIN} <= ops, ops
     waits = [r for r in capture.records if r.op == R.CONDITION_WAIT]
     assert [(w.ok, w.blocked) for w in waits] == [(True, True), (False, True)]
     assert all(w.site is not None and w.site.file.endswith("test_summaries.py")

@@ -19,6 +19,7 @@ from typing import Any
 
 import wrapt
 
+from ._core import stream as _stream
 from ._core.records import (
     LOCK_ACQUIRE, LOCK_RELEASE, RLOCK_ACQUIRE, RLOCK_RELEASE, caller_site,
 )
@@ -28,6 +29,7 @@ from .primitives._base import (
 
 _append: Any = None   # bound by bind_append (the buffer's, or nothing with no sink)
 bind_append(globals())
+_listening = _stream.listening   # [bool]: a sink is attached
 
 _RLOCK_TYPES = tuple(t for t in (getattr(_thread, "RLock", None),) if isinstance(t, type))
 
@@ -59,7 +61,7 @@ class TracedLockProxy(wrapt.ObjectProxy):
         elif not blocking:
             ok, blocked, t1 = False, False, t0
         else:
-            site = caller_site(2)
+            site = caller_site(2) if _listening[0] else None   # (only a record's)
             st.waiting = self._self_info
             st.wait_bounded = timeout != -1
             try:

@@ -289,11 +289,11 @@ def frames_of(frame: Any, limit: int = MAX_STACK) -> tuple[Frame, ...]:
     A walk of the frames, each (code, line) turned into a ``Frame`` once and cached: no
     source lines are read (``traceback.extract_stack`` would read them, and stat the files,
     for every frame — tens of microseconds for each new lock-order edge). The cache is
-    keyed by the code object's id, not the code object: a code object's hash is computed
-    anew each time over its bytecode, constants and names (the walk of a deep stack spent
-    most of its time there); each entry holds a weak reference to its code, compared on a
-    hit (an id is reused once its code is gone, and recompiled code must not be kept
-    alive)."""
+    keyed by the code object's id and the instruction, not the code object and the line: a
+    code object's hash is computed anew each time over its bytecode, constants and names,
+    and ``f_lineno`` decodes the line table (the walk of a deep stack spent most of its
+    time there); each entry holds a weak reference to its code, compared on a hit (an id
+    is reused once its code is gone, and recompiled code must not be kept alive)."""
     out = []
     f = frame
     cache = _frame_cache
@@ -301,17 +301,16 @@ def frames_of(frame: Any, limit: int = MAX_STACK) -> tuple[Frame, ...]:
         if f is None:
             break
         code = f.f_code
-        line = f.f_lineno or 0
-        key = (id(code), line)
+        key = (id(code), f.f_lasti)
         hit = cache.get(key)
         if hit is not None and hit[1]() is code:
             fr = hit[0]
         else:
             fn = code.co_filename
             # The program's own frames: not tracethread's, not threading's bootstrap, not
-            # runpy.
+            # runpy. (The line only here: f_lineno decodes the code's line table.)
             fr = (None if fn.startswith(_PKG_DIR) or fn in _NOISE
-                  else Frame(_short_path(fn), line, code.co_name))
+                  else Frame(_short_path(fn), f.f_lineno or 0, code.co_name))
             if len(cache) >= _FRAME_CACHE_MAX:
                 cache.clear()
             cache[key] = (fr, weakref.ref(code))

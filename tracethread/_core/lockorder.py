@@ -89,7 +89,7 @@ class LockOrderGraph(Generic[N]):
         # The keys of the edges taken at least once without a timeout, kept up to date
         # here (the C fast paths look an acquire's edge up in this set).
         self.unbounded = unbounded if unbounded is not None else set()
-        self._stacks: dict[tuple, tuple] = {}
+        self._stacks: dict[tuple, tuple] = {}   # the frames' ids -> the stack
         self.edges: dict[tuple[N, N], Edge[N]] = {}
         self.succ: dict[N, set[N]] = {}
         self.pred: dict[N, set[N]] = {}
@@ -129,13 +129,19 @@ class LockOrderGraph(Generic[N]):
         if self.full():
             self.not_kept += 1
             return []
-        others = tuple(dict.fromkeys(n for n in held if n != src)) if held else ()
+        if not held or (type(held) is list and len(held) == 1 and held[0] == src):
+            others: tuple = ()   # (the usual case: only src held)
+        else:
+            others = tuple(dict.fromkeys(n for n in held if n != src))
         if stack:
-            shared = self._stacks.get(stack)
+            # Interned by the frames' ids: the kept stack keeps its frames alive, so ids
+            # found here are its frames (hashing a tuple of frames hashes each one).
+            ids = tuple(map(id, stack))
+            shared = self._stacks.get(ids)
             if shared is not None:
                 stack = shared
             elif len(self._stacks) < self.STACKS_MAX:
-                self._stacks[stack] = stack
+                self._stacks[ids] = stack
         edge = Edge(src, dst, thread, thread_ident, others, stack, bounded,
                     context=context)
         self.edges[key] = edge
@@ -212,6 +218,8 @@ class LockOrderGraph(Generic[N]):
         """Shortest path start -> ... -> goal (as a node list ending with goal)."""
         if start == goal:
             return [goal]
+        if not self.succ.get(start):
+            return None   # (the usual new edge: into a lock that was never held over another)
         parent: dict[N, N] = {start: start}
         queue = deque([start])
         signal = self.signal

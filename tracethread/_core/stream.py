@@ -66,6 +66,9 @@ _atexit_registered = False
 _deadline = 0.0         # monotonic time after which a drain stops delivering (exit)
 _late = [0]             # records a drain stopped short of, past the deadline
 dirty = _summaries.dirty
+# [bool]: a sink is attached (else nothing is recorded: the hot paths skip what only a
+# record carries, a call site, the OTel context). The same list as summaries.counting.
+listening: list[bool] = _summaries.counting
 
 
 class Sink(Protocol):

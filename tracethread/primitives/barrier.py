@@ -14,6 +14,8 @@ from ._base import (
     std_signature, use_raw,
 )
 
+_listening = _stream.listening   # [bool]: a sink is attached
+
 # The stdlib's class itself: `except threading.BrokenBarrierError` must catch ours.
 BrokenBarrierError = _raw.BrokenBarrierError
 
@@ -57,7 +59,8 @@ class Barrier(metaclass=StdCompatMeta):
         """Wait for the barrier; returns this thread's arrival index (0 to parties-1)."""
         st = current_state()
         t0 = now_ns()
-        site = None if st.guard else caller_site(2)
+        recording = not st.guard and _listening[0]   # (no sink: no record, no site)
+        site = caller_site(2) if recording else None
         index = None
         passed = False
         try:
@@ -65,7 +68,7 @@ class Barrier(metaclass=StdCompatMeta):
             passed = True
             return index
         finally:
-            if not st.guard:
+            if recording:
                 record(BARRIER_WAIT, self._info, st, t0, passed,
                        not (passed and index is not None and index + 1 == self._parties),
                        None, site,

@@ -153,7 +153,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         st = current_state()
-        recording = not st.guard
+        recording = not st.guard and _stream.listening[0]   # (no sink: no record)
         if recording:
             site = caller_site(2)
             t0 = now_ns()

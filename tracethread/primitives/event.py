@@ -16,6 +16,8 @@ from ._base import (
     std_signature, use_raw,
 )
 
+_listening = _stream.listening   # [bool]: a sink is attached
+
 _aggregating = _sum.aggregating
 _bump = _sum.bump
 _SETS, _CLEARS, _WAITS = _sum.A_SETS, _sum.A_CLEARS, _sum.A_POLLS
@@ -128,7 +130,7 @@ class Event(metaclass=StdCompatMeta):
                 else:
                     blocked = True
                     t0 = now_ns()
-                    if not st.guard:
+                    if not st.guard and _listening[0]:
                         site = caller_site(2)
                     st.waiting = self._info
                     st.wait_since = now_ns()
@@ -140,7 +142,7 @@ class Event(metaclass=StdCompatMeta):
         if not st.guard:
             if not blocked and _aggregating[0]:
                 _bump(self, st, _WAITS)
-            else:
+            elif _listening[0]:
                 record(EVENT_WAIT, self._info, st, t0 if blocked else None, signaled, blocked,
                        None, site, (as_timeout(timeout),
                                     _stream.capture_context() if blocked else None))

@@ -24,6 +24,8 @@ from ._base import (
     now_ns, record, std_signature, use_raw,
 )
 
+_listening = _stream.listening   # [bool]: a sink is attached
+
 _aggregating = _sum.aggregating
 _bump = _sum.bump
 _ACQUIRES, _FAILURES, _RELEASES = _sum.A_ACQUIRES, _sum.A_FAILURES, _sum.A_SEM_RELEASES
@@ -144,7 +146,7 @@ class Semaphore(metaclass=StdCompatMeta):
                 if not blocked:
                     blocked = True
                     t0 = now_ns()
-                    if not st.guard:
+                    if not st.guard and _listening[0]:
                         site = caller_site(2)
                 st.waiting = self._info
                 st.wait_since = now_ns()
@@ -164,7 +166,7 @@ class Semaphore(metaclass=StdCompatMeta):
             self._acquired(st, blocking, requested_timeout)
         if not blocked and _aggregating[0]:
             _bump(self, st, _ACQUIRES if rc else _FAILURES)
-        else:
+        elif _listening[0]:
             record(SEMAPHORE_ACQUIRE, self._info, st, t0 if blocked else None, rc, blocked,
                    None, site, (bool(blocking),
                                 as_timeout(requested_timeout),

@@ -161,7 +161,8 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
             return super().join(timeout)  # the stdlib's errors for these cases
         t0 = now_ns()
         alive = self.is_alive()
-        site = caller_site(2) if alive else None
+        listening = _stream.listening[0]   # (no sink: no record, no site)
+        site = caller_site(2) if alive and listening else None
         st.waiting = self._tt_info
         st.wait_since = now_ns()
         try:
@@ -176,6 +177,8 @@ class Thread(_StdThread, metaclass=StdCompatMeta):
         # join(0) (a timeout <= 0) is a look at the thread, never blocked (OUTCOME_POLICY);
         # the join above took the timeout, so it compares with 0.
         blocked = alive and may_wait(timeout)
+        if not listening:
+            return
         _append((seq(), THREAD_JOIN, self._tt_info, st, t0,
                                now_ns() if alive else t0, not self.is_alive(), blocked,
                                None, site if blocked else None,
