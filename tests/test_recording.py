@@ -11,6 +11,7 @@ import pytest
 
 import tracethread
 from tracethread import testing
+from tracethread._core import _raw
 
 HERE = os.path.basename(__file__)
 TIMEOUT = 10
@@ -239,6 +240,39 @@ def test_an_exception_inside_condition_wait_leaves_the_lock_held_and_no_waiter(m
     assert not cond._lock.locked()
     (wait,) = cap.ops("condition.wait")
     assert wait.ok is False and wait.blocked and wait.details["timeout"] == TIMEOUT
+
+
+def test_a_condition_subclass_has_its_own_lock_protocol_called_by_wait():
+    """wait() calls the Condition's _is_owned, _release_save and _acquire_restore, as the
+    stdlib's does over a Lock: a subclass overriding them is honoured (the C wait takes
+    only an exact tracethread.Condition; review of issue 20)."""
+    calls = []
+
+    def subclass(base):
+        class Watched(base):
+            def _is_owned(self):
+                calls.append("owned")
+                return super()._is_owned()
+
+            def _release_save(self):
+                calls.append("save")
+                return super()._release_save()
+
+            def _acquire_restore(self, state):
+                calls.append("restore")
+                return super()._acquire_restore(state)
+        return Watched
+
+    seen = []   # (over a Lock: the stdlib stores the protocol of an RLock, not a Lock's,
+    #             in the instance, where it would hide the subclass's methods)
+    for base, lock in ((_raw.StdCondition, _raw.allocate_lock()),
+                       (tracethread.Condition, tracethread.Lock())):
+        calls.clear()
+        cond = subclass(base)(lock)
+        with cond:
+            assert cond.wait(0.001) is False
+        seen.append(list(calls))
+    assert seen[0] == seen[1] == ["owned", "save", "restore"]
 
 
 def test_event_records():

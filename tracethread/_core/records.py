@@ -347,6 +347,8 @@ DETAIL_KEYS: dict[str, tuple[str, ...]] = {
 
 
 _OPTIONAL = {"context", "contended"}
+# Per operation, its detail keys that are left out when None.
+_OPTIONAL_OF = {op: tuple(k for k in keys if k in _OPTIONAL) for op, keys in DETAIL_KEYS.items()}
 
 
 _new_tuple = tuple.__new__
@@ -357,9 +359,14 @@ def materialize(raw: tuple) -> Record:
     if details is None:
         details = EMPTY
     elif type(details) is tuple:
-        # An absent OTel context or release flag is left out, not shown as None.
-        details = MappingProxyType({k: v for k, v in zip(DETAIL_KEYS[op], details)
-                                    if v is not None or k not in _OPTIONAL})
+        # An absent OTel context or release flag is left out, not shown as None. (A dict
+        # of the pairs, then the absent ones taken out: a comprehension per record was
+        # the larger part of this function.)
+        d = dict(zip(DETAIL_KEYS[op], details))
+        for k in _OPTIONAL_OF[op]:
+            if d.get(k, 0) is None:
+                del d[k]
+        details = MappingProxyType(d)
     info_ = st._info
     if info_ is None or info_.name != st.name:
         info_ = st.info()

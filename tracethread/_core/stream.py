@@ -93,8 +93,11 @@ def add_sink(sink: Sink) -> None:
             _pending.clear()
             _delivered = next_seq()
         _sinks.append(sink)
-        _summaries.update_aggregation(_sinks)
+        # The append first, then recording on: a thread that sees a sink must find the
+        # buffer (a number given to a record that went nowhere would hold the drains
+        # back GAP_WAIT_S and count as dropped). Removing: the other way round.
         _publish_buffer()
+        _summaries.update_aggregation(_sinks)
     if not _atexit_registered:
         _atexit_registered = True
         atexit.register(_flush_at_exit)

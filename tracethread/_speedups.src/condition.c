@@ -454,20 +454,19 @@ CondCore_wait(CondCore *self, PyObject *timeout)
     saved = CondCore_release_save(self, NULL);
     if (saved == NULL)
         goto done;
-    info = PyObject_GetAttr(me, str_info);
-    if (info == NULL)
-        goto done;
-    PyObject *since = PyLong_FromLongLong(now_ns());
-    if (since == NULL || PyObject_SetAttr(st, str_waiting, info) < 0 ||
-        PyObject_SetAttr(st, str_wait_since, since) < 0 ||
-        PyObject_SetAttr(st, str_wait_bounded, timeout == Py_None ? Py_False : Py_True) < 0) {
-        Py_XDECREF(since);
-        goto done;   /* (before the try: no restore, as the Python twin) */
-    }
-    Py_DECREF(since);
-    /* try: */
+    /* try: (right after the release, as the stdlib's: whatever fails from here, the
+     * lock is restored) */
     int waits = 1, gotit = 0;
-    if (timeout == Py_None) {
+    info = PyObject_GetAttr(me, str_info);
+    PyObject *since = info ? PyLong_FromLongLong(now_ns()) : NULL;
+    int marked = since != NULL && PyObject_SetAttr(st, str_waiting, info) == 0 &&
+                 PyObject_SetAttr(st, str_wait_since, since) == 0 &&
+                 PyObject_SetAttr(st, str_wait_bounded,
+                                  timeout == Py_None ? Py_False : Py_True) == 0;
+    Py_XDECREF(since);
+    if (!marked) {
+        r = NULL;
+    } else if (timeout == Py_None) {
         r = PyObject_CallOneArg(raw_acquire_descr, waiter);
         gotit = r != NULL;
     } else {
@@ -510,7 +509,7 @@ CondCore_wait(CondCore *self, PyObject *timeout)
         else
             ok = 0;
     }
-    if (ok && recorded) {
+    if (ok && recorded && info != NULL) {   /* (no _info: its error is pending) */
         PyObject *rt = record_timeout(timeout);
         PyObject *reacquired = rt ? PyLong_FromLongLong(now_ns()) : NULL;
         PyObject *ctx = NULL;

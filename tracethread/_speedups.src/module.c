@@ -422,6 +422,8 @@ module_exec(PyObject *m)
         raw_locked_descr = PyObject_GetAttrString(lock_type, "locked");
         if (raw_acquire_descr == NULL || raw_release_descr == NULL || raw_locked_descr == NULL
             || !PyType_Check(lock_type)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "_thread.LockType is not a type");
             Py_DECREF(lock_type);
             Py_DECREF(allocate);
             return -1;

@@ -122,9 +122,7 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         try:
             self._is_owned = lock._is_owned
         except AttributeError:
-            if type(lock) is Lock:
-                # Same answer as the stdlib's try-acquire probe, without recording one.
-                self._is_owned = lock._lock.locked
+            pass   # (the class's: _default_is_owned, which a subclass may override)
 
     def _at_fork_reinit(self) -> None:
         self._lock._at_fork_reinit()
@@ -142,6 +140,9 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
     def _default_is_owned(self) -> bool:
         # Return True if lock is owned by current_thread.
         # This method is called only if _lock doesn't have _is_owned().
+        if type(self._lock) is Lock:
+            # Same answer as the stdlib's try-acquire probe, without recording one.
+            return self._lock._lock.locked()
         if self._lock.acquire(False):
             self._lock.release()
             return False
@@ -163,10 +164,10 @@ class Condition(_CondBase, metaclass=StdCompatMeta):
         saved_state = self._release_save()
         gotit = False
         waits = True   # False for a timeout <= 0: one look, not a wait (OUTCOME_POLICY)
-        st.waiting = self._info
-        st.wait_since = now_ns()
-        st.wait_bounded = timeout is not None
         try:    # restore state no matter what (e.g., KeyboardInterrupt)
+            st.waiting = self._info
+            st.wait_since = now_ns()
+            st.wait_bounded = timeout is not None
             if timeout is None:
                 waiter.acquire()
                 gotit = True
@@ -313,7 +314,9 @@ else:
 
     def wait(self: Condition, timeout: float | None = None) -> bool:
         """Wait until notified or until a timeout occurs (see ``threading.Condition``)."""
-        return _c_wait(self, timeout)
+        if type(self) is Condition:
+            return _c_wait(self, timeout)
+        return self._wait_py(timeout)   # (a subclass may override the lock protocol)
 
     def notify(self: Condition, n: int = 1) -> None:
         """Wake up one or more threads waiting on this condition, if any."""
