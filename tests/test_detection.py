@@ -286,6 +286,29 @@ def test_with_detection_off_locks_dropped_while_held_do_not_pile_up_on_the_held_
         tracethread.configure(detection=True)
 
 
+def test_a_lock_taken_after_waiting_forgets_where_once_released():
+    # A lock acquired after waiting remembers where (st.held_sites, a deadlock report's
+    # "took ... at"); its release must forget it, on every path (the C release kept it,
+    # and a later lock reusing the id would have been reported as taken there).
+    from tracethread._core import state
+    for make in (tracethread.Lock, tracethread.RLock):
+        lock = make()
+        sites = []
+        lock.acquire()
+
+        def taker():
+            with lock:
+                sites.append(dict(state.current_state().held_sites))
+            sites.append(dict(state.current_state().held_sites))
+
+        t = tracethread.Thread(target=taker)
+        t.start()
+        testing.wait_until_blocked(lock, 1)
+        lock.release()
+        t.join(10)
+        assert [id(lock) in d for d in sites] == [True, False], make
+
+
 def test_a_release_by_another_thread_while_the_owner_changes_its_held_list():
     # ThreadPoolExecutor's idle semaphore: acquired by the submitting thread, released by
     # a worker while the submitter goes on taking and releasing its own locks. Taking it

@@ -196,7 +196,7 @@ extern PyObject *cfg_threading_file, *cfg_refuse_lock_args;   /* Lock() in C */
  * their offsets (what the member descriptor does, without the attribute lookup that finds
  * it), for objects of exactly that type. */
 extern PyTypeObject *tstate_type;
-extern Py_ssize_t off_guard, off_held;
+extern Py_ssize_t off_guard, off_held, off_held_sites;
 
 /* Set by set_detection() (configure(detection=...)): with detection off, a lock taken
  * while others are held is not looked up in the known edges, nor given to

@@ -83,6 +83,30 @@ note_acquired(PyObject *st, PyObject *self, PyObject *info)
     return rc;
 }
 
+/* Forget where `owner` took `self` after waiting (st.held_sites[id(self)], kept for a
+ * deadlock report's "took ... at"), as lock.py's _leave_held does: an entry left behind
+ * would name the site of a later lock that reuses the id. Only a dict with entries is
+ * looked at (the usual one is empty). 0, or -1 with an exception set. */
+static int
+forget_held_site(PyObject *owner, PyObject *self)
+{
+    if (off_held_sites < 0 || Py_TYPE(owner) != tstate_type)
+        return 0;
+    PyObject *sites = *(PyObject **)((char *)owner + off_held_sites);
+    if (sites == NULL || !PyDict_CheckExact(sites) || PyDict_GET_SIZE(sites) == 0)
+        return 0;
+    PyObject *key = PyLong_FromVoidPtr(self);
+    if (key == NULL)
+        return -1;
+    int rc = PyDict_DelItem(sites, key);
+    Py_DECREF(key);
+    if (rc < 0 && PyErr_ExceptionMatches(PyExc_KeyError)) {
+        PyErr_Clear();
+        rc = 0;
+    }
+    return rc;
+}
+
 /* `self` was released by `st`; take it off its owner's held list. */
 static int
 note_released(PyObject *owner, PyObject *self, PyObject *st)
@@ -103,6 +127,8 @@ note_released(PyObject *owner, PyObject *self, PyObject *st)
         Py_XDECREF(r);
     }
     Py_DECREF(held);
+    if (rc == 0)
+        rc = forget_held_site(owner, self);
     return rc;
 }
 

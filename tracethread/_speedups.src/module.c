@@ -35,7 +35,7 @@ PyObject *cfg_threading_file = NULL, *cfg_refuse_lock_args = NULL;
 
 /* Set by set_thread_state_type(). */
 PyTypeObject *tstate_type = NULL;
-Py_ssize_t off_guard = -1, off_held = -1;
+Py_ssize_t off_guard = -1, off_held = -1, off_held_sites = -1;
 
 /* Set by set_detection(). */
 int detection_on = 1;
@@ -152,7 +152,8 @@ slot_offset(PyObject *type, const char *name)
     return off;
 }
 
-/* set_thread_state_type(type): read ThreadState's guard and held slots directly. */
+/* set_thread_state_type(type): read ThreadState's guard, held and held_sites slots
+ * directly. */
 static PyObject *
 set_thread_state_type(PyObject *module, PyObject *type)
 {
@@ -164,7 +165,8 @@ set_thread_state_type(PyObject *module, PyObject *type)
     Py_XSETREF(tstate_type, (PyTypeObject *)type);
     off_guard = slot_offset(type, "guard");
     off_held = slot_offset(type, "held");
-    return Py_BuildValue("(nn)", off_guard, off_held);
+    off_held_sites = slot_offset(type, "held_sites");
+    return Py_BuildValue("(nnn)", off_guard, off_held, off_held_sites);
 }
 
 /* set_lock_classes(Lock, RLock, allocate_lock, threading_file=None, refuse=None): the
