@@ -42,12 +42,11 @@ _dead: collections.deque[Node] = collections.deque()   # nodes whose lock was co
 # nodes whose lock is watched (``_watch``) -> ((kind, name), instance number) (None: an
 # instance node of identity "site")
 _tracked: dict = {}
-# node -> the weak reference to its lock whose callback queues the node on ``_dead``, and
-# id(that reference) -> node: a plain weakref and one callback for all (a
-# ``weakref.finalize``, or a closure per node, allocates several objects the collector
-# tracks, and the collections they trigger were a new edge's largest cost)
+# node -> the weak reference to its lock whose callback queues the node on ``_dead``: a
+# weakref that carries its node, and one callback for all (a ``weakref.finalize``, or a
+# closure per node, allocates several objects the collector tracks, and the collections
+# they trigger were a new edge's largest cost)
 _refs: dict = {}
-_ref_nodes: dict = {}
 # (src_info, dst_info) of edges already taken without a timeout, by instance: the fast
 # paths' "nothing new here" check. The graph keeps it (``LockOrderGraph.unbounded``): a
 # key goes with its edge when either lock is collected.
@@ -176,31 +175,34 @@ def node_of(info: Any) -> Node:
     return info
 
 
+class _NodeRef(weakref.ref):
+    """A weak reference to a lock that knows its graph node."""
+
+    __slots__ = ("node",)
+    node: Any
+
+
+def _collected(ref: _NodeRef) -> None:
+    _dead.append(ref.node)
+
+
 def _watch(obj: Any, node: Node) -> None:
     """Queue ``node`` on ``_dead`` when ``obj`` is garbage-collected (its edges go at the
     next graph operation, ``_drop_dead``). An object that takes no weak reference is
     never collected while its node is in the graph."""
     try:
-        ref = weakref.ref(obj, _collected)
+        ref = _NodeRef(obj, _collected)
     except TypeError:
         return
+    ref.node = node
     _refs[node] = ref
-    _ref_nodes[id(ref)] = node
-
-
-def _collected(ref: Any) -> None:
-    node = _ref_nodes.pop(id(ref), None)
-    if node is not None:
-        _dead.append(node)
 
 
 def _drop_dead() -> None:
     while _dead:
         node = _dead.popleft()
         graph.drop_node(node)
-        ref = _refs.pop(node, None)
-        if ref is not None:
-            _ref_nodes.pop(id(ref), None)
+        _refs.pop(node, None)
         t = _tracked.pop(node, None)
         if t is not None:
             group = t[0]
@@ -219,7 +221,6 @@ def reset() -> None:
         graph = _new_graph()
         _tracked.clear()
         _refs.clear()
-        _ref_nodes.clear()
         _ordinals.clear()
         _last_ordinal.clear()
         _in_graph.clear()

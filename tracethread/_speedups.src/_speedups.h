@@ -224,7 +224,7 @@ extern int agg_counting;
 /* Is any sink attached? With none (the summary path on and nothing counted), no record
  * is made at all, nor what only a record carries (a call site, the OTel context): nobody
  * would read it, and a sink added later starts from that moment (docs/records.md, "No
- * sink"). emit(), emit_span() and record() check it. */
+ * sink"). emit_record() (emit() is one) and record() check it. */
 #define SINKS() (agg_counting || !agg_on)
 /* Will anybody read the time of this operation? Not while no sink is attached: an
  * uncontended acquire and release then skip the clock. */
@@ -374,8 +374,8 @@ raw_release(PyObject *raw)
 PyObject *thread_state(void);
 int emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_ns,
          PyObject *site, PyObject *details);
-int emit_span(PyObject *op, PyObject *info, PyObject *st, long long t0, long long t1, int ok,
-              int blocked, PyObject *site, PyObject *details);
+int emit_record(PyObject *op, PyObject *info, PyObject *st, long long t0, long long t1, int ok,
+                int blocked, long long held_ns, PyObject *site, PyObject *details);
 PyObject *next_seq(PyObject *module, PyObject *Py_UNUSED(ignored));
 PyObject *py_now_ns(PyObject *module, PyObject *Py_UNUSED(ignored));
 PyObject *py_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs);

@@ -225,6 +225,22 @@ CondCore_dealloc(CondCore *self)
     Py_DECREF(tp);
 }
 
+/* waiters.remove(waiter), a waiter no longer there being no error (the stdlib's
+ * `try: ... except ValueError: pass`). 0, or -1 with an exception set. */
+static int
+remove_waiter(PyObject *waiters, PyObject *waiter)
+{
+    PyObject *r = PyObject_CallMethodOneArg(waiters, str_remove, waiter);
+    if (r != NULL) {
+        Py_DECREF(r);
+        return 0;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_ValueError))
+        return -1;
+    PyErr_Clear();
+    return 0;
+}
+
 /* Wake up to `n` of the waiters, oldest first (Condition._wake): how many were woken, or
  * -1 with an exception set. A waiter already released (gh-92530: a notify interrupted
  * before it removed the lock) is removed without counting. */
@@ -250,13 +266,9 @@ cond_wake(PyObject *waiters, Py_ssize_t n)
             Py_DECREF(waiter);
             return -1;
         }
-        r = PyObject_CallMethodOneArg(waiters, str_remove, waiter);
+        int rc = remove_waiter(waiters, waiter);
         Py_DECREF(waiter);
-        if (r != NULL)
-            Py_DECREF(r);
-        else if (PyErr_ExceptionMatches(PyExc_ValueError))
-            PyErr_Clear();
-        else
+        if (rc < 0)
             return -1;
     }
     return woken;
@@ -500,15 +512,8 @@ CondCore_wait(CondCore *self, PyObject *timeout)
         ok = r != NULL;
         Py_XDECREF(r);
     }
-    if (ok && !gotit) {
-        r = PyObject_CallMethodOneArg(waiters, str_remove, waiter);
-        if (r != NULL)
-            Py_DECREF(r);
-        else if (PyErr_ExceptionMatches(PyExc_ValueError))
-            PyErr_Clear();
-        else
-            ok = 0;
-    }
+    if (ok && !gotit)
+        ok = remove_waiter(waiters, waiter) == 0;
     if (ok && recorded && info != NULL) {   /* (no _info: its error is pending) */
         PyObject *rt = record_timeout(timeout);
         PyObject *reacquired = rt ? PyLong_FromLongLong(now_ns()) : NULL;
@@ -518,8 +523,8 @@ CondCore_wait(CondCore *self, PyObject *timeout)
                   ? PyObject_CallNoArgs(cfg_capture_context) : Py_NewRef(Py_None);
         PyObject *details = ctx ? PyTuple_Pack(3, rt, reacquired, ctx) : NULL;
         ok = details != NULL &&
-             emit_span(cfg_condition_wait, info, st, t0, t1, gotit, waits,
-                       waits ? site : NULL, details) == 0;
+             emit_record(cfg_condition_wait, info, st, t0, t1, gotit, waits, -1,
+                         waits ? site : NULL, details) == 0;
         Py_XDECREF(details);
         Py_XDECREF(ctx);
         Py_XDECREF(reacquired);

@@ -261,16 +261,21 @@ parse_acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     return 0;
 }
 
+/* Somebody waits for the lock (its contended paths, in Python, keep the list). */
+static inline int
+has_waiters(LockCore *self)
+{
+    return self->waiting != NULL && PyList_Check(self->waiting) &&
+           PyList_GET_SIZE(self->waiting) > 0;
+}
+
 /* Details of a release (new reference): None, or (True, otel context) when another thread
  * was waiting: a contended hold, whose span joins the holder's trace. */
 static PyObject *
 release_details(LockCore *self)
 {
-    if (!(self->waiting && PyList_Check(self->waiting) &&
-          PyList_GET_SIZE(self->waiting) > 0)) {
-        Py_INCREF(Py_None);
-        return Py_None;
-    }
+    if (!has_waiters(self))
+        return Py_NewRef(Py_None);
     if (cfg_capture_context == NULL || !SINKS()) {   /* (no record will carry it) */
         Py_INCREF(contended_details);
         return contended_details;
@@ -762,14 +767,6 @@ RLockCore_is_owned(RLockCore *self, PyObject *Py_UNUSED(ignored))
     int owned = self->owner == st;
     Py_DECREF(st);
     return PyBool_FromLong(owned);
-}
-
-/* Somebody waits for the lock (its contended paths, in Python, keep the list). */
-static inline int
-has_waiters(LockCore *self)
-{
-    return self->waiting != NULL && PyList_Check(self->waiting) &&
-           PyList_GET_SIZE(self->waiting) > 0;
 }
 
 /* _release_save(): Condition.wait's release of every level at once; returns (count,

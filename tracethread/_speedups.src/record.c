@@ -59,80 +59,44 @@ append_record(PyObject *tuple)
     return 0;
 }
 
-/* Append (seq, op, info, st, t, t, True, False, held, None, details). held < 0: None.
- * Nothing while no sink is attached (SINKS()). */
+/* Append (seq, op, info, st, t0, t1, ok, blocked, held, site, details): the record
+ * tuple of the C paths (held < 0: None; site NULL: None; t0 == t1: one int for both).
+ * Nothing while no sink is attached (SINKS()). 0, or -1 with an exception set. */
 int
-emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_ns,
-     PyObject *site, PyObject *details)
+emit_record(PyObject *op, PyObject *info, PyObject *st, long long t0, long long t1, int ok,
+            int blocked, long long held_ns, PyObject *site, PyObject *details)
 {
     if (!SINKS())
         return 0;   /* (nobody would read it) */
-    PyObject *t = PyLong_FromLongLong(tns);
-    if (t == NULL)
-        return -1;
-    PyObject *held = NULL;
-    if (held_ns >= 0) {
-        held = PyLong_FromLongLong(held_ns);
-        if (held == NULL) {
-            Py_DECREF(t);
-            return -1;
-        }
-    }
-    PyObject *tuple = PyTuple_New(11);
-    if (tuple == NULL) {
-        Py_DECREF(t);
-        Py_XDECREF(held);
-        return -1;
-    }
-    PyObject *seq = PyLong_FromLongLong(++seq_counter);
-    if (seq == NULL) {
-        Py_DECREF(tuple);
-        Py_DECREF(t);
-        Py_XDECREF(held);
-        return -1;
-    }
-    PyTuple_SET_ITEM(tuple, 0, seq);
-    Py_INCREF(op); PyTuple_SET_ITEM(tuple, 1, op);
-    Py_INCREF(info); PyTuple_SET_ITEM(tuple, 2, info);
-    Py_INCREF(st); PyTuple_SET_ITEM(tuple, 3, st);
-    PyTuple_SET_ITEM(tuple, 4, t);   /* steals */
-    Py_INCREF(t); PyTuple_SET_ITEM(tuple, 5, t);
-    Py_INCREF(Py_True); PyTuple_SET_ITEM(tuple, 6, Py_True);
-    Py_INCREF(Py_False); PyTuple_SET_ITEM(tuple, 7, Py_False);
-    if (held == NULL) { Py_INCREF(Py_None); held = Py_None; }
-    PyTuple_SET_ITEM(tuple, 8, held);
-    if (site == NULL)
-        site = Py_None;
-    Py_INCREF(site); PyTuple_SET_ITEM(tuple, 9, site);
-    Py_INCREF(details); PyTuple_SET_ITEM(tuple, 10, details);
-    return append_record(tuple);
-}
-
-/* Append (seq, op, info, st, t0, t1, ok, blocked, None, site, details): a span, as
- * Condition.wait's (the C wait, condition.c). site NULL: None. */
-int
-emit_span(PyObject *op, PyObject *info, PyObject *st, long long t0, long long t1, int ok,
-          int blocked, PyObject *site, PyObject *details)
-{
-    if (!SINKS())
-        return 0;
     PyObject *a = PyLong_FromLongLong(t0);
-    PyObject *b = a ? PyLong_FromLongLong(t1) : NULL;
-    PyObject *seq = b ? PyLong_FromLongLong(++seq_counter) : NULL;
+    PyObject *b = a == NULL ? NULL : t1 == t0 ? Py_NewRef(a) : PyLong_FromLongLong(t1);
+    PyObject *held = b == NULL ? NULL
+                     : held_ns >= 0 ? PyLong_FromLongLong(held_ns) : Py_NewRef(Py_None);
+    PyObject *seq = held ? PyLong_FromLongLong(++seq_counter) : NULL;
     PyObject *tuple = seq ? PyTuple_New(11) : NULL;
     if (tuple == NULL) {
         Py_XDECREF(a);
         Py_XDECREF(b);
+        Py_XDECREF(held);
         Py_XDECREF(seq);
         return -1;
     }
     PyObject *items[11] = {seq, Py_NewRef(op), Py_NewRef(info), Py_NewRef(st), a, b,
                            Py_NewRef(ok ? Py_True : Py_False),
-                           Py_NewRef(blocked ? Py_True : Py_False), Py_NewRef(Py_None),
+                           Py_NewRef(blocked ? Py_True : Py_False), held,
                            Py_NewRef(site ? site : Py_None), Py_NewRef(details)};
     for (int i = 0; i < 11; i++)
         PyTuple_SET_ITEM(tuple, i, items[i]);   /* (steals) */
     return append_record(tuple);
+}
+
+/* An operation that did not wait, at one instant: (seq, op, info, st, t, t, True, False,
+ * held, site, details). */
+int
+emit(PyObject *op, PyObject *info, PyObject *st, long long tns, long long held_ns,
+     PyObject *site, PyObject *details)
+{
+    return emit_record(op, info, st, tns, tns, 1, 0, held_ns, site, details);
 }
 
 PyObject *

@@ -105,8 +105,6 @@ class StatsSink:
         # (a Record is a tuple: unpacked, not read through its properties, one call each;
         # the drain's largest cost with this sink alone, issue 20)
         rows = self.rows
-        all_threads = self.threads
-        max_names = self.MAX_THREAD_NAMES
         for r in records:
             _, op, p, thread, start_ns, end_ns, ok, blocked, held_ns, _, details = r
             if op == _FINDING:
@@ -125,11 +123,7 @@ class StatsSink:
             row.instances.add(p.id)
             self.records += 1
             row.operations += 1
-            name = thread.name
-            if len(row.threads) < max_names:
-                row.threads.add(name)
-            if len(all_threads) < 100_000:
-                all_threads.add(name)
+            self._thread(row, thread.name)
             if op in _ACQUIRES:
                 if ok:
                     row.acquisitions += 1
